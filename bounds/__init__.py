@@ -1,0 +1,1 @@
+"""bounds: analytic predictions, worst-case bounds and capacity (SPEC §4). Pure, typed."""

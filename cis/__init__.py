@@ -1,0 +1,1 @@
+"""Application layer: command line and reports (no maths here)."""

@@ -1,0 +1,3 @@
+from cis.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""Rendering: rich tables for people, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None  # JSON has no NaN/inf
+    return x
+
+
+def dumps(obj: Any) -> str:
+    """Strict JSON (NaN/inf become null)."""
+    return json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(x)
+    if isinstance(x, (float, np.floating)):
+        if not math.isfinite(x):
+            return "-"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, justify="right" if c not in ("class", "property", "result") else "left")
+    for r in rows:
+        t.add_row(*[fmt(v) for v in r])
+    return t
+
+
+def print_tables(*tables: Table) -> None:
+    console = Console(width=160)
+    for t in tables:
+        console.print(t)
+
+
+def run_tables(result: dict[str, Any]) -> list[Table]:
+    """Tables of ``cis run``'s JSON object."""
+    cfg = result["config"]
+    head = ", ".join(f"{k}={v}" for k, v in cfg.items())
+    rows = []
+    for lay in result["layers"]:
+        for cls in ("active", "inactive"):
+            s = lay[cls]
+            if s is None:
+                continue
+            rows.append(
+                [lay["layer"], cls, s["mse"], s["mse_ci"][0], s["mse_ci"][1], s["max_abs"],
+                 lay["false_activation_rate"] if cls == "inactive" else None, lay["frac_on"]]
+            )
+    sec = result["seconds"]
+    title = f"{head}\nbuild {sec['build']:.2f} s, forward {sec['forward']:.2f} s"
+    cols = ["layer", "class", "mse", "ci lo", "ci hi", "max |err|", "false act.", "frac on"]
+    return [table(title, cols, rows)]

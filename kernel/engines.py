@@ -1,0 +1,261 @@
+"""SPEC §3: three exact engines for the forward pass of the large network, and the batch API.
+
+``dense`` (NumPy oracle: forms W^l), ``factorised`` and ``sparse`` (numba, activation-sparse)
+return the same read-outs to float64 rounding. Read-outs of *all* T circuits are reduced inside the
+kernels to per-sample statistics (sum of squares, max, false activations) so that memory stays
+O(B * L) however large T is; full read-outs are returned only for circuits asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kernel import validate
+from kernel._numba import n_threads
+from kernel._jit import _forward_factorised, _forward_sparse
+from kernel.circuits import run_small
+from kernel.network import Network
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of forward passes: ``active`` (B, z) distinct circuits, ``inputs`` (B, z, d)."""
+
+    active: np.ndarray
+    inputs: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.active.shape[0])
+
+    @property
+    def z(self) -> int:
+        return int(self.active.shape[1])
+
+
+def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
+    """Draw ``batch`` samples, each with z distinct active circuits chosen uniformly (SPEC §7),
+    fed their default inputs ``net.circuits.inputs``."""
+    batch = validate.integer("batch", batch, low=1)
+    z = validate.integer("z", z, low=1, high=net.T)
+    rng = np.random.default_rng(validate.seed(seed))
+    active = rng.integers(0, net.T, size=(batch, z))
+    while True:  # redraw rows with repeated circuits (rare unless z ~ sqrt(T))
+        srt = np.sort(active, axis=1)
+        bad = np.nonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))[0]
+        if bad.size == 0:
+            break
+        active[bad] = np.stack([rng.choice(net.T, z, replace=False) for _ in bad])
+    return Batch(active, net.circuits.inputs[active])
+
+
+def make_batch(net: Network, active: Any, inputs: Any = None) -> Batch:
+    """Validate an explicit batch: active (B, z) distinct indices in [0, T); inputs (B, z, d) >= 0
+    (default: the circuits' own inputs)."""
+    act = validate.array("active", active, (None, None), dtype=np.int64)
+    if act.size and (act.min() < 0 or act.max() >= net.T):
+        raise validate.ConfigError(
+            f"active has indices in [{act.min()}, {act.max()}], allowed [0, T-1={net.T - 1}]"
+        )
+    if act.shape[1] > 1 and (np.diff(np.sort(act, axis=1), axis=1) == 0).any():
+        raise validate.ConfigError("active has a repeated circuit within a sample; need distinct")
+    if inputs is None:
+        x = net.circuits.inputs[act]
+    else:
+        x = validate.array("inputs", inputs, (act.shape[0], act.shape[1], net.d))
+        if np.any(x < 0):
+            raise validate.ConfigError("inputs has negative entries; a^0 is a ReLU state (>= 0)")
+    return Batch(act, x)
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Everything a forward pass measures. Layer axes run over layers 0..L.
+
+    h, a : (B, L+1, z, d) ground truth of the active circuits (bias-free pre-activation, activation).
+    active_readout : (B, L+1, z, d) read-outs U_t^l A^l of the active circuits (layer 0: the input).
+    readout : (B, L+1, R, d) read-outs of ``readout_ids`` (None if none were asked for).
+    inactive_sq, inactive_max, inactive_false : (B, L+1) over the T - z inactive circuits per sample:
+        sum of |read-out|^2, max abs component, count with |read-out| > ``thresholds``.
+    frac_on : (B, L+1) fraction of large neurons > 0 (layer 0: the embedded input A^0).
+    """
+
+    engine: str
+    batch: Batch
+    h: np.ndarray
+    a: np.ndarray
+    active_readout: np.ndarray
+    readout_ids: np.ndarray
+    readout: np.ndarray | None
+    inactive_sq: np.ndarray
+    inactive_max: np.ndarray
+    inactive_false: np.ndarray
+    frac_on: np.ndarray
+    thresholds: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def active_error(self) -> np.ndarray:
+        """(B, L+1, z, d) epsilon of the active circuits."""
+        return self.active_readout - self.a
+
+
+def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
+    return {
+        "out_active": np.zeros((B, L, z, d)),
+        "out_readout": np.zeros((B, L, R, d)),
+        "out_sq": np.zeros((B, L)),
+        "out_max": np.zeros((B, L)),
+        "out_false": np.zeros((B, L), dtype=np.int64),
+        "out_on": np.zeros((B, L + 1)),
+        "n_chunks": min(B, n_threads()),
+    }
+
+
+def _run_factorised(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> dict:
+    out = _outputs(batch.size, net.L, batch.z, net.d, ids.size)
+    c = net.circuits
+    _forward_factorised(net.offsets, c.weights, c.bias, net.n, net.read_c, batch.active,
+                        batch.inputs, thr, ids, **out)
+    return out
+
+
+def _run_sparse(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> dict:
+    out = _outputs(batch.size, net.L, batch.z, net.d, ids.size)
+    c = net.circuits
+    _forward_sparse(net.offsets, c.weights, c.bias, net.n, net.read_c, net.inv_indptr,
+                    net.inv_circuits, batch.active, batch.inputs, thr, ids, **out)
+    return out
+
+
+def _readout_dense(net: Network, A: np.ndarray, layer: int) -> np.ndarray:
+    """U_t^l A for all t and all rows of A (B, D): returns (B, T, d)."""
+    n, d = net.n, net.d
+    idx = np.arange(d)[None, :, None] * n + net.offsets[layer - 1][:, None, :]  # (T, d, S)
+    r = A[:, idx].sum(axis=-1) * (1.0 / net.S + net.read_c)
+    if net.read_c:
+        r -= net.read_c * A.reshape(-1, d, n).sum(axis=-1)[:, None, :]
+    return r
+
+
+def _run_dense(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> dict:
+    """NumPy oracle: A^0 by scatter, W^l formed densely, read-outs gathered for all circuits."""
+    B, z, d, n, L = batch.size, batch.z, net.d, net.n, net.L
+    out = _outputs(B, L, z, d, ids.size)
+    h1 = np.einsum("bzij,bzj->bzi", net.circuits.weights[0][batch.active], batch.inputs)
+    rows = np.arange(d)[None, None, :, None] * n + net.offsets[0][batch.active][:, :, None, :]
+    A = np.zeros((B, net.D))
+    np.add.at(A, (np.arange(B)[:, None, None, None], rows), h1[..., None])
+    out["out_on"][:, 0] = (A > 0).mean(axis=1)
+    bias = np.repeat(net.circuits.bias, n, axis=1)  # (L, D): B^l = b^l kron 1_n
+    A = np.maximum(A + bias[0], 0.0)
+    is_active = np.zeros((B, net.T), dtype=bool)
+    is_active[np.arange(B)[:, None], batch.active] = True
+    chunk = max(1, int(2e7 // (net.T * d * net.S)))
+    for layer in range(1, L + 1):
+        out["out_on"][:, layer] = (A > 0).mean(axis=1)
+        for lo in range(0, B, chunk):
+            sl = slice(lo, lo + chunk)
+            r = _readout_dense(net, A[sl], layer)  # (b, T, d)
+            out["out_active"][sl, layer - 1] = np.take_along_axis(
+                r, batch.active[sl][:, :, None], axis=1
+            )
+            out["out_readout"][sl, layer - 1] = r[:, ids]
+            sq = np.where(is_active[sl], 0.0, (r**2).sum(axis=2))
+            out["out_sq"][sl, layer - 1] = sq.sum(axis=1)
+            out["out_max"][sl, layer - 1] = np.where(is_active[sl][..., None], 0.0, np.abs(r)).max(
+                axis=(1, 2)
+            )
+            out["out_false"][sl, layer - 1] = (sq > thr[layer - 1] ** 2).sum(axis=1)
+        if layer < L:
+            A = np.maximum(A @ net.dense_layer(layer + 1).T + bias[layer], 0.0)
+    return out
+
+
+Runner = Callable[[Network, Batch, np.ndarray, np.ndarray], dict]
+
+#: engine name -> runner; ``activation-sparse`` is an alias of ``sparse``
+ENGINES: dict[str, Runner] = {
+    "dense": _run_dense,
+    "factorised": _run_factorised,
+    "sparse": _run_sparse,
+    "activation-sparse": _run_sparse,
+}
+
+
+def _readout_ids(net: Network, readout: Any) -> np.ndarray:
+    if readout is None:
+        return np.zeros(0, dtype=np.int64)
+    if isinstance(readout, str):
+        validate.choice("readout", readout, ("all",))
+        return np.arange(net.T, dtype=np.int64)
+    ids = validate.array("readout", readout, (None,), dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= net.T):
+        raise validate.ConfigError(
+            f"readout has ids in [{ids.min()}, {ids.max()}], allowed [0, T-1={net.T - 1}]"
+        )
+    return ids
+
+
+def forward(
+    net: Network,
+    batch: Batch,
+    *,
+    engine: str = "factorised",
+    readout: str | np.ndarray | None = None,
+    threshold_fraction: float = 0.1,
+) -> ForwardResult:
+    """Run the large network on a batch and the small circuits beside it (SPEC §3).
+
+    Parameters
+    ----------
+    engine : "dense" (NumPy oracle), "factorised" or "sparse" (numba).
+    readout : None, "all", or circuit ids whose full read-outs (B, L+1, R, d) are returned.
+    threshold_fraction : false-activation threshold per layer, as a fraction of the mean active
+        norm <|a_t^l|> of the batch's ground truth.
+    """
+    engine = validate.choice("engine", engine, ENGINES)
+    threshold_fraction = validate.real("threshold_fraction", threshold_fraction, low=0.0)
+    if batch.inputs.shape[2] != net.d or batch.active.max(initial=0) >= net.T:
+        raise validate.ConfigError("batch does not belong to this network (check d and T)")
+    ids = _readout_ids(net, readout)
+    t0 = time.perf_counter()
+    h, a = run_small(net.circuits, batch.active, batch.inputs)
+    thr = threshold_fraction * np.linalg.norm(a, axis=-1).mean(axis=(0, 2))  # (L+1,)
+    t1 = time.perf_counter()
+    out = ENGINES[engine](net, batch, np.ascontiguousarray(thr[1:]), ids)
+    t2 = time.perf_counter()
+    B, L, z, d = batch.size, net.L, batch.z, net.d
+
+    def with_layer0(x: np.ndarray, first: np.ndarray | float = 0.0) -> np.ndarray:
+        full = np.zeros((B, L + 1, *x.shape[2:]), dtype=x.dtype)
+        full[:, 0] = first
+        full[:, 1:] = x
+        return full
+
+    readout_arr = None
+    if ids.size:
+        readout_arr = with_layer0(out["out_readout"])
+        # layer 0 is the exact input: active circuits read their input, inactive ones 0
+        hit = batch.active[:, :, None] == ids[None, None, :]  # (B, z, R)
+        readout_arr[:, 0] = np.einsum("bzr,bzd->brd", hit, batch.inputs)
+    return ForwardResult(
+        engine=engine,
+        batch=batch,
+        h=h,
+        a=a,
+        active_readout=with_layer0(out["out_active"], batch.inputs),
+        readout_ids=ids,
+        readout=readout_arr,
+        inactive_sq=with_layer0(out["out_sq"]),
+        inactive_max=with_layer0(out["out_max"]),
+        inactive_false=with_layer0(out["out_false"]),
+        frac_on=out["out_on"],
+        thresholds=thr,
+        seconds={"small": t1 - t0, "large": t2 - t1},
+    )

@@ -1,0 +1,134 @@
+"""SPEC §4, §6: read-out errors per layer and circuit class, and the one-call ``run``.
+
+MSE is the mean over circuits (and samples) of the squared Euclidean norm |eps_t^l|^2 of the
+d-vector error, as in SPEC §4. Confidence intervals are normal 95% intervals over samples (per-sample
+means are independent; circuits within one sample are not).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from kernel import validate
+from kernel.engines import ENGINES, ForwardResult, forward, sample_batch
+from kernel.network import Network, NetworkConfig, build_network
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """Error statistics of one circuit class at one layer."""
+
+    mse: float
+    mse_ci: tuple[float, float]
+    max_abs: float
+
+    @staticmethod
+    def from_samples(per_sample_mse: np.ndarray, max_abs: float) -> ClassStats:
+        m = float(per_sample_mse.mean())
+        half = Z95 * float(per_sample_mse.std(ddof=1)) / np.sqrt(per_sample_mse.size) if per_sample_mse.size > 1 else float("nan")
+        return ClassStats(m, (m - half, m + half), float(max_abs))
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    layer: int
+    active: ClassStats
+    inactive: ClassStats | None  # None when every circuit is active (T == z)
+    false_activation_rate: float
+    frac_on: float
+
+
+def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
+    """Per-layer statistics (SPEC §6) of one forward result."""
+    err = res.active_error  # (B, L+1, z, d)
+    n_inactive = net.T - res.batch.z
+    out = []
+    for layer in range(net.L + 1):
+        e = err[:, layer]
+        active = ClassStats.from_samples((e**2).sum(axis=-1).mean(axis=1), np.abs(e).max())
+        inactive = None
+        rate = 0.0
+        if n_inactive:
+            inactive = ClassStats.from_samples(
+                res.inactive_sq[:, layer] / n_inactive, res.inactive_max[:, layer].max()
+            )
+            rate = float(res.inactive_false[:, layer].mean() / n_inactive)
+        out.append(LayerStats(layer, active, inactive, rate, float(res.frac_on[:, layer].mean())))
+    return out
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A network configuration plus how to drive it (batch size, active circuits, engine)."""
+
+    network: NetworkConfig = NetworkConfig()
+    z: int = 2
+    batch: int = 2000
+    engine: str = "factorised"
+    threshold_fraction: float = 0.1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.network.as_dict(), "z": self.z, "batch": self.batch, "engine": self.engine,
+                "threshold_fraction": self.threshold_fraction}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    config: RunConfig
+    network: Network
+    forward: ForwardResult
+    layers: list[LayerStats]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``cis run --json``."""
+
+        def cls(c: ClassStats | None) -> dict[str, Any] | None:
+            return None if c is None else {"mse": c.mse, "mse_ci": list(c.mse_ci), "max_abs": c.max_abs}
+
+        return {
+            "config": self.config.as_dict(),
+            "layers": [
+                {
+                    "layer": s.layer,
+                    "active": cls(s.active),
+                    "inactive": cls(s.inactive),
+                    "false_activation_rate": s.false_activation_rate,
+                    "frac_on": s.frac_on,
+                }
+                for s in self.layers
+            ],
+            "seconds": self.seconds,
+        }
+
+
+def run(config: RunConfig | None = None, **overrides: Any) -> RunResult:
+    """Build a network, draw a batch, run it and measure (``cis run``).
+
+    Keyword overrides are fields of RunConfig or of its NetworkConfig, e.g. ``run(D=1000, z=3)``.
+    The batch is drawn from a stream independent of the network's (same ``seed``).
+    """
+    config = config or RunConfig()
+    run_fields = {k: overrides.pop(k) for k in ("z", "batch", "engine", "threshold_fraction") if k in overrides}
+    unknown = set(overrides) - set(NetworkConfig.__dataclass_fields__)
+    if unknown:
+        raise validate.ConfigError(f"unknown parameter(s) {sorted(unknown)}")
+    net_cfg = NetworkConfig(**{**config.network.as_dict(), **overrides}).validated()
+    config = RunConfig(**{**asdict(config), "network": net_cfg, **run_fields})
+    validate.choice("engine", config.engine, ENGINES)
+    z = validate.integer("z", config.z, low=1, high=net_cfg.T)
+    batch = validate.integer("batch", config.batch, low=1)
+    t0 = time.perf_counter()
+    net = build_network(net_cfg)
+    t1 = time.perf_counter()
+    batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
+    res = forward(net, sample_batch(net, batch, z, seed=batch_seed), engine=config.engine,
+                  threshold_fraction=config.threshold_fraction)
+    t2 = time.perf_counter()
+    return RunResult(config, net, res, layer_stats(net, res), {"build": t1 - t0, "forward": t2 - t1})

@@ -1,0 +1,224 @@
+"""SPEC §3: the large network in factorised form — patterns per layer, small weights, shared bias.
+
+No D x D matrix is ever stored; ``dense_layer`` / ``dense_input_embedding`` form them on request
+for small D (the dense oracle engine and the tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kernel import patterns, validate
+from kernel.circuits import Circuits, circuits_from_arrays, make_circuits
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Structural parameters of a network (see SPEC §1 for the symbols).
+
+    ``T=None`` means T_max(D/d, S). ``bias`` is the shared beta (scalar, <= 0).
+    """
+
+    D: int = 1000
+    d: int = 4
+    S: int = 6
+    T: int | None = None
+    L: int = 4
+    family: str = "signed"
+    bias: float = 0.0
+    variant: str = "plain"
+    seed: int = 0
+
+    def validated(self) -> NetworkConfig:
+        """A copy with every field checked and T filled in; raises ConfigError otherwise."""
+        d = validate.integer("d", self.d, low=1)
+        D = validate.integer("D", self.D, low=1)
+        if D % d:
+            raise validate.ConfigError(f"D={D} must be divisible by d={d} (D = d*n)")
+        n = D // d
+        S = validate.integer("S", self.S, low=2)
+        if S > n:
+            raise validate.ConfigError(f"S={S} must be <= n=D/d={n}")
+        variant = validate.choice("variant", self.variant, patterns.VARIANTS)
+        if self.T is None:
+            if variant == "random":
+                raise validate.ConfigError("T must be given for variant 'random' (it has no T_max)")
+            T = patterns.capacity(n, S)
+        else:
+            T = validate.integer("T", self.T, low=1)
+        return NetworkConfig(
+            D=D,
+            d=d,
+            S=S,
+            T=T,
+            L=validate.integer("L", self.L, low=1),
+            family=self.family if self.family == "user" else validate.choice(
+                "family", self.family, ("signed", "gaussian", "permutation")
+            ),
+            bias=validate.real("bias", self.bias, high=0.0),
+            variant=variant,
+            seed=validate.seed(self.seed),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """The factorised large network.
+
+    Attributes
+    ----------
+    config : the validated NetworkConfig.
+    circuits : the small circuits (weights (L, T, d, d), bias (L, d), inputs (T, d)).
+    design : (T, S) int32, the set of patterns (offsets in a block).
+    offsets : (L, T, S) int32, ``offsets[l-1, t]`` is circuit t's pattern e_t^l.
+    inv_indptr, inv_circuits : CSR per layer of offset -> circuits, shapes (L, n+1), (L, T*S).
+    read_c : c of the read-out u_t = (1/S + c) e_t - c 1 (0 unless variant 'corrected'), from the
+        realised design's mean pair overlap so the mean cross-talk is exactly 0.
+    """
+
+    config: NetworkConfig
+    circuits: Circuits
+    design: np.ndarray
+    offsets: np.ndarray
+    inv_indptr: np.ndarray
+    inv_circuits: np.ndarray
+    read_c: float
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    # Convenience accessors with the SPEC's names.
+    D = property(lambda self: self.config.D)
+    d = property(lambda self: self.config.d)
+    n = property(lambda self: self.config.D // self.config.d)
+    S = property(lambda self: self.config.S)
+    T = property(lambda self: int(self.config.T))  # type: ignore[arg-type]
+    L = property(lambda self: self.config.L)
+
+    # ------------------------------------------------------------------ dense forms (small D)
+
+    def embed_matrix(self, t: int, layer: int) -> np.ndarray:
+        """E_t^l (D x d) = I_d kron e_t^l."""
+        e = np.zeros(self.n)
+        e[self.offsets[layer - 1, t]] = 1.0
+        return np.kron(np.eye(self.d), e[:, None])
+
+    def unembed_matrix(self, t: int, layer: int) -> np.ndarray:
+        """U_t^l (d x D) = I_d kron u_t^l, u = (1/S + c) e - c 1 (c = 0 for plain/random)."""
+        e = np.zeros(self.n)
+        e[self.offsets[layer - 1, t]] = 1.0
+        u = (1.0 / self.S + self.read_c) * e - self.read_c
+        return np.kron(np.eye(self.d), u[None, :])
+
+    def _check_dense(self, what: str) -> None:
+        if self.D > 20000:
+            raise validate.ConfigError(
+                f"D={self.D} is too large for {what} (D x D would need {self.D**2 * 8 / 2**30:.1f} GiB)"
+            )
+
+    def dense_layer(self, layer: int) -> np.ndarray:
+        """W^l = sum_t E_t^l w_t^l U_t^{l-1} as a dense (D, D) array, for 2 <= l <= L."""
+        layer = validate.integer("layer", layer, low=2, high=self.L)
+        self._check_dense("dense_layer")
+        d, n, S, T = self.d, self.n, self.S, self.T
+        w = self.circuits.weights[layer - 1]  # (T, d, d)
+        rows = np.arange(d)[None, :, None] * n + self.offsets[layer - 1][:, None, :]  # (T, d, S)
+        cols = np.arange(d)[None, :, None] * n + self.offsets[layer - 2][:, None, :]  # (T, d, S)
+        # entry (row (i, q), col (j, r)) of circuit t gets w_t[i, j] (1/S + c)
+        flat = rows[:, :, None, :, None] * self.D + cols[:, None, :, None, :]  # (T, d, d, S, S)
+        vals = np.broadcast_to((w * (1.0 / S + self.read_c))[:, :, :, None, None], flat.shape)
+        W = np.bincount(flat.ravel(), weights=vals.ravel(), minlength=self.D * self.D)
+        W = W.reshape(self.D, self.D)
+        if self.read_c:
+            # -c 1 part of U^{l-1}: row (i, q) of circuit t gets -c w_t[i, j] on all of block j
+            contrib = np.zeros((self.D, d))
+            for i in range(d):
+                vals_i = np.broadcast_to(-self.read_c * w[:, i, None, :], (T, S, d))
+                np.add.at(contrib, rows[:, i, :], vals_i)
+            W += np.repeat(contrib, n, axis=1)
+        return W
+
+    def dense_input_embedding(self, layer: int = 1) -> np.ndarray:
+        """The D x (T d) matrix [E_1^l ... E_T^l] (so A^0 = E h^1 for the stacked h)."""
+        layer = validate.integer("layer", layer, low=1, high=self.L)
+        self._check_dense("dense_input_embedding")
+        d, n, T = self.d, self.n, self.T
+        E = np.zeros((self.D, T * d))
+        for i in range(d):
+            E[i * n + self.offsets[layer - 1], (np.arange(T) * d + i)[:, None]] = 1.0
+        return E
+
+
+def build_network(
+    config: NetworkConfig | None = None, *, circuits: Circuits | None = None, **overrides: Any
+) -> Network:
+    """Build the factorised network of a configuration (SPEC §2–3).
+
+    Parameters
+    ----------
+    config : NetworkConfig (defaults if None); keyword ``overrides`` replace its fields.
+    circuits : user circuits (``circuits_from_arrays``); then T, L, d, bias come from them.
+
+    Seeds: one SeedSequence from ``config.seed`` is split into independent streams for the
+    circuits, the pattern design ('random' variant) and the per-layer permutations.
+    """
+    import time
+
+    base = config or NetworkConfig()
+    if circuits is not None:
+        overrides = {
+            **overrides,
+            "T": circuits.T,
+            "L": circuits.L,
+            "d": circuits.d,
+            "family": "user",
+            "bias": float(circuits.bias.max()),
+        }
+    cfg = NetworkConfig(**{**base.as_dict(), **overrides}).validated()
+    n, S, T, L = cfg.D // cfg.d, cfg.S, int(cfg.T), cfg.L  # type: ignore[arg-type]
+    s_circ, s_design, s_perm = np.random.SeedSequence(cfg.seed).spawn(3)
+    t0 = time.perf_counter()
+    designer, corrected = patterns.VARIANTS[cfg.variant]
+    design = designer(n, S, T, np.random.default_rng(s_design))
+    offsets = patterns.layer_offsets(design, L, np.random.default_rng(s_perm))
+    indptr, inv = patterns.inverse_index(offsets, n)
+    t1 = time.perf_counter()
+    if circuits is None:
+        circ_seed = int(s_circ.generate_state(1)[0])
+        circuits = make_circuits(cfg.family, T, L, cfg.d, bias=cfg.bias, seed=circ_seed)
+    t2 = time.perf_counter()
+    return Network(
+        config=cfg,
+        circuits=circuits,
+        design=design,
+        offsets=offsets,
+        inv_indptr=indptr,
+        inv_circuits=inv,
+        read_c=(
+            patterns.read_correction(S, patterns.realised_pair_overlap_mean(design, n))
+            if corrected
+            else 0.0
+        ),
+        seconds={"patterns": t1 - t0, "circuits": t2 - t1},
+    )
+
+
+def user_network(
+    weights: np.ndarray,
+    bias: float | np.ndarray,
+    inputs: np.ndarray,
+    *,
+    D: int,
+    S: int,
+    variant: str = "plain",
+    seed: int = 0,
+) -> Network:
+    """A network of user circuits: weights (T, L, d, d), bias, inputs (T, d) (SPEC §7)."""
+    return build_network(
+        NetworkConfig(D=D, S=S, variant=variant, seed=seed),
+        circuits=circuits_from_arrays(weights, bias, inputs),
+    )

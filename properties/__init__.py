@@ -1,0 +1,1 @@
+"""properties: Hypothesis strategies and property checks of the construction (SPEC §5)."""

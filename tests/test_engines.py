@@ -1,0 +1,98 @@
+"""SPEC §3: the three engines agree with each other and with explicit matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kernel import build_network, forward, make_batch, sample_batch, user_network
+from tests.reference import forward_explicit
+from tests.test_network import small_networks
+
+ENGINES = ["dense", "factorised", "sparse"]
+
+
+@given(params=small_networks, bias=st.sampled_from([0.0, -0.03]), z=st.integers(1, 4),
+       batch_seed=st.integers(0, 1000))
+def test_engines_agree_with_the_explicit_oracle(params, bias, z, batch_seed):
+    net = build_network(**params, bias=bias)
+    batch = sample_batch(net, 3, min(z, net.T), seed=batch_seed)
+    ref = forward_explicit(net, batch.active, batch.inputs)
+    for engine in ENGINES:
+        res = forward(net, batch, engine=engine, readout="all")
+        np.testing.assert_allclose(res.readout, ref, atol=1e-12, err_msg=engine)
+        act = np.take_along_axis(ref, batch.active[:, None, :, None], axis=2)
+        np.testing.assert_allclose(res.active_readout, act, atol=1e-12, err_msg=engine)
+        # the in-kernel statistics agree with statistics of the full read-outs
+        inactive = np.ones((3, net.T), dtype=bool)
+        inactive[np.arange(3)[:, None], batch.active] = False
+        sq = (ref**2).sum(-1) * inactive[:, None, :]
+        np.testing.assert_allclose(res.inactive_sq, sq.sum(-1), atol=1e-12)
+        np.testing.assert_allclose(
+            res.inactive_max, (np.abs(ref) * inactive[:, None, :, None]).max(axis=(2, 3)),
+            atol=1e-12,
+        )
+        thr2 = res.thresholds[:, None] ** 2
+        np.testing.assert_array_equal(res.inactive_false, (sq > thr2[None]).sum(-1))
+
+
+@pytest.mark.parametrize("variant", ["plain", "corrected", "random"])
+def test_engines_agree_on_a_mid_size_network(variant):
+    net = build_network(D=2000, S=5, T=600, L=4, variant=variant, bias=-0.02, seed=7)
+    batch = sample_batch(net, 16, 3, seed=1)
+    ids = np.arange(0, 600, 7)
+    res = {e: forward(net, batch, engine=e, readout=ids) for e in ENGINES}
+    for e in ("factorised", "sparse"):
+        np.testing.assert_allclose(res[e].readout, res["dense"].readout, atol=1e-12)
+        np.testing.assert_allclose(res[e].inactive_sq, res["dense"].inactive_sq, rtol=1e-12)
+        np.testing.assert_array_equal(res[e].inactive_false, res["dense"].inactive_false)
+        np.testing.assert_array_equal(res[e].frac_on, res["dense"].frac_on)
+
+
+@pytest.mark.parametrize("family", ["signed", "gaussian", "permutation"])
+def test_single_active_circuit_is_exact_at_layer_one(family):
+    # z = 1: A^1 = ReLU(E_t h_t + B), read back exactly since U_t E_t = I.
+    net = build_network(D=1000, T=557, family=family, bias=-0.01 if family == "gaussian" else 0.0)
+    res = forward(net, sample_batch(net, 50, 1, seed=2), engine="sparse")
+    np.testing.assert_allclose(res.active_error[:, 1], 0.0, atol=1e-14)
+    np.testing.assert_allclose(res.a[:, 1], res.active_readout[:, 1], atol=1e-14)
+
+
+def test_parallel_and_single_thread_runs_are_identical():
+    import numba
+
+    net = build_network(D=800, S=5, T=300, L=3)
+    batch = sample_batch(net, 9, 3, seed=5)
+    many = forward(net, batch, engine="sparse", readout="all")
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = forward(net, batch, engine="sparse", readout="all")
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(many.readout, one.readout)
+
+
+def test_user_circuits_and_explicit_batch():
+    rng = np.random.default_rng(0)
+    T, L, d = 20, 2, 3
+    w = rng.standard_normal((T, L, d, d)) / 3
+    x = np.abs(rng.standard_normal((T, d)))
+    net = user_network(w, -0.01, x, D=60, S=3)
+    assert net.config.family == "user" and net.T == T
+    np.testing.assert_array_equal(net.circuits.weights[1, 4], w[4, 1])
+    batch = make_batch(net, [[0, 5], [3, 19]], inputs=np.ones((2, 2, d)))
+    res = forward(net, batch, engine="factorised", readout=[0, 5])
+    ref = forward_explicit(net, batch.active, batch.inputs)
+    np.testing.assert_allclose(res.readout, ref[:, :, [0, 5]], atol=1e-12)
+
+
+def test_inactive_ground_truth_is_zero_so_inactive_error_is_the_read_out():
+    net = build_network(D=400, S=4, T=100, L=3)
+    res = forward(net, sample_batch(net, 4, 2), readout="all")
+    per = (res.readout**2).sum(-1)
+    mask = np.ones((4, 100), bool)
+    mask[np.arange(4)[:, None], res.batch.active] = False
+    np.testing.assert_allclose(res.inactive_sq, (per * mask[:, None]).sum(-1), atol=1e-12)

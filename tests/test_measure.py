@@ -1,0 +1,68 @@
+"""SPEC §4, §6: measured errors and the first sanity check of the construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kernel import run
+
+
+@pytest.fixture(scope="module")
+def signed_run():
+    return run(D=1000, d=4, S=6, T=557, L=4, z=2, batch=2000, seed=0, family="signed", bias=0.0,
+               engine="sparse")
+
+
+def test_layer_one_inactive_mse_matches_the_leading_order_estimate(signed_run):
+    # SPEC §4: inactive E|eps^1|^2 ~ z (d/D) <|a^1|^2> (signed circuits: |a^1| = 1 exactly).
+    res = signed_run.forward
+    a2 = (res.a[:, 1] ** 2).sum(-1).mean()
+    predicted = 2 * (4 / 1000) * a2
+    measured = signed_run.layers[1].inactive.mse
+    assert measured == pytest.approx(predicted, rel=0.15)
+    lo, hi = signed_run.layers[1].inactive.mse_ci
+    assert lo < measured < hi
+
+
+def test_layer_zero_is_exact_and_reported(signed_run):
+    layer0 = signed_run.to_dict()["layers"][0]
+    assert layer0["layer"] == 0
+    assert layer0["active"]["mse"] == 0.0 and layer0["inactive"]["mse"] == 0.0
+
+
+def test_json_has_the_documented_shape(signed_run):
+    out = signed_run.to_dict()
+    assert set(out) == {"config", "layers", "seconds"}
+    assert out["config"]["T"] == 557 and out["config"]["engine"] == "sparse"
+    assert len(out["layers"]) == 5
+    for lay in out["layers"]:
+        assert set(lay) == {"layer", "active", "inactive", "false_activation_rate", "frac_on"}
+        for cls in ("active", "inactive"):
+            assert set(lay[cls]) == {"mse", "mse_ci", "max_abs"}
+            assert lay[cls]["mse_ci"][0] <= lay[cls]["mse"] <= lay[cls]["mse_ci"][1]
+    assert set(out["seconds"]) == {"build", "forward"}
+
+
+def test_statistics_match_a_direct_computation():
+    r = run(D=400, S=4, T=120, L=3, z=3, batch=40, engine="dense")
+    res = r.forward
+    err = res.active_error
+    for layer in range(4):
+        np.testing.assert_allclose(r.layers[layer].active.mse, (err[:, layer] ** 2).sum(-1).mean())
+        np.testing.assert_allclose(r.layers[layer].active.max_abs, np.abs(err[:, layer]).max())
+        np.testing.assert_allclose(r.layers[layer].inactive.mse, res.inactive_sq[:, layer].mean() / 117)
+        np.testing.assert_allclose(r.layers[layer].frac_on, res.frac_on[:, layer].mean())
+
+
+def test_all_active_has_no_inactive_class():
+    r = run(D=240, S=4, T=5, L=2, z=5, batch=3)
+    assert r.layers[1].inactive is None
+    assert r.to_dict()["layers"][1]["inactive"] is None
+
+
+def test_run_is_reproducible():
+    a = run(D=400, S=4, T=100, batch=20, seed=3).to_dict()
+    b = run(D=400, S=4, T=100, batch=20, seed=3).to_dict()
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
