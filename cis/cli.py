@@ -105,5 +105,21 @@ def capacity(n: int, S: int, as_json: bool) -> None:
         report.print_tables(report.table("capacity", list(out), [list(out.values())]))
 
 
+def _register_optional_commands() -> None:
+    """Sub-commands that live in their own module ``cis/<name>.py`` (a click command ``<name>``)."""
+    import importlib
+
+    for name in ("check", "verify", "bench"):
+        try:
+            module = importlib.import_module(f"cis.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cis.{name}":
+                raise
+            continue
+        cli.add_command(getattr(module, name))
+
+
+_register_optional_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
