@@ -1,0 +1,36 @@
+"""How checks run a network: an *engine* is any ``f(net, batch, readout=None) -> ForwardResult``.
+
+Checks take an engine argument so that they can be pointed at something other than the kernel's
+engines (a user's implementation, or a test-only mutant with a planted fault).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kernel.engines import Batch, ForwardResult, forward
+from kernel.network import Network
+
+Engine = Callable[..., ForwardResult]
+
+KERNEL_ENGINES = ("dense", "factorised", "sparse")
+
+
+def kernel_engine(name: str) -> Engine:
+    """The kernel's engine ``name`` as an Engine."""
+
+    def run(net: Network, batch: Batch, readout: Any = None) -> ForwardResult:
+        return forward(net, batch, engine=name, readout=readout)
+
+    run.__name__ = f"kernel_{name}"
+    return run
+
+
+def resolve(engine: Engine | str | None, default: str = "factorised") -> Engine:
+    """An Engine from a callable, a kernel engine name, or None (the default kernel engine)."""
+    if engine is None:
+        return kernel_engine(default)
+    if isinstance(engine, str):
+        return kernel_engine(engine)
+    return engine

@@ -1,0 +1,88 @@
+"""SPEC §5: the property suite under the Hypothesis profile of ``HYPOTHESIS_PROFILE``.
+
+Each property of ``properties.suite.PROPERTIES`` runs as one ``@given`` test (``note`` value,
+bound and gap; ``target`` the slack). ``cis verify`` runs the same registry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+
+from kernel import build_network, make_batch, sample_batch
+from kernel.network import NetworkConfig
+from properties import checks as C
+from properties import strategies as cst
+from properties.suite import PROPERTIES, check_example
+
+
+@pytest.mark.parametrize("name", list(PROPERTIES))
+def test_property(name):
+    prop = PROPERTIES[name]
+
+    @given(prop.strategy)
+    def inner(ex):
+        check_example(prop, ex).raise_if_failed()
+
+    inner()
+
+
+# Pinned hard cases (STYLE item 9).
+
+
+@given(cst.scenarios(cst.network_configs(families=("permutation",), variants=("plain",),
+                                         bias=cst.st.just(0.0))))
+@example(cst.Scenario(NetworkConfig(D=4 * 250, d=4, S=6, T=557, L=2, family="permutation"),
+                      z=4, batch=20, batch_seed=0))
+def test_worst_case_bound_is_tight_for_non_negative_circuits(sc):
+    # b = 0 and h >= 0: no ReLU cuts, eps_t^1 = sum_u (o_tu/S) h_u, so the bound is an equality
+    # wherever it is positive: the sandwich check cannot be passing vacuously.
+    net = sc.network()
+    r = C.layer1_worst_case_sandwich(net, sc.sample(net)).raise_if_failed()
+    if r.numbers.get("max_bound", 0.0) > 0:
+        assert r.value == pytest.approx(1.0, abs=1e-8)
+
+
+def test_overlap_check_fails_on_the_random_baseline():
+    # the random variant has unbounded overlaps: the check must be able to fail
+    net = build_network(D=4 * 30, S=5, T=150, L=1, variant="random", seed=0)
+    r = C.pairwise_overlap_at_most_one(net)
+    assert not r.passed and r.value >= 2
+
+
+def test_statistical_prediction_against_a_long_run():
+    # leading term alone is ~30% low at this size (cross term (z-1) S^2/n); the sum is within CI
+    net = build_network(D=4 * 30, d=4, S=3, T=50, L=1, family="permutation", seed=3)
+    batch = sample_batch(net, 4000, 3, seed=11)
+    r = C.layer1_inactive_mse(net, batch).raise_if_failed()
+    assert r.numbers["cross"] > 0.1 * r.numbers["lead"]
+    assert abs(r.numbers["measured"] - r.numbers["lead"]) > 5 * r.numbers["se"]
+
+
+def test_single_circuit_check_accepts_a_subset_and_explicit_batches():
+    net = build_network(D=400, S=5, T=100, L=2, bias=-0.05)
+    assert C.single_circuit_exact_at_layer_one(net, circuits=np.arange(0, 100, 9)).passed
+    batch = make_batch(net, [[0, 1], [2, 3]])
+    assert C.layer1_worst_case_sandwich(net, batch, "sparse").passed
+
+
+@pytest.mark.parametrize(
+    ("check", "args", "message"),
+    [
+        (C.input_scaling, {"c": 2.0, "bias": -0.1}, "zero bias"),
+        (C.input_scaling, {"c": -1.0, "bias": 0.0}, "c > 0"),
+        (C.layer1_max_sandwich, {"variant": "corrected"}, "plain/random"),
+        (C.layer1_inactive_mse, {"family": "signed"}, "h_u\\^1 >= 0"),
+        (C.disjoint_patterns_exact, {}, "no shared neuron"),
+    ],
+    ids=["scaling-needs-zero-bias", "scaling-needs-positive-c", "max-bound-needs-plain",
+         "statistical-needs-non-negative-h", "disjoint-needs-disjoint"],
+)
+def test_checks_refuse_examples_outside_their_regime(check, args, message):
+    c = args.pop("c", None)
+    net = build_network(D=4 * 30, S=3, T=50, L=2, **args)
+    batch = sample_batch(net, 3, 2)
+    extra = () if c is None else (c,)
+    with pytest.raises(ValueError, match=message):
+        check(net, batch, *extra)
