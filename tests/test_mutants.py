@@ -1,0 +1,66 @@
+"""The suite catches planted faults (issue 4, "done when"): each mutation of the construction,
+built through a test-only hook (``tests/mutants.py``), makes at least one property fail, while the
+same hooks without a fault pass."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+from properties.suite import PROPERTIES, run_property
+from tests.mutants import NETWORK_MUTANTS, mutant_engine
+
+# derandomised, stop at the first failing example (no shrinking): cheap and reproducible
+MUTANT_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
+
+#: (mutation, hook kind, properties each expected to fail on it)
+CAUGHT = [
+    ("share_two_neurons", "network", ["pairwise_overlap_at_most_one", "layer1_max_sandwich"]),
+    ("no_shuffle", "network", ["layer_shuffles_are_independent"]),
+    ("off_by_one_S", "network", ["unembed_inverts_embed", "engines_agree",
+                                 "layer1_worst_case_sandwich", "layer1_inactive_mse"]),
+    ("inv_S_plus_one", "engine", ["single_circuit_exact_at_layer_one", "disjoint_patterns_exact",
+                                  "layer1_inactive_mse", "engines_agree"]),
+    ("w1_not_identity", "engine", ["single_circuit_exact_at_layer_one",
+                                   "layer1_worst_case_sandwich", "layer1_inactive_mse"]),
+    ("bias_per_circuit", "engine", ["single_circuit_exact_at_layer_one",
+                                    "layer1_worst_case_sandwich", "engines_agree"]),
+    ("drop_copy", "engine", ["single_circuit_exact_at_layer_one", "disjoint_patterns_exact",
+                             "layer1_inactive_mse"]),
+    ("drop_copy_renormalised", "engine", ["layer1_worst_case_sandwich", "layer1_inactive_mse",
+                                          "engines_agree"]),
+]
+
+CASES = [(m, kind, p) for m, kind, props in CAUGHT for p in props]
+
+
+def _hooks(mutation: str | None, kind: str) -> dict:
+    if kind == "network":
+        return {"mutate": NETWORK_MUTANTS[mutation]} if mutation else {}
+    return {"engine": mutant_engine(mutation)}
+
+
+@pytest.mark.parametrize(("mutation", "kind", "prop"), CASES,
+                         ids=[f"{m}-{p}" for m, _, p in CASES])
+def test_property_fails_on_mutant(mutation, kind, prop):
+    rep = run_property(PROPERTIES[prop], MUTANT_SETTINGS, stop_at_first_failure=True,
+                       **_hooks(mutation, kind))
+    assert not rep.passed, f"{prop} did not catch {mutation} in {rep.examples} examples"
+    assert rep.failure.startswith("AssertionError"), rep.failure  # a failed check, not a crash
+
+
+ENGINE_PROPS = sorted({p for _, kind, props in CAUGHT if kind == "engine" for p in props})
+
+
+@pytest.mark.parametrize("prop", ENGINE_PROPS)
+def test_unmutated_numpy_engine_passes(prop):
+    # control: the hook itself (NumPy dense path, no fault) does not make the property fail
+    rep = run_property(PROPERTIES[prop], settings(MUTANT_SETTINGS, max_examples=25),
+                       engine=mutant_engine(None))
+    assert rep.passed, rep.failure
+
+
+def test_every_issue_mutation_is_covered():
+    issue = {"share_two_neurons", "off_by_one_S", "inv_S_plus_one", "no_shuffle",
+             "w1_not_identity", "bias_per_circuit", "drop_copy"}
+    assert issue <= {m for m, _, _ in CAUGHT}
