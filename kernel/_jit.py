@@ -1,16 +1,33 @@
 """Private numba loops of the forward pass (no validation; see ``kernel.engines``).
 
-Contract shared by the drivers ``_forward_factorised`` and ``_forward_sparse``:
-  offsets (L, T, S) int32 block offsets of every circuit per layer; weights (L, T, d, d) float;
-  bias (L, d); n block size; read_c the c of the corrected read-out (0 for plain);
-  active (B, z) int64 distinct circuits per sample; x0 (B, z, d) their inputs;
-  thresholds (L,) false-activation threshold per layer 1..L; readout_ids (R,) int64.
-Outputs (zero-filled by the caller), layer axis = layers 1..L unless said otherwise:
-  out_active (B, L, z, d) read-outs of the active circuits; out_readout (B, L, R, d) of readout_ids;
+Layout. Samples are processed in *chunks* of C columns: the large layer of a chunk is one (D, C)
+C-contiguous array, so the C samples of one neuron are adjacent. A layer is one pass over the
+circuits (circuit outer, samples inner): each circuit's offsets and weights are loaded once per
+chunk and the inner loops over the C samples are contiguous and vectorise.
+
+Two gather modes per layer and chunk, bit-identical in the read-outs they produce:
+  dense ("factorised", SPEC §3 way 2): r_t = U_t A for every circuit t, S*d loads per circuit;
+  sparse ("activation-sparse", way 3): only the nonzero neurons of A are visited and pushed to
+    their circuits through the inverse index (CSR offset -> circuits). Circuits none of whose
+    neurons is on read exactly 0 and are skipped.
+Both sum a circuit's S neurons of a block in increasing offset order from 0, so r_t agrees to the
+bit. The mode is chosen per layer from the measured fraction of nonzero neurons of the chunk:
+sparse when it is below ``sparse_below`` (0: always dense, > 1: always sparse).
+
+Contract shared by the drivers ``_forward_batch`` and ``_forward_split``:
+  offsets (L, T, S) int32 block offsets per layer (each row increasing); weights (L, T, d, d) of
+  the compute dtype (float64 or float32); bias (L, d) same dtype; n block size; read_c the c of the
+  corrected read-out (0 for plain; then only the dense mode is used); inv_indptr (L, n+1) int64,
+  inv_circuits (L, T*S) int32; active (B, z) int64 distinct circuits per sample; x0 (B, z, d)
+  float64 inputs; thr2 (L,) squared false-activation thresholds; ro_ptr (T+1,) int64 and
+  ro_slot (R,) int64: CSR circuit -> positions in the read-out list (unused when R == 0).
+Outputs (zero-filled by the caller, float64), layer axis = layers 1..L unless said otherwise:
+  out_active (B, L, z, d) read-outs of the active circuits; out_readout (B, L, R, d);
   out_sq (B, L) sum over inactive circuits of |read-out|^2; out_max (B, L) max abs component over
-  inactive circuits; out_false (B, L) count of inactive circuits with |read-out| > threshold;
+  inactive circuits; out_false (B, L) count of inactive circuits with |read-out|^2 > thr2;
   out_on (B, L+1) fraction of large neurons > 0 at layers 0..L (layer 0: the embedded input A^0).
-The batch is split into n_chunks chunks (one per thread, prange); each allocates its buffers once.
+Work buffers are allocated once per worker (``_forward_batch``) or once per call
+(``_forward_split``), never per sample or per layer.
 """
 
 from __future__ import annotations
@@ -19,223 +36,573 @@ import numpy as np
 
 from kernel._numba import JIT, PARALLEL, njit, prange
 
+# flag bits of a circuit inside a chunk
+_READOUT = 1  # its full read-out is requested
+_ACTIVE = 2  # it is active in some sample of the chunk
+
 
 @njit(**JIT)
-def _embed_inputs(A, s, active, x0, weights, offsets, n):
-    """A += sum over active t of E_t^1 w_t^1 a_t^0 (layer-0 placement, SPEC §3)."""
+def _embed_chunk(A, s0, ncol, active, x0, w0, off0, n):
+    """A[:, s] += sum over active t of E_t^1 w_t^1 a_t^0 for the chunk's samples (SPEC §3)."""
     z = active.shape[1]
-    d = weights.shape[2]
-    S = offsets.shape[2]
-    for j in range(z):
-        t = active[s, j]
-        for i in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += weights[0, t, i, k] * x0[s, j, k]
-            for q in range(S):
-                A[i * n + offsets[0, t, q]] += acc
+    d = w0.shape[1]
+    S = off0.shape[1]
+    for s in range(ncol):
+        for j in range(z):
+            t = active[s0 + s, j]
+            for i in range(d):
+                acc = 0.0
+                for k in range(d):
+                    acc += w0[t, i, k] * x0[s0 + s, j, k]
+                for q in range(S):
+                    A[i * n + off0[t, q], s] += acc
 
 
 @njit(**JIT)
-def _relu_bias(A, bias_l, n, nz):
-    """A <- ReLU(A + B^l) in place; writes the indices of the nonzeros to nz, returns their count."""
+def _count_cols(A, cnt):
+    """cnt[s] = number of entries > 0 in column s."""
+    D, C = A.shape
+    for s in range(C):
+        cnt[s] = 0
+    for j in range(D):
+        for s in range(C):
+            if A[j, s] > 0.0:
+                cnt[s] += 1
+
+
+@njit(**JIT)
+def _relu_bias_cols(A, bias_l, n, cnt):
+    """A <- ReLU(A + B^l) in place; cnt[s] = number of nonzeros left in column s."""
+    D, C = A.shape
     d = bias_l.shape[0]
-    m = 0
+    for s in range(C):
+        cnt[s] = 0
     for i in range(d):
         b = bias_l[i]
         for k in range(n):
-            v = A[i * n + k] + b
-            if v > 0.0:
-                A[i * n + k] = v
-                nz[m] = i * n + k
-                m += 1
-            else:
-                A[i * n + k] = 0.0
-    return m
+            row = i * n + k
+            for s in range(C):
+                v = A[row, s] + b
+                if v > 0.0:
+                    A[row, s] = v
+                    cnt[s] += 1
+                else:
+                    A[row, s] = 0.0
 
 
 @njit(**JIT)
-def _count_positive(A):
-    m = 0
-    for v in A:
-        if v > 0.0:
-            m += 1
-    return m
-
-
-@njit(**JIT)
-def _block_sums(A, n, bs):
-    d = bs.shape[0]
+def _block_sums_cols(A, n, bs):
+    """bs[i, s] = sum of block i of column s (the -c 1 part of the corrected read-out)."""
+    d, C = bs.shape
     for i in range(d):
-        acc = 0.0
+        for s in range(C):
+            bs[i, s] = 0.0
         for k in range(n):
-            acc += A[i * n + k]
-        bs[i] = acc
+            row = i * n + k
+            for s in range(C):
+                bs[i, s] += A[row, s]
 
 
 @njit(**JIT)
-def _record(r, idx, m, pos, s, layer, thr, out_active, out_readout, readout_ids,
-            out_sq, out_max, out_false):
-    """Statistics of the read-outs r[idx[:m]] at one layer; circuits outside idx read 0."""
-    d = r.shape[1]
-    sq_sum = 0.0
-    mx = 0.0
-    nf = 0
-    thr2 = thr * thr
-    for a in range(m):
-        t = idx[a]
-        j = pos[t]
-        if j >= 0:
+def _special(t, r, col, s, layer, thr2, flag, active, out_active, out_readout, ro_ptr, ro_slot,
+             sq_acc, mx_acc, nf_acc, acc_col):
+    """Read-out r[:, col] of a flagged circuit t for sample s: store it where asked, and add it to
+    the inactive statistics (slot acc_col) unless t is active in s."""
+    d = r.shape[0]
+    if flag & _READOUT:
+        for p in range(ro_ptr[t], ro_ptr[t + 1]):
+            a = ro_slot[p]
             for i in range(d):
-                out_active[s, layer, j, i] = r[t, i]
-            continue
-        sq = 0.0
-        for i in range(d):
-            v = r[t, i]
-            sq += v * v
-            if abs(v) > mx:
-                mx = abs(v)
-        sq_sum += sq
-        if sq > thr2:
-            nf += 1
-    out_sq[s, layer] = sq_sum
-    out_max[s, layer] = mx
-    out_false[s, layer] = nf
-    for a in range(readout_ids.shape[0]):
-        for i in range(d):
-            out_readout[s, layer, a, i] = r[readout_ids[a], i]
+                out_readout[s, layer, a, i] = r[i, col]
+    if flag & _ACTIVE:
+        for j in range(active.shape[1]):
+            if active[s, j] == t:
+                for i in range(d):
+                    out_active[s, layer, j, i] = r[i, col]
+                return
+    sq = 0.0
+    for i in range(d):
+        v = r[i, col]
+        sq += v * v
+        if abs(v) > mx_acc[acc_col]:
+            mx_acc[acc_col] = abs(v)
+    sq_acc[acc_col] += sq
+    if sq > thr2:
+        nf_acc[acc_col] += 1
 
 
 @njit(**JIT)
-def _scatter(r, idx, m, w_l, offsets_l, n, An):
-    """An += sum over t in idx[:m] of E_t^l (w_t^l r_t)."""
-    d = w_l.shape[1]
-    S = offsets_l.shape[1]
-    for a in range(m):
-        t = idx[a]
+def _dense_pass(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol,
+                layer, thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, y,
+                sq_acc, mx_acc, nf_acc):
+    """Factorised layer for circuits [t_lo, t_hi) of one chunk, circuit outer, samples inner:
+    r_t = U_t A (all C columns), statistics, and if ``scatter``: An += E_t w_t r_t.
+
+    Columns >= ncol are padding (zero input); their statistics are junk and ignored.
+    """
+    C = A.shape[1]
+    S = off_r.shape[1]
+    d = r.shape[0]
+    for t in range(t_lo, t_hi):
         for i in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += w_l[t, i, k] * r[t, k]
+            for s in range(C):
+                r[i, s] = 0.0
             for q in range(S):
-                An[i * n + offsets_l[t, q]] += acc
+                row = i * n + off_r[t, q]
+                for s in range(C):
+                    r[i, s] += A[row, s]
+            if read_c != 0.0:
+                for s in range(C):
+                    r[i, s] = coef * r[i, s] - read_c * bs[i, s]
+            else:
+                for s in range(C):
+                    r[i, s] = coef * r[i, s]
+        f = flags[t]
+        if f == 0:
+            for s in range(C):
+                sq = 0.0
+                mx = mx_acc[s]
+                for i in range(d):
+                    v = r[i, s]
+                    sq += v * v
+                    if abs(v) > mx:
+                        mx = abs(v)
+                mx_acc[s] = mx
+                sq_acc[s] += sq
+                if sq > thr2:
+                    nf_acc[s] += 1
+        else:
+            for s in range(ncol):
+                _special(t, r, s, s0 + s, layer, thr2, f, active, out_active, out_readout,
+                         ro_ptr, ro_slot, sq_acc, mx_acc, nf_acc, s)
+        if scatter:
+            for i in range(d):
+                for s in range(C):
+                    y[s] = 0.0
+                for k in range(d):
+                    wik = w[t, i, k]
+                    for s in range(C):
+                        y[s] += wik * r[k, s]
+                for q in range(S):
+                    row = i * n + off_w[t, q]
+                    for s in range(C):
+                        An[row, s] += y[s]
 
 
-@njit(**PARALLEL)
-def _forward_factorised(offsets, weights, bias, n, read_c, active, x0, thresholds, readout_ids,
-                        out_active, out_readout, out_sq, out_max, out_false, out_on, n_chunks):
-    """Factorised engine: every layer gathers r_t = U_t A for all T, then scatters E_t w_t r_t."""
+@njit(**JIT)
+def _sparse_pass(A, An, col, indptr, inv, off_w, w, n, coef, scatter, s, layer, thr2, flags,
+                 active, out_active, out_readout, ro_ptr, ro_slot, g, mark, touched, r,
+                 sq_acc, mx_acc, nf_acc):
+    """Activation-sparse layer [N] for column ``col`` (sample s), plain read-out only: visit the
+    nonzero neurons, push them to their circuits (inverse index), then handle the touched
+    circuits as ``_dense_pass`` does. g (T, d) and mark (T,) are zero/False on entry and exit."""
+    D = A.shape[0]
+    d = g.shape[1]
+    S = off_w.shape[1]
+    m = 0
+    for j in range(D):
+        v = A[j, col]
+        if v != 0.0:
+            i = j // n
+            k = j - i * n
+            for p in range(indptr[k], indptr[k + 1]):
+                t = inv[p]
+                if not mark[t]:
+                    mark[t] = True
+                    touched[m] = t
+                    m += 1
+                g[t, i] += v
+    for a in range(m):
+        t = touched[a]
+        mark[t] = False
+        for i in range(d):
+            r[i, 0] = coef * g[t, i]
+            g[t, i] = 0.0
+        f = flags[t]
+        if f == 0:
+            sq = 0.0
+            for i in range(d):
+                v = r[i, 0]
+                sq += v * v
+                if abs(v) > mx_acc[col]:
+                    mx_acc[col] = abs(v)
+            sq_acc[col] += sq
+            if sq > thr2:
+                nf_acc[col] += 1
+        else:
+            _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
+                     ro_slot, sq_acc, mx_acc, nf_acc, col)
+        if scatter:
+            for i in range(d):
+                acc = 0.0
+                for k in range(d):
+                    acc += w[t, i, k] * r[k, 0]
+                for q in range(S):
+                    An[i * n + off_w[t, q], col] += acc
+
+
+@njit(**JIT)
+def _set_flags(flags, s0, ncol, active, bit, on):
+    for s in range(ncol):
+        for j in range(active.shape[1]):
+            t = active[s0 + s, j]
+            if on:
+                flags[t] |= bit
+            else:
+                flags[t] &= ~bit
+
+
+@njit(**JIT)
+def _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
+           thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq, out_max,
+           out_false, out_on, A, An, cnt, bs, r, y, g, mark, touched, flags, sq_acc, mx_acc,
+           nf_acc):
+    """All L layers of the chunk of samples [s0, s0 + ncol) (one worker, serial)."""
     L, T, S = offsets.shape
-    d = weights.shape[2]
-    D = d * n
-    B, z = active.shape
+    D, C = A.shape
     coef = 1.0 / S + read_c
-    for c in prange(n_chunks):
-        A = np.zeros(D, dtype=weights.dtype)
-        An = np.zeros(D, dtype=weights.dtype)
-        r = np.zeros((T, d), dtype=weights.dtype)
-        nz = np.empty(D, dtype=np.int64)
-        bs = np.zeros(d, dtype=weights.dtype)
-        pos = np.full(T, -1, dtype=np.int64)
-        every = np.arange(T)
-        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
-            for j in range(z):
-                pos[active[s, j]] = j
-            A[:] = 0.0
-            _embed_inputs(A, s, active, x0, weights, offsets, n)
-            out_on[s, 0] = _count_positive(A) / D
-            out_on[s, 1] = _relu_bias(A, bias[0], n, nz) / D
-            for layer in range(L):
-                if read_c != 0.0:
-                    _block_sums(A, n, bs)
-                for t in range(T):
-                    for i in range(d):
-                        acc = 0.0
-                        for q in range(S):
-                            acc += A[i * n + offsets[layer, t, q]]
-                        r[t, i] = coef * acc - read_c * bs[i]
-                _record(r, every, T, pos, s, layer, thresholds[layer], out_active, out_readout,
-                        readout_ids, out_sq, out_max, out_false)
-                if layer + 1 < L:
-                    An[:] = 0.0
-                    _scatter(r, every, T, weights[layer + 1], offsets[layer + 1], n, An)
-                    out_on[s, layer + 2] = _relu_bias(An, bias[layer + 1], n, nz) / D
-                    A, An = An, A
-            for j in range(z):
-                pos[active[s, j]] = -1
+    _set_flags(flags, s0, ncol, active, _ACTIVE, True)
+    A[:, :] = 0.0
+    _embed_chunk(A, s0, ncol, active, x0, weights[0], offsets[0], n)
+    _count_cols(A, cnt)
+    for s in range(ncol):
+        out_on[s0 + s, 0] = cnt[s] / D
+    _relu_bias_cols(A, bias[0], n, cnt)
+    for s in range(ncol):
+        out_on[s0 + s, 1] = cnt[s] / D
+    for layer in range(L):
+        scatter = layer + 1 < L
+        lw = layer + 1 if scatter else layer
+        if scatter:
+            An[:, :] = 0.0
+        for s in range(C):
+            sq_acc[s] = 0.0
+            mx_acc[s] = 0.0
+            nf_acc[s] = 0
+        top = 0
+        for s in range(ncol):
+            top = max(top, cnt[s])
+        if read_c == 0.0 and top < sparse_below * D:
+            for s in range(ncol):
+                _sparse_pass(A, An, s, inv_indptr[layer], inv_circuits[layer], offsets[lw],
+                             weights[lw], n, coef, scatter, s0 + s, layer, thr2[layer], flags,
+                             active, out_active, out_readout, ro_ptr, ro_slot, g, mark, touched,
+                             r, sq_acc, mx_acc, nf_acc)
+        else:
+            if read_c != 0.0:
+                _block_sums_cols(A, n, bs)
+            if C == _C8:
+                _dense_pass8(A, An, offsets[layer], offsets[lw], weights[lw], n, coef, read_c,
+                             bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
+                             out_active, out_readout, ro_ptr, ro_slot, r, sq_acc, mx_acc, nf_acc)
+            else:
+                _dense_pass(A, An, 0, T, offsets[layer], offsets[lw], weights[lw], n, coef,
+                            read_c, bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
+                            out_active, out_readout, ro_ptr, ro_slot, r, y, sq_acc, mx_acc,
+                            nf_acc)
+        for s in range(ncol):
+            out_sq[s0 + s, layer] = sq_acc[s]
+            out_max[s0 + s, layer] = mx_acc[s]
+            out_false[s0 + s, layer] = nf_acc[s]
+        if scatter:
+            _relu_bias_cols(An, bias[layer + 1], n, cnt)
+            for s in range(ncol):
+                out_on[s0 + s, layer + 2] = cnt[s] / D
+            A, An = An, A
+    _set_flags(flags, s0, ncol, active, _ACTIVE, False)
 
 
 @njit(**PARALLEL)
-def _forward_sparse(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
-                    thresholds, readout_ids, out_active, out_readout, out_sq, out_max, out_false,
-                    out_on, n_chunks):
-    """Activation-sparse engine [N]: only nonzero neurons are gathered, through the inverse index.
+def _forward_batch(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
+                   thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq,
+                   out_max, out_false, out_on, chunk, n_workers):
+    """Batch driver: the B samples form ceil(B / chunk) chunks of ``chunk`` consecutive samples;
+    worker w (prange) runs the chunks of its contiguous share with buffers allocated once.
 
-    Circuits none of whose neurons is on read exactly 0 and are skipped (plain/random). With the
-    corrected read-out every circuit reads -c * block sums, so all circuits are processed.
+    A sample's result depends only on its chunk, never on the number of workers or threads.
     """
     L, T, S = offsets.shape
     d = weights.shape[2]
     D = d * n
-    B, z = active.shape
-    coef = 1.0 / S + read_c
-    for c in prange(n_chunks):
-        A = np.zeros(D, dtype=weights.dtype)
-        An = np.zeros(D, dtype=weights.dtype)
-        g = np.zeros((T, d), dtype=weights.dtype)  # kept zero outside the touched circuits
-        nz = np.empty(D, dtype=np.int64)
-        touched = np.empty(T, dtype=np.int64)
+    B = active.shape[0]
+    n_chunks = (B + chunk - 1) // chunk
+    dt = weights.dtype
+    for wk in prange(n_workers):
+        A = np.zeros((D, chunk), dtype=dt)
+        An = np.zeros((D, chunk), dtype=dt)
+        cnt = np.zeros(chunk, dtype=np.int64)
+        bs = np.zeros((d, chunk), dtype=dt)
+        r = np.zeros((d, chunk), dtype=dt)
+        y = np.zeros(chunk, dtype=dt)
+        g = np.zeros((T, d), dtype=dt)
         mark = np.zeros(T, dtype=np.bool_)
-        bs = np.zeros(d, dtype=weights.dtype)
-        pos = np.full(T, -1, dtype=np.int64)
-        every = np.arange(T)
-        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
-            for j in range(z):
-                pos[active[s, j]] = j
-            A[:] = 0.0
-            _embed_inputs(A, s, active, x0, weights, offsets, n)
-            out_on[s, 0] = _count_positive(A) / D
-            n_nz = _relu_bias(A, bias[0], n, nz)
-            out_on[s, 1] = n_nz / D
-            for layer in range(L):
-                m = 0
-                for a in range(n_nz):
-                    idx = nz[a]
-                    i = idx // n
-                    k = idx - i * n
-                    v = A[idx]
-                    for p in range(inv_indptr[layer, k], inv_indptr[layer, k + 1]):
-                        t = inv_circuits[layer, p]
-                        if not mark[t]:
-                            mark[t] = True
-                            touched[m] = t
-                            m += 1
-                        g[t, i] += v
+        touched = np.empty(T, dtype=np.int32)
+        flags = np.zeros(T, dtype=np.uint8)
+        if ro_slot.shape[0] > 0:
+            for t in range(T):
+                if ro_ptr[t + 1] > ro_ptr[t]:
+                    flags[t] = _READOUT
+        sq_acc = np.zeros(chunk)
+        mx_acc = np.zeros(chunk)
+        nf_acc = np.zeros(chunk, dtype=np.int64)
+        for c in range(wk * n_chunks // n_workers, (wk + 1) * n_chunks // n_workers):
+            s0 = c * chunk
+            ncol = min(chunk, B - s0)
+            _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits,
+                   active, x0, thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout,
+                   out_sq, out_max, out_false, out_on, A, An, cnt, bs, r, y, g, mark, touched,
+                   flags, sq_acc, mx_acc, nf_acc)
+
+
+
+# ----------------------------------------------------------------------------- small batches
+
+
+@njit(**JIT)
+def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter, s, layer,
+                 thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, acc_stats,
+                 nf_stats, part):
+    """``_dense_pass`` for one sample, A and An 1-D (D,): circuits [t_lo, t_hi), statistics into
+    slot ``part`` of acc_stats (sum of squares, max abs) (2, P) and nf_stats (P,)."""
+    S = off_r.shape[1]
+    d = r.shape[0]
+    sq_sum = 0.0
+    mx = acc_stats[1, part]
+    nf = 0
+    for t in range(t_lo, t_hi):
+        for i in range(d):
+            base = i * n
+            acc = A[base + off_r[t, 0]]
+            for q in range(1, S):
+                acc += A[base + off_r[t, q]]
+            if read_c != 0.0:
+                r[i, 0] = coef * acc - read_c * bs[i, 0]
+            else:
+                r[i, 0] = coef * acc
+        f = flags[t]
+        if f == 0:
+            sq = 0.0
+            for i in range(d):
+                v = r[i, 0]
+                sq += v * v
+                if abs(v) > mx:
+                    mx = abs(v)
+            sq_sum += sq
+            if sq > thr2:
+                nf += 1
+        else:
+            acc_stats[0, part] += sq_sum
+            acc_stats[1, part] = mx
+            nf_stats[part] += nf
+            sq_sum = 0.0
+            nf = 0
+            _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
+                     ro_slot, acc_stats[0], acc_stats[1], nf_stats, part)
+            mx = acc_stats[1, part]
+        if scatter:
+            for i in range(d):
+                y = w[t, i, 0] * r[0, 0]
+                for k in range(1, d):
+                    y += w[t, i, k] * r[k, 0]
+                base = i * n
+                for q in range(S):
+                    An[base + off_w[t, q]] += y
+    acc_stats[0, part] += sq_sum
+    acc_stats[1, part] = mx
+    nf_stats[part] += nf
+
+
+@njit(**PARALLEL)
+def _forward_split(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
+                   thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq,
+                   out_max, out_false, out_on, n_parts):
+    """Small-batch driver: samples one after the other, each dense layer split into ``n_parts``
+    circuit ranges run in parallel (prange), each scattering into its own buffer; the buffers and
+    statistics are reduced serially in part order, so results do not depend on the thread count.
+    Sparse layers (few neurons on) run serially."""
+    L, T, S = offsets.shape
+    d = weights.shape[2]
+    D = d * n
+    B = active.shape[0]
+    P = n_parts
+    dt = weights.dtype
+    coef = 1.0 / S + read_c
+    A2 = np.zeros((D, 1), dtype=dt)
+    An_parts = np.zeros((P, D), dtype=dt)
+    cnt = np.zeros(1, dtype=np.int64)
+    bs = np.zeros((d, 1), dtype=dt)
+    rs = np.zeros((P, d, 1), dtype=dt)
+    g = np.zeros((T, d), dtype=dt)
+    mark = np.zeros(T, dtype=np.bool_)
+    touched = np.empty(T, dtype=np.int32)
+    flags = np.zeros(T, dtype=np.uint8)
+    if ro_slot.shape[0] > 0:
+        for t in range(T):
+            if ro_ptr[t + 1] > ro_ptr[t]:
+                flags[t] = _READOUT
+    acc_stats = np.zeros((2, P))
+    nf_stats = np.zeros(P, dtype=np.int64)
+    sq1 = np.zeros(1)
+    mx1 = np.zeros(1)
+    nf1 = np.zeros(1, dtype=np.int64)
+    for s in range(B):
+        _set_flags(flags, s, 1, active, _ACTIVE, True)
+        A2[:, :] = 0.0
+        _embed_chunk(A2, s, 1, active, x0, weights[0], offsets[0], n)
+        _count_cols(A2, cnt)
+        out_on[s, 0] = cnt[0] / D
+        _relu_bias_cols(A2, bias[0], n, cnt)
+        out_on[s, 1] = cnt[0] / D
+        for layer in range(L):
+            scatter = layer + 1 < L
+            lw = layer + 1 if scatter else layer
+            An2 = An_parts[0].reshape((D, 1))
+            if read_c == 0.0 and cnt[0] < sparse_below * D:
+                An_parts[0, :] = 0.0
+                sq1[0] = 0.0
+                mx1[0] = 0.0
+                nf1[0] = 0
+                _sparse_pass(A2, An2, 0, inv_indptr[layer], inv_circuits[layer], offsets[lw],
+                             weights[lw], n, coef, scatter, s, layer, thr2[layer], flags,
+                             active, out_active, out_readout, ro_ptr, ro_slot, g, mark, touched,
+                             rs[0], sq1, mx1, nf1)
+                out_sq[s, layer] = sq1[0]
+                out_max[s, layer] = mx1[0]
+                out_false[s, layer] = nf1[0]
+            else:
                 if read_c != 0.0:
-                    _block_sums(A, n, bs)
-                    for t in range(T):
-                        for i in range(d):
-                            g[t, i] = coef * g[t, i] - read_c * bs[i]
-                    idx_list = every
-                    m = T
-                else:
-                    for a in range(m):
-                        t = touched[a]
-                        for i in range(d):
-                            g[t, i] *= coef
-                    idx_list = touched
-                _record(g, idx_list, m, pos, s, layer, thresholds[layer], out_active,
-                        out_readout, readout_ids, out_sq, out_max, out_false)
-                if layer + 1 < L:
-                    An[:] = 0.0
-                    _scatter(g, idx_list, m, weights[layer + 1], offsets[layer + 1], n, An)
-                    n_nz = _relu_bias(An, bias[layer + 1], n, nz)
-                    out_on[s, layer + 2] = n_nz / D
-                    A, An = An, A
-                for a in range(m):
-                    t = idx_list[a]
-                    mark[t] = False
-                    for i in range(d):
-                        g[t, i] = 0.0
-            for j in range(z):
-                pos[active[s, j]] = -1
+                    _block_sums_cols(A2, n, bs)
+                A1 = A2[:, 0]
+                acc_stats[:, :] = 0.0
+                nf_stats[:] = 0
+                for p in prange(P):
+                    An_parts[p, :] = 0.0
+                    _dense_pass1(A1, An_parts[p], T * p // P, T * (p + 1) // P, offsets[layer],
+                                 offsets[lw], weights[lw], n, coef, read_c, bs, scatter, s,
+                                 layer, thr2[layer], flags, active, out_active, out_readout,
+                                 ro_ptr, ro_slot, rs[p], acc_stats, nf_stats, p)
+                sq = 0.0
+                mx = 0.0
+                nf = 0
+                for p in range(P):
+                    sq += acc_stats[0, p]
+                    mx = max(mx, acc_stats[1, p])
+                    nf += nf_stats[p]
+                    if p > 0 and scatter:
+                        for j in range(D):
+                            An_parts[0, j] += An_parts[p, j]
+                out_sq[s, layer] = sq
+                out_max[s, layer] = mx
+                out_false[s, layer] = nf
+            if scatter:
+                _relu_bias_cols(An2, bias[layer + 1], n, cnt)
+                out_on[s, layer + 2] = cnt[0] / D
+                A2[:, :] = An2
+        _set_flags(flags, s, 1, active, _ACTIVE, False)
+
+
+# ----------------------------------------------------------------------------- chunks of 8
+# The same pass as ``_dense_pass`` for a chunk of exactly 8 columns, written out so that each
+# group of 8 adjacent loads / stores is one SIMD operation (generated text, do not edit by hand:
+# the eight lanes are identical).
+
+_C8 = 8
+
+
+@njit(**JIT)
+def _dense_pass8(A, An, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol, layer, thr2,
+                 flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc, mx_acc,
+                 nf_acc):
+    """``_dense_pass`` over all circuits for A, An of shape (D, 8); r (d, 8) work buffer."""
+    T, S = off_r.shape
+    d = r.shape[0]
+    for t in range(T):
+        for i in range(d):
+            base = i * n
+            row = base + off_r[t, 0]
+            a0 = A[row, 0]
+            a1 = A[row, 1]
+            a2 = A[row, 2]
+            a3 = A[row, 3]
+            a4 = A[row, 4]
+            a5 = A[row, 5]
+            a6 = A[row, 6]
+            a7 = A[row, 7]
+            for q in range(1, S):
+                row = base + off_r[t, q]
+                a0 += A[row, 0]
+                a1 += A[row, 1]
+                a2 += A[row, 2]
+                a3 += A[row, 3]
+                a4 += A[row, 4]
+                a5 += A[row, 5]
+                a6 += A[row, 6]
+                a7 += A[row, 7]
+            if read_c != 0.0:
+                r[i, 0] = coef * a0 - read_c * bs[i, 0]
+                r[i, 1] = coef * a1 - read_c * bs[i, 1]
+                r[i, 2] = coef * a2 - read_c * bs[i, 2]
+                r[i, 3] = coef * a3 - read_c * bs[i, 3]
+                r[i, 4] = coef * a4 - read_c * bs[i, 4]
+                r[i, 5] = coef * a5 - read_c * bs[i, 5]
+                r[i, 6] = coef * a6 - read_c * bs[i, 6]
+                r[i, 7] = coef * a7 - read_c * bs[i, 7]
+            else:
+                r[i, 0] = coef * a0
+                r[i, 1] = coef * a1
+                r[i, 2] = coef * a2
+                r[i, 3] = coef * a3
+                r[i, 4] = coef * a4
+                r[i, 5] = coef * a5
+                r[i, 6] = coef * a6
+                r[i, 7] = coef * a7
+        f = flags[t]
+        if f == 0:
+            for s in range(_C8):
+                sq = 0.0
+                mx = mx_acc[s]
+                for i in range(d):
+                    v = r[i, s]
+                    sq += v * v
+                    if abs(v) > mx:
+                        mx = abs(v)
+                mx_acc[s] = mx
+                sq_acc[s] += sq
+                if sq > thr2:
+                    nf_acc[s] += 1
+        else:
+            for s in range(ncol):
+                _special(t, r, s, s0 + s, layer, thr2, f, active, out_active, out_readout,
+                         ro_ptr, ro_slot, sq_acc, mx_acc, nf_acc, s)
+        if scatter:
+            for i in range(d):
+                wik = w[t, i, 0]
+                y0 = wik * r[0, 0]
+                y1 = wik * r[0, 1]
+                y2 = wik * r[0, 2]
+                y3 = wik * r[0, 3]
+                y4 = wik * r[0, 4]
+                y5 = wik * r[0, 5]
+                y6 = wik * r[0, 6]
+                y7 = wik * r[0, 7]
+                for k in range(1, d):
+                    wik = w[t, i, k]
+                    y0 += wik * r[k, 0]
+                    y1 += wik * r[k, 1]
+                    y2 += wik * r[k, 2]
+                    y3 += wik * r[k, 3]
+                    y4 += wik * r[k, 4]
+                    y5 += wik * r[k, 5]
+                    y6 += wik * r[k, 6]
+                    y7 += wik * r[k, 7]
+                for q in range(S):
+                    row = i * n + off_w[t, q]
+                    An[row, 0] += y0
+                    An[row, 1] += y1
+                    An[row, 2] += y2
+                    An[row, 3] += y3
+                    An[row, 4] += y4
+                    An[row, 5] += y5
+                    An[row, 6] += y6
+                    An[row, 7] += y7
+

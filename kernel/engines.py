@@ -17,7 +17,7 @@ import numpy as np
 
 from kernel import validate
 from kernel._numba import n_threads
-from kernel._jit import _forward_factorised, _forward_sparse
+from kernel._jit import _forward_batch, _forward_split
 from kernel.circuits import run_small
 from kernel.network import Network
 
@@ -113,24 +113,79 @@ def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
         "out_max": np.zeros((B, L)),
         "out_false": np.zeros((B, L), dtype=np.int64),
         "out_on": np.zeros((B, L + 1)),
-        "n_chunks": min(B, n_threads()),
     }
 
 
-def _run_factorised(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> dict:
-    out = _outputs(batch.size, net.L, batch.z, net.d, ids.size)
-    c = net.circuits
-    _forward_factorised(net.offsets, c.weights, c.bias, net.n, net.read_c, batch.active,
-                        batch.inputs, thr, ids, **out)
+#: compute dtypes of the numba engines; float32 halves memory traffic, see docs/performance.md
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype. 8 has a
+#: written-out kernel (``_dense_pass8``); 8 to 32 measured within 10% of each other at D = 8000
+CHUNK = {"float64": 8, "float32": 8}
+
+#: ``auto``: the activation-sparse gather is used for a layer when the chunk's densest sample has
+#: fewer than this fraction of neurons on (calibrated in docs/performance.md; per chunk width)
+AUTO_SPARSE_BELOW = {1: 0.02, "chunk": 0.02}
+
+
+#: batches up to this size run sample by sample, each layer split over SPLIT_PARTS circuit ranges
+#: in parallel (fixed, so results do not depend on the thread count)
+SPLIT_MAX_BATCH = 2
+SPLIT_PARTS = 4
+
+
+def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR circuit -> positions in ``ids`` (read-outs requested), or empty when none are."""
+    if ids.size == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(ids, kind="stable").astype(np.int64)
+    ptr = np.searchsorted(ids[order], np.arange(T + 1)).astype(np.int64)
+    return ptr, order
+
+
+def _run_numba(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, *, mode: str,
+               dtype: str = "float64") -> dict:
+    """Run the numba engine; mode 'factorised' (dense gathers), 'sparse' or 'auto' (per layer)."""
+    B = batch.size
+    out = _outputs(B, net.L, batch.z, net.d, ids.size)
+    weights = net.weights_as(DTYPES[dtype])
+    bias = np.ascontiguousarray(net.circuits.bias, dtype=DTYPES[dtype])
+    ro_ptr, ro_slot = _ro_csr(net.T, ids)
+    if mode == "sparse":
+        chunk, below = 1, np.inf
+    elif mode == "factorised":
+        chunk, below = min(B, CHUNK[dtype]), 0.0
+    else:
+        chunk = min(B, CHUNK[dtype])
+        below = AUTO_SPARSE_BELOW[1] if chunk == 1 else AUTO_SPARSE_BELOW["chunk"]
+    args = (net.offsets, weights, bias, net.n, net.read_c, net.inv_indptr, net.inv_circuits,
+            batch.active, np.ascontiguousarray(batch.inputs), np.ascontiguousarray(thr**2),
+            ro_ptr, ro_slot)
+    if B <= SPLIT_MAX_BATCH and mode != "sparse":
+        below = AUTO_SPARSE_BELOW[1] if mode == "auto" else 0.0
+        _forward_split(*args, float(below), **out, n_parts=SPLIT_PARTS)
+        return out
+    n_chunks = -(-B // chunk)
+    _forward_batch(net.offsets, weights, bias, net.n, net.read_c, net.inv_indptr,
+                   net.inv_circuits, batch.active, np.ascontiguousarray(batch.inputs),
+                   np.ascontiguousarray(thr**2), ro_ptr, ro_slot, float(below), **out,
+                   chunk=chunk, n_workers=min(n_chunks, n_threads()))
     return out
 
 
-def _run_sparse(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> dict:
-    out = _outputs(batch.size, net.L, batch.z, net.d, ids.size)
-    c = net.circuits
-    _forward_sparse(net.offsets, c.weights, c.bias, net.n, net.read_c, net.inv_indptr,
-                    net.inv_circuits, batch.active, batch.inputs, thr, ids, **out)
-    return out
+def _run_factorised(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
+                    dtype: str = "float64") -> dict:
+    return _run_numba(net, batch, thr, ids, mode="factorised", dtype=dtype)
+
+
+def _run_sparse(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
+                dtype: str = "float64") -> dict:
+    return _run_numba(net, batch, thr, ids, mode="sparse", dtype=dtype)
+
+
+def _run_auto(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
+              dtype: str = "float64") -> dict:
+    return _run_numba(net, batch, thr, ids, mode="auto", dtype=dtype)
 
 
 def _readout_dense(net: Network, A: np.ndarray, layer: int) -> np.ndarray:
@@ -143,7 +198,8 @@ def _readout_dense(net: Network, A: np.ndarray, layer: int) -> np.ndarray:
     return r
 
 
-def _run_dense(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> dict:
+def _run_dense(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
+               dtype: str = "float64") -> dict:
     """NumPy oracle: A^0 by scatter, W^l formed densely, read-outs gathered for all circuits."""
     B, z, d, n, L = batch.size, batch.z, net.d, net.n, net.L
     out = _outputs(B, L, z, d, ids.size)
@@ -177,7 +233,7 @@ def _run_dense(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray) -> 
     return out
 
 
-Runner = Callable[[Network, Batch, np.ndarray, np.ndarray], dict]
+Runner = Callable[..., dict]
 
 #: engine name -> runner; ``activation-sparse`` is an alias of ``sparse``
 ENGINES: dict[str, Runner] = {
@@ -185,6 +241,7 @@ ENGINES: dict[str, Runner] = {
     "factorised": _run_factorised,
     "sparse": _run_sparse,
     "activation-sparse": _run_sparse,
+    "auto": _run_auto,
 }
 
 
@@ -206,20 +263,30 @@ def forward(
     net: Network,
     batch: Batch,
     *,
-    engine: str = "factorised",
+    engine: str = "auto",
     readout: str | np.ndarray | None = None,
     threshold_fraction: float = 0.1,
+    dtype: str = "float64",
 ) -> ForwardResult:
     """Run the large network on a batch and the small circuits beside it (SPEC §3).
 
     Parameters
     ----------
-    engine : "dense" (NumPy oracle), "factorised" or "sparse" (numba).
+    engine : "auto" (default), "dense" (NumPy oracle), "factorised" or "sparse" (numba).
+        ``auto`` runs the numba engine and chooses, per layer and chunk of samples, the sparse
+        gather when few neurons are on and the factorised one otherwise (measured density; the
+        read-outs are bit-identical either way, see ``kernel._jit``).
     readout : None, "all", or circuit ids whose full read-outs (B, L+1, R, d) are returned.
     threshold_fraction : false-activation threshold per layer, as a fraction of the mean active
         norm <|a_t^l|> of the batch's ground truth.
+    dtype : "float64" (default, exact to float64 rounding) or "float32" (numba engines only: the
+        large layers and weights in float32, statistics accumulated in float64; its error against
+        float64 is measured in docs/performance.md).
     """
     engine = validate.choice("engine", engine, ENGINES)
+    dtype = validate.choice("dtype", dtype, DTYPES)
+    if engine == "dense" and dtype != "float64":
+        raise validate.ConfigError(f"dtype={dtype!r} is not available for engine 'dense' (float64)")
     threshold_fraction = validate.real("threshold_fraction", threshold_fraction, low=0.0)
     if batch.inputs.shape[2] != net.d or batch.active.max(initial=0) >= net.T:
         raise validate.ConfigError("batch does not belong to this network (check d and T)")
@@ -228,7 +295,7 @@ def forward(
     h, a = run_small(net.circuits, batch.active, batch.inputs)
     thr = threshold_fraction * np.linalg.norm(a, axis=-1).mean(axis=(0, 2))  # (L+1,)
     t1 = time.perf_counter()
-    out = ENGINES[engine](net, batch, np.ascontiguousarray(thr[1:]), ids)
+    out = ENGINES[engine](net, batch, np.ascontiguousarray(thr[1:]), ids, dtype=dtype)
     t2 = time.perf_counter()
     B, L, z, d = batch.size, net.L, batch.z, net.d
 

@@ -70,7 +70,7 @@ class RunConfig:
     network: NetworkConfig = NetworkConfig()
     z: int = 2
     batch: int = 2000
-    engine: str = "factorised"
+    engine: str = "auto"
     threshold_fraction: float = 0.1
 
     def as_dict(self) -> dict[str, Any]:

@@ -99,6 +99,14 @@ class Network:
     T = property(lambda self: int(self.config.T))  # type: ignore[arg-type]
     L = property(lambda self: self.config.L)
 
+    def weights_as(self, dtype: Any) -> np.ndarray:
+        """The circuits' weights (L, T, d, d) in ``dtype``, C-contiguous; converted once, cached."""
+        dtype = np.dtype(dtype)
+        cache = self.__dict__.setdefault("_weights_cache", {})
+        if dtype not in cache:
+            cache[dtype] = np.ascontiguousarray(self.circuits.weights, dtype=dtype)
+        return cache[dtype]
+
     # ------------------------------------------------------------------ dense forms (small D)
 
     def embed_matrix(self, t: int, layer: int) -> np.ndarray:

@@ -96,3 +96,88 @@ def test_inactive_ground_truth_is_zero_so_inactive_error_is_the_read_out():
     mask = np.ones((4, 100), bool)
     mask[np.arange(4)[:, None], res.batch.active] = False
     np.testing.assert_allclose(res.inactive_sq, (per * mask[:, None]).sum(-1), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- auto and float32
+
+
+@given(params=small_networks, bias=st.sampled_from([0.0, -0.03]), z=st.integers(1, 4),
+       size=st.sampled_from([1, 2, 8, 11]), batch_seed=st.integers(0, 1000))
+def test_auto_and_chunked_drivers_agree_with_the_explicit_oracle(params, bias, z, size,
+                                                                 batch_seed):
+    # sizes 1, 2: sample-by-sample split driver; 8, 11: chunks of 8 (the written-out kernel)
+    # and a padded partial chunk of 3
+    net = build_network(**params, bias=bias)
+    batch = sample_batch(net, size, min(z, net.T), seed=batch_seed)
+    ref = forward_explicit(net, batch.active, batch.inputs)
+    inactive = np.ones((size, net.T), dtype=bool)
+    inactive[np.arange(size)[:, None], batch.active] = False
+    sq = ((ref**2).sum(-1) * inactive[:, None, :]).sum(-1)
+    for engine in ("auto", "factorised", "sparse"):
+        res = forward(net, batch, engine=engine, readout="all")
+        np.testing.assert_allclose(res.readout, ref, atol=1e-12, err_msg=engine)
+        act = np.take_along_axis(ref, batch.active[:, None, :, None], axis=2)
+        np.testing.assert_allclose(res.active_readout, act, atol=1e-12, err_msg=engine)
+        np.testing.assert_allclose(res.inactive_sq, sq, atol=1e-12, err_msg=engine)
+
+
+@pytest.mark.parametrize("size", [1, 2, 16, 21])
+@pytest.mark.parametrize("regime", [(-0.02, 600), (0.0, 1500)])
+def test_auto_matches_dense_on_a_mid_size_network(size, regime):
+    bias, T = regime
+    net = build_network(D=2000, S=5, T=T, L=4, bias=bias, seed=3)
+    batch = sample_batch(net, size, 3, seed=4)
+    ids = np.arange(0, T, 11)
+    dense = forward(net, batch, engine="dense", readout=ids)
+    auto = forward(net, batch, engine="auto", readout=ids)
+    np.testing.assert_allclose(auto.readout, dense.readout, atol=1e-12)
+    np.testing.assert_allclose(auto.inactive_sq, dense.inactive_sq, rtol=1e-12)
+    np.testing.assert_allclose(auto.inactive_max, dense.inactive_max, rtol=1e-12)
+    np.testing.assert_array_equal(auto.inactive_false, dense.inactive_false)
+    np.testing.assert_array_equal(auto.frac_on, dense.frac_on)
+
+
+def test_auto_is_the_default_engine():
+    net = build_network(D=400, S=4, T=100, L=3)
+    assert forward(net, sample_batch(net, 2, 2)).engine == "auto"
+
+
+@pytest.mark.parametrize("size", [1, 9])
+def test_chunked_runs_do_not_depend_on_the_thread_count(size):
+    import numba
+
+    net = build_network(D=800, S=5, T=300, L=3)
+    batch = sample_batch(net, size, 3, seed=5)
+    many = forward(net, batch, engine="auto", readout="all")
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = forward(net, batch, engine="auto", readout="all")
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(many.readout, one.readout)
+    np.testing.assert_array_equal(many.inactive_sq, one.inactive_sq)
+
+
+@pytest.mark.parametrize("engine", ["auto", "factorised", "sparse"])
+@pytest.mark.parametrize("size", [1, 12])
+def test_float32_is_close_to_float64(engine, size):
+    # float32 rounding (2^-24 ~ 6e-8 relative) over L = 4 layers of sums of S*d*T*S/n terms;
+    # measured max abs difference ~1e-6 here (docs/performance.md), checked with 30x margin
+    net = build_network(D=2000, S=5, T=1500, L=4, bias=0.0, seed=3)
+    batch = sample_batch(net, size, 3, seed=4)
+    r64 = forward(net, batch, engine=engine)
+    r32 = forward(net, batch, engine=engine, dtype="float32")
+    np.testing.assert_allclose(r32.active_readout, r64.active_readout, atol=3e-5)
+    np.testing.assert_allclose(r32.inactive_sq, r64.inactive_sq, rtol=1e-4, atol=1e-9)
+    assert np.abs(r32.frac_on - r64.frac_on).max() < 1e-3
+
+
+def test_float32_is_refused_by_the_dense_oracle():
+    from kernel import ConfigError
+
+    net = build_network(D=400, S=4, T=100, L=3)
+    with pytest.raises(ConfigError, match="dtype='float32' is not available for engine 'dense'"):
+        forward(net, sample_batch(net, 2, 2), engine="dense", dtype="float32")
+    with pytest.raises(ConfigError, match="dtype='float16' is not one of"):
+        forward(net, sample_batch(net, 2, 2), dtype="float16")
