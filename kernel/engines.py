@@ -233,6 +233,24 @@ def _run_dense(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
     return out
 
 
+def dense_forward(net: Network, Wt: list[np.ndarray], batch: Batch, dtype: Any) -> np.ndarray:
+    """Dense forward pass with pre-formed, transposed W^l (l = 2..L): returns A^L (B, D).
+
+    The baseline of ``cis bench`` and the benchmarks (one BLAS GEMM/GEMV per layer, ``dtype``
+    float64 or float32); no read-outs, so it does less work than the engines.
+    """
+    B, d, n = batch.size, net.d, net.n
+    h1 = np.einsum("bzij,bzj->bzi", net.circuits.weights[0][batch.active], batch.inputs)
+    rows = np.arange(d)[None, None, :, None] * n + net.offsets[0][batch.active][:, :, None, :]
+    A = np.zeros((B, net.D), dtype=dtype)
+    np.add.at(A, (np.arange(B)[:, None, None, None], rows), h1[..., None].astype(dtype))
+    bias = np.repeat(net.circuits.bias, n, axis=1).astype(dtype)
+    A = np.maximum(A + bias[0], 0)
+    for layer, W in enumerate(Wt, start=2):
+        A = np.maximum(A @ W + bias[layer - 1], 0)
+    return A
+
+
 Runner = Callable[..., dict]
 
 #: engine name -> runner; ``activation-sparse`` is an alias of ``sparse``

@@ -91,7 +91,10 @@ def network_configs(
     cap = patterns.capacity(nn, SS)
     hi = cap if T_max is None else min(cap, T_max)
     assume(hi >= T_min)
-    T = draw(st.integers(T_min, hi))
+    # plain integer draws favour tiny T: most draws take a fraction of the range instead
+    # (sampled_from shrinks towards its first entry, the plain draw)
+    frac = draw(st.sampled_from([None, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]))
+    T = draw(st.integers(T_min, hi)) if frac is None else T_min + round(frac * (hi - T_min))
     return NetworkConfig(D=dd * nn, d=dd, S=SS, T=T, L=draw(L), family=family,
                          bias=draw(bias), variant=variant, seed=draw(seed)).validated()
 
