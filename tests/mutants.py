@@ -59,7 +59,11 @@ NETWORK_MUTANTS = {"share_two_neurons": share_two_neurons, "no_shuffle": no_shuf
 # ----------------------------------------------------------------------------- engine mutants
 
 FAULTS = ("inv_S_plus_one", "w1_not_identity", "bias_per_circuit", "drop_copy",
-          "drop_copy_renormalised", None)
+          "drop_copy_renormalised", "readout_index_shift", "relu_threshold",
+          "on_indicator_leak", None)
+
+#: the ReLU threshold / on-indicator value of the faults of those names
+FAULT_CONSTANT = 0.01
 
 
 def _embed(net: Network, layer: int) -> np.ndarray:
@@ -70,6 +74,8 @@ def _embed(net: Network, layer: int) -> np.ndarray:
 def _read(net: Network, A: np.ndarray, layer: int, fault: str | None) -> np.ndarray:
     """U_t^l A for all t: (B, T, d). Faults: wrong 1/S, or one of the S copies dropped."""
     idx = _embed(net, layer)
+    if fault == "readout_index_shift":  # circuit t read through circuit t+1's pattern
+        idx = idx[np.roll(np.arange(net.T), -1)]
     S, c = net.S, net.read_c
     scale = 1.0 / S + c
     if fault == "inv_S_plus_one":
@@ -94,7 +100,11 @@ def numpy_forward(net: Network, batch: Batch, readout: Any = None, *,
     - ``bias_per_circuit``: each circuit's bias is embedded through E_t, so a neuron gets
       b times its load: B^l = sum_t E_t^l b^l;
     - ``drop_copy`` / ``drop_copy_renormalised``: read-out uses S-1 of the S copies, divided by
-      S / by S-1.
+      S / by S-1;
+    - ``readout_index_shift``: circuit t is read through circuit t+1's pattern (an index bug);
+    - ``relu_threshold``: every large ReLU is ReLU(x + B - 0.01) (a hard-coded threshold);
+    - ``on_indicator_leak``: every active circuit adds 0.01 to its layer-0 neurons whatever its
+      input (an on-indicator not gated by the input).
     """
     assert fault in FAULTS, fault
     B, z, d, n, L, T = batch.size, batch.z, net.d, net.n, net.L, net.T
@@ -111,6 +121,10 @@ def numpy_forward(net: Network, batch: Batch, readout: Any = None, *,
     rows = _embed(net, 1)[batch.active]  # (B, z, d, S)
     A = np.zeros((B, net.D))
     placed = batch.inputs if fault == "w1_not_identity" else h[:, 1]
+    if fault == "on_indicator_leak":
+        placed = placed + FAULT_CONSTANT
+    if fault == "relu_threshold":
+        bias = bias - FAULT_CONSTANT
     np.add.at(A, (np.arange(B)[:, None, None, None], rows), placed[..., None])
     on = np.zeros((B, L + 1))
     on[:, 0] = (A > 0).mean(axis=1)

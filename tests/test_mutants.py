@@ -29,6 +29,11 @@ CAUGHT = [
                              "layer1_inactive_mse"]),
     ("drop_copy_renormalised", "engine", ["layer1_worst_case_sandwich", "layer1_inactive_mse",
                                           "engines_agree"]),
+    # beyond the list: faults that only the metamorphic properties are aimed at, to show
+    # that those can fail too
+    ("readout_index_shift", "engine", ["relabelling_invariance"]),
+    ("relu_threshold", "engine", ["input_scaling"]),
+    ("on_indicator_leak", "engine", ["zero_input_circuit_changes_nothing"]),
 ]
 
 CASES = [(m, kind, p) for m, kind, props in CAUGHT for p in props]
