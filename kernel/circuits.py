@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernel import validate
+from kernel._jit_circuits import _orthonormal_q
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,25 @@ def _gaussian(rng: np.random.Generator, T: int, L: int, d: int) -> tuple[np.ndar
 
 
 def _haar_orthogonal(rng: np.random.Generator, shape: tuple[int, ...], m: int) -> np.ndarray:
-    q, r = np.linalg.qr(rng.standard_normal((*shape, m, m)))
-    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+    """Haar orthogonal m x m matrices: Q of the QR (positive diag R) of Gaussian matrices.
+
+    A numba Gram-Schmidt (``_orthonormal_q``), ~25x faster than batched LAPACK QR at T = 10^6;
+    equal to LAPACK's ``Q * sign(diag(R))`` up to rounding.
+    """
+    x = rng.standard_normal((*shape, m, m))
+    return _orthonormal_q(x.reshape(-1, m, m)).reshape(x.shape)
 
 
 def _signed(rng: np.random.Generator, T: int, L: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     if d % 2:
         raise validate.ConfigError(f"d={d} must be even for family 'signed' (state is (y+, y-))")
     R = _haar_orthogonal(rng, (L, T), d // 2)
-    w = np.block([[R, -R], [-R, R]])
+    m = d // 2
+    w = np.empty((L, T, d, d))  # [[R, -R], [-R, R]], without np.block's copies
+    w[..., :m, :m] = R
+    w[..., m:, m:] = R
+    np.negative(R, out=w[..., :m, m:])
+    w[..., m:, :m] = w[..., :m, m:]
     y = rng.standard_normal((T, d // 2))
     y /= np.linalg.norm(y, axis=1, keepdims=True)
     return w, np.concatenate([np.maximum(y, 0), np.maximum(-y, 0)], axis=1)
