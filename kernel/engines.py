@@ -120,8 +120,9 @@ def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 #: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype. 8 has a
-#: written-out kernel (``_dense_pass8``); 8 to 32 measured within 10% of each other at D = 8000
-CHUNK = {"float64": 8, "float32": 8}
+#: written-out kernel (``_dense_pass8``); for float64, 8 to 32 measured within 10% of each other
+#: at D = 8000; for float32, 32 was 1.3-1.6x faster than 8 (docs/performance.md)
+CHUNK = {"float64": 8, "float32": 32}
 
 #: ``auto``: the activation-sparse gather is used for a layer when the chunk's densest sample has
 #: fewer than this fraction of neurons on (calibrated in docs/performance.md; per chunk width)
