@@ -48,8 +48,10 @@ def verify(profile_name: str, max_examples: int | None, only: tuple[str, ...],
                                  "passed": ok, "seconds": total,
                                  "properties": [r.to_dict() for r in reports]}))
     else:
+        from rich.markup import escape  # messages contain [i], which rich would read as markup
+
         rows = [[r.name, r.kind, r.examples, "pass" if r.passed else "FAIL", r.worst_slack,
-                 r.seconds, r.failure or r.worst_message] for r in reports]
+                 r.seconds, escape(r.failure or r.worst_message)] for r in reports]
         title = (f"property suite, profile {profile_name} (max_examples={config.max_examples}): "
                  f"{sum(r.passed for r in reports)}/{len(reports)} hold, {total:.1f} s")
         report.print_tables(report.table(

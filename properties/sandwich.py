@@ -5,12 +5,13 @@ The rigorous layer-1 bound of SPEC §4 (ReLU is 1-Lipschitz):
     |eps_t^1[i]| <= (1/S) * sum_{u active, u != t} o_tu * |h_u^1[i]|
                  <= (z_t / S) * max_u |h_u^1[i]|          (second form needs o_tu <= 1)
 
-for every circuit t, active or inactive, every component i, any shared bias b <= 0.
+for every circuit t, active or inactive, every component i, any shared bias b <= 0. For the
+``corrected`` read-out u_t = (1/S + c) e_t - c 1 (u_t[k] = 1/S on e_t, -c elsewhere) the
+coefficient of u is o_tu/S + c (S - o_tu) (c >= 0).
 
-``bounds/`` (SPEC §4, ``bounds/worst_case.py``) was not written when this module was; the bound
-is computed here by ``layer1_overlap_bound``. For the ``corrected`` read-out u_t = (1/S + c) e_t
-- c 1 the same argument gives coefficient g_tu = sum_{k in e_u} |u_t[k]| = |1/S + c| o_tu +
-|c| (S - o_tu) in place of o_tu / S (equal to it when c = 0) [N].
+The bound is taken from ``bounds.worst_case`` (``layer1_bound_pairs``, ``layer1_bound``) when
+that module is importable; ``_local_pairs`` is this module's own vectorised copy of the same
+formula, used otherwise and compared with it in the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from kernel.engines import Batch
 from kernel.network import Network
 from properties.engines import Engine, resolve
 from properties.result import ROUNDING, CheckResult, compare
+
+try:  # the bounds layer (SPEC §4), when present
+    from bounds import worst_case as _worst_case
+except ImportError:  # pragma: no cover - bounds/ not installed
+    _worst_case = None  # type: ignore[assignment]
 
 
 def overlaps(net: Network, layer: int = 1) -> np.ndarray:
@@ -33,31 +39,58 @@ def overlaps(net: Network, layer: int = 1) -> np.ndarray:
 
 
 def read_coefficients(net: Network, layer: int = 1) -> np.ndarray:
-    """(T, T) g_tu = sum_{k in e_u} |u_t[k]|, the worst-case read-through of u's copies by t."""
+    """(T, T) g_tu = sum_{k in e_u} |u_t[k]| = o_tu/S + |c| (S - o_tu): how much of circuit u's
+    copies the read-out of t can see in the worst case (o_tu/S for the plain read-out)."""
     o = overlaps(net, layer).astype(np.float64)
-    c = net.read_c
-    return abs(1.0 / net.S + c) * o + abs(c) * (net.S - o)
+    return o / net.S + abs(net.read_c) * (net.S - o)
+
+
+def _others(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(B, T, z) overlaps o_tu with the active u of each sample, and a mask of u != t."""
+    o = overlaps(net, 1)[:, batch.active].transpose(1, 0, 2)  # (B, T, z)
+    other = np.ones(o.shape, dtype=bool)
+    other[np.arange(batch.size)[:, None], batch.active, np.arange(batch.z)[None, :]] = False
+    return o, other
+
+
+def _local_pairs(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
+    """This module's vectorised bound: (B, T, d) sum_{u != t} g_tu |h_u^1[i]|."""
+    o, other = _others(net, batch)
+    g = (o / net.S + abs(net.read_c) * (net.S - o)) * other
+    return np.einsum("btz,bzd->btd", g, np.abs(h1))
 
 
 def layer1_overlap_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
-    """(B, T, d) bound sum_{u active, u != t} g_tu |h_u^1[i]| on |eps_t^1[i]| (SPEC §4).
+    """(B, T, d) bound sum_{u active, u != t} (o_tu/S + c (S - o_tu)) |h_u^1[i]| on |eps_t^1[i]|
+    (SPEC §4), from ``bounds.worst_case.layer1_bound_pairs`` when available.
 
     h1 : (B, z, d) the active circuits' pre-activations w_u^1 a_u^0.
     """
-    g = read_coefficients(net, 1)
-    gA = g[:, batch.active].transpose(1, 0, 2).copy()  # (B, T, z)
-    b_idx = np.arange(batch.size)[:, None]
-    gA[b_idx, batch.active, np.arange(batch.z)[None, :]] = 0.0  # u != t
-    return np.einsum("btz,bzd->btd", gA, np.abs(h1))
+    if _worst_case is None:
+        return _local_pairs(net, batch, h1)
+    o, other = _others(net, batch)
+    out = np.zeros((batch.size, net.T, net.d))
+    for b in range(batch.size):
+        for t in range(net.T):
+            m = other[b, t]
+            out[b, t] = _worst_case.layer1_bound_pairs(h1[b, m], o[b, t, m].astype(np.float64),
+                                                       net.S, net.read_c)
+    return out
 
 
 def layer1_max_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
-    """(B, T, d) the coarser (z_t / S) max_u |h_u^1[i]| (valid when o_tu <= 1, c = 0)."""
+    """(B, T, d) the coarser z_t * max_o(o/S + c (S - o)) * max_u |h_u^1[i]|, o <= 1
+    (``bounds.worst_case.layer1_bound`` when available; valid for the prime-step design)."""
     B, z = batch.active.shape
     is_active = np.zeros((B, net.T), dtype=bool)
     is_active[np.arange(B)[:, None], batch.active] = True
-    z_t = np.where(is_active, z - 1, z)  # other active circuits
-    return z_t[:, :, None] / net.S * np.abs(h1).max(axis=1)[:, None, :]
+    z_t = np.where(is_active, z - 1, z)[:, :, None]  # other active circuits
+    max_h = np.abs(h1).max(axis=1)[:, None, :]
+    if _worst_case is not None:
+        return np.asarray(_worst_case.layer1_bound(z_t, max_h, net.S, net.read_c, 1))
+    c = abs(net.read_c)
+    coef = max(c * net.S, 1.0 / net.S + c * (net.S - 1))  # max over o in {0, 1}
+    return z_t * coef * max_h
 
 
 def _measured(net: Network, batch: Batch, engine: Engine | str | None):
@@ -88,18 +121,19 @@ def layer1_worst_case_sandwich(net: Network, batch: Batch,
     res, err = _measured(net, batch, engine)
     bound = layer1_overlap_bound(net, batch, res.h[:, 1])
     return _sandwich("layer1_worst_case_sandwich", err, bound,
-                     "max over t, i of |eps_t^1[i]| / ((1/S) sum_u o_tu |h_u^1[i]|)")
+                     "max over t, i of |eps_t^1[i]| / (sum_u (o_tu/S + c(S-o_tu)) |h_u^1[i]|)")
 
 
 def layer1_max_sandwich(net: Network, batch: Batch,
                         engine: Engine | str | None = None) -> CheckResult:
-    """|eps_t^1[i]| <= (z_t / S) max_u |h_u^1[i]| (needs o_tu <= 1 and c = 0: plain variant)."""
-    if net.read_c:
-        raise ValueError("layer1_max_sandwich applies to the plain/random read-out (c = 0)")
+    """|eps_t^1[i]| <= z_t max_{o<=1}(o/S + c(S-o)) max_u |h_u^1[i]| (= (z_t/S) max_u |h_u^1[i]| for the
+    plain read-out); needs o_tu <= 1 (prime-step design, not ``random``)."""
+    if net.config.variant == "random":
+        raise ValueError("layer1_max_sandwich needs overlaps <= 1 (not the random variant)")
     res, err = _measured(net, batch, engine)
     bound = layer1_max_bound(net, batch, res.h[:, 1])
     return _sandwich("layer1_max_sandwich", err, bound,
-                     "max over t, i of |eps_t^1[i]| / ((z_t/S) max_u |h_u^1[i]|)")
+                     "max over t, i of |eps_t^1[i]| / (z_t max_o(o/S + c(S-o)) max_u |h_u^1[i]|)")
 
 
 SANDWICH = {f.__name__: f for f in (layer1_worst_case_sandwich, layer1_max_sandwich)}

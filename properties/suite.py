@@ -157,7 +157,7 @@ PROPERTIES: dict[str, Property] = {p.name: p for p in [
              C.zero_input_circuit_changes_nothing.__doc__ or ""),
     Property("layer1_worst_case_sandwich", "sandwich", _scenarios(),
              _sandwich("layer1_worst_case_sandwich"), C.layer1_worst_case_sandwich.__doc__ or ""),
-    Property("layer1_max_sandwich", "sandwich", _scenarios(variants=("plain",)),
+    Property("layer1_max_sandwich", "sandwich", _scenarios(variants=PRIME_STEP),
              _sandwich("layer1_max_sandwich"), C.layer1_max_sandwich.__doc__ or ""),
     # the regime of the estimate: b = 0 and h^1 >= 0 (permutation circuits); T >= 3
     Property("layer1_inactive_mse", "statistical",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from kernel import build_network, make_batch, sample_batch
 from kernel.network import NetworkConfig
@@ -60,6 +61,19 @@ def test_statistical_prediction_against_a_long_run():
     assert abs(r.numbers["measured"] - r.numbers["lead"]) > 5 * r.numbers["se"]
 
 
+@given(cst.scenarios(cst.network_configs(n=st.integers(4, 20))))
+def test_sandwich_uses_the_bounds_module_and_agrees_with_its_local_copy(sc):
+    pytest.importorskip("bounds.worst_case")  # the bounds layer, written in parallel
+    from properties import sandwich
+
+    assert sandwich._worst_case is not None  # the check encloses by bounds/worst_case.py
+    net = sc.network()
+    batch = sc.sample(net)
+    h1 = np.einsum("bzij,bzj->bzi", net.circuits.weights[0][batch.active], batch.inputs)
+    np.testing.assert_allclose(sandwich.layer1_overlap_bound(net, batch, h1),
+                               sandwich._local_pairs(net, batch, h1), rtol=1e-12, atol=0)
+
+
 def test_single_circuit_check_accepts_a_subset_and_explicit_batches():
     net = build_network(D=400, S=5, T=100, L=2, bias=-0.05)
     assert C.single_circuit_exact_at_layer_one(net, circuits=np.arange(0, 100, 9)).passed
@@ -72,11 +86,11 @@ def test_single_circuit_check_accepts_a_subset_and_explicit_batches():
     [
         (C.input_scaling, {"c": 2.0, "bias": -0.1}, "zero bias"),
         (C.input_scaling, {"c": -1.0, "bias": 0.0}, "c > 0"),
-        (C.layer1_max_sandwich, {"variant": "corrected"}, "plain/random"),
+        (C.layer1_max_sandwich, {"variant": "random"}, "overlaps <= 1"),
         (C.layer1_inactive_mse, {"family": "signed"}, "h_u\\^1 >= 0"),
         (C.disjoint_patterns_exact, {}, "no shared neuron"),
     ],
-    ids=["scaling-needs-zero-bias", "scaling-needs-positive-c", "max-bound-needs-plain",
+    ids=["scaling-needs-zero-bias", "scaling-needs-positive-c", "max-bound-needs-prime-step",
          "statistical-needs-non-negative-h", "disjoint-needs-disjoint"],
 )
 def test_checks_refuse_examples_outside_their_regime(check, args, message):
