@@ -291,7 +291,12 @@ def _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits
         else:
             if read_c != 0.0:
                 _block_sums_cols(A, n, bs)
-            if C == _C8:
+            if C == 1:
+                _dense_pass1(A.reshape(D), An.reshape(D), 0, T, offsets[layer], offsets[lw],
+                             weights[lw], n, coef, read_c, bs, scatter, s0, layer, thr2[layer],
+                             flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc,
+                             mx_acc, nf_acc, 0)
+            elif C == _C8:
                 _dense_pass8(A, An, offsets[layer], offsets[lw], weights[lw], n, coef, read_c,
                              bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
                              out_active, out_readout, ro_ptr, ro_slot, r, sq_acc, mx_acc, nf_acc)
@@ -312,62 +317,74 @@ def _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits
     _set_flags(flags, s0, ncol, active, _ACTIVE, False)
 
 
+@njit(**JIT)
+def _run_chunks(c_lo, c_hi, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active,
+                x0, thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq, out_max,
+                out_false, out_on, chunk):
+    """Chunks [c_lo, c_hi) of ``chunk`` consecutive samples, serially, buffers allocated once."""
+    L, T, S = offsets.shape
+    d = weights.shape[2]
+    D = d * n
+    B = active.shape[0]
+    dt = weights.dtype
+    A = np.zeros((D, chunk), dtype=dt)
+    An = np.zeros((D, chunk), dtype=dt)
+    cnt = np.zeros(chunk, dtype=np.int64)
+    bs = np.zeros((d, chunk), dtype=dt)
+    r = np.zeros((d, chunk), dtype=dt)
+    y = np.zeros(chunk, dtype=dt)
+    g = np.zeros((T, d), dtype=dt)
+    mark = np.zeros(T, dtype=np.bool_)
+    touched = np.empty(T, dtype=np.int32)
+    flags = np.zeros(T, dtype=np.uint8)
+    if ro_slot.shape[0] > 0:
+        for t in range(T):
+            if ro_ptr[t + 1] > ro_ptr[t]:
+                flags[t] = _READOUT
+    sq_acc = np.zeros(chunk)
+    mx_acc = np.zeros(chunk)
+    nf_acc = np.zeros(chunk, dtype=np.int64)
+    for c in range(c_lo, c_hi):
+        s0 = c * chunk
+        ncol = min(chunk, B - s0)
+        _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits,
+               active, x0, thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout,
+               out_sq, out_max, out_false, out_on, A, An, cnt, bs, r, y, g, mark, touched,
+               flags, sq_acc, mx_acc, nf_acc)
+
+
 @njit(**PARALLEL)
 def _forward_batch(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
                    thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq,
                    out_max, out_false, out_on, chunk, n_workers):
     """Batch driver: the B samples form ceil(B / chunk) chunks of ``chunk`` consecutive samples;
-    worker w (prange) runs the chunks of its contiguous share with buffers allocated once.
+    worker w (prange) runs the chunks of its contiguous share (``_run_chunks``, the serial twin,
+    which the caller uses directly when there is one worker: a parallel region costs a wait for
+    every thread, ruinous on a loaded machine).
 
     A sample's result depends only on its chunk, never on the number of workers or threads.
     """
-    L, T, S = offsets.shape
-    d = weights.shape[2]
-    D = d * n
     B = active.shape[0]
     n_chunks = (B + chunk - 1) // chunk
-    dt = weights.dtype
     for wk in prange(n_workers):
-        A = np.zeros((D, chunk), dtype=dt)
-        An = np.zeros((D, chunk), dtype=dt)
-        cnt = np.zeros(chunk, dtype=np.int64)
-        bs = np.zeros((d, chunk), dtype=dt)
-        r = np.zeros((d, chunk), dtype=dt)
-        y = np.zeros(chunk, dtype=dt)
-        g = np.zeros((T, d), dtype=dt)
-        mark = np.zeros(T, dtype=np.bool_)
-        touched = np.empty(T, dtype=np.int32)
-        flags = np.zeros(T, dtype=np.uint8)
-        if ro_slot.shape[0] > 0:
-            for t in range(T):
-                if ro_ptr[t + 1] > ro_ptr[t]:
-                    flags[t] = _READOUT
-        sq_acc = np.zeros(chunk)
-        mx_acc = np.zeros(chunk)
-        nf_acc = np.zeros(chunk, dtype=np.int64)
-        for c in range(wk * n_chunks // n_workers, (wk + 1) * n_chunks // n_workers):
-            s0 = c * chunk
-            ncol = min(chunk, B - s0)
-            _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits,
-                   active, x0, thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout,
-                   out_sq, out_max, out_false, out_on, A, An, cnt, bs, r, y, g, mark, touched,
-                   flags, sq_acc, mx_acc, nf_acc)
-
-
+        _run_chunks(wk * n_chunks // n_workers, (wk + 1) * n_chunks // n_workers, offsets,
+                    weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0, thr2, ro_ptr,
+                    ro_slot, sparse_below, out_active, out_readout, out_sq, out_max, out_false,
+                    out_on, chunk)
 
 # ----------------------------------------------------------------------------- small batches
 
 
 @njit(**JIT)
 def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter, s, layer,
-                 thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, acc_stats,
-                 nf_stats, part):
-    """``_dense_pass`` for one sample, A and An 1-D (D,): circuits [t_lo, t_hi), statistics into
-    slot ``part`` of acc_stats (sum of squares, max abs) (2, P) and nf_stats (P,)."""
+                 thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc,
+                 mx_acc, nf_acc, part):
+    """``_dense_pass`` for one sample, A and An 1-D (D,): circuits [t_lo, t_hi), statistics added
+    to slot ``part`` of sq_acc, mx_acc, nf_acc."""
     S = off_r.shape[1]
     d = r.shape[0]
     sq_sum = 0.0
-    mx = acc_stats[1, part]
+    mx = mx_acc[part]
     nf = 0
     for t in range(t_lo, t_hi):
         for i in range(d):
@@ -391,14 +408,14 @@ def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatte
             if sq > thr2:
                 nf += 1
         else:
-            acc_stats[0, part] += sq_sum
-            acc_stats[1, part] = mx
-            nf_stats[part] += nf
+            sq_acc[part] += sq_sum
+            mx_acc[part] = mx
+            nf_acc[part] += nf
             sq_sum = 0.0
             nf = 0
             _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
-                     ro_slot, acc_stats[0], acc_stats[1], nf_stats, part)
-            mx = acc_stats[1, part]
+                     ro_slot, sq_acc, mx_acc, nf_acc, part)
+            mx = mx_acc[part]
         if scatter:
             for i in range(d):
                 y = w[t, i, 0] * r[0, 0]
@@ -407,9 +424,9 @@ def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatte
                 base = i * n
                 for q in range(S):
                     An[base + off_w[t, q]] += y
-    acc_stats[0, part] += sq_sum
-    acc_stats[1, part] = mx
-    nf_stats[part] += nf
+    sq_acc[part] += sq_sum
+    mx_acc[part] = mx
+    nf_acc[part] += nf
 
 
 @njit(**PARALLEL)
@@ -440,8 +457,9 @@ def _forward_split(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, 
         for t in range(T):
             if ro_ptr[t + 1] > ro_ptr[t]:
                 flags[t] = _READOUT
-    acc_stats = np.zeros((2, P))
-    nf_stats = np.zeros(P, dtype=np.int64)
+    sq_p = np.zeros(P)
+    mx_p = np.zeros(P)
+    nf_p = np.zeros(P, dtype=np.int64)
     sq1 = np.zeros(1)
     mx1 = np.zeros(1)
     nf1 = np.zeros(1, dtype=np.int64)
@@ -473,21 +491,22 @@ def _forward_split(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, 
                 if read_c != 0.0:
                     _block_sums_cols(A2, n, bs)
                 A1 = A2[:, 0]
-                acc_stats[:, :] = 0.0
-                nf_stats[:] = 0
+                sq_p[:] = 0.0
+                mx_p[:] = 0.0
+                nf_p[:] = 0
                 for p in prange(P):
                     An_parts[p, :] = 0.0
                     _dense_pass1(A1, An_parts[p], T * p // P, T * (p + 1) // P, offsets[layer],
                                  offsets[lw], weights[lw], n, coef, read_c, bs, scatter, s,
                                  layer, thr2[layer], flags, active, out_active, out_readout,
-                                 ro_ptr, ro_slot, rs[p], acc_stats, nf_stats, p)
+                                 ro_ptr, ro_slot, rs[p], sq_p, mx_p, nf_p, p)
                 sq = 0.0
                 mx = 0.0
                 nf = 0
                 for p in range(P):
-                    sq += acc_stats[0, p]
-                    mx = max(mx, acc_stats[1, p])
-                    nf += nf_stats[p]
+                    sq += sq_p[p]
+                    mx = max(mx, mx_p[p])
+                    nf += nf_p[p]
                     if p > 0 and scatter:
                         for j in range(D):
                             An_parts[0, j] += An_parts[p, j]

@@ -17,7 +17,7 @@ import numpy as np
 
 from kernel import validate
 from kernel._numba import n_threads
-from kernel._jit import _forward_batch, _forward_split
+from kernel._jit import _forward_batch, _forward_split, _run_chunks
 from kernel.circuits import run_small
 from kernel.network import Network
 
@@ -129,10 +129,12 @@ CHUNK = {"float64": 8, "float32": 32}
 AUTO_SPARSE_BELOW = {1: 0.02, "chunk": 0.02}
 
 
-#: batches up to this size run sample by sample, each layer split over SPLIT_PARTS circuit ranges
-#: in parallel (fixed, so results do not depend on the thread count)
+#: batches up to this size run sample by sample. With SPLIT_PARTS > 1 each dense layer is split
+#: over that many circuit ranges run in parallel (fixed, so results do not depend on the thread
+#: count): ~2x faster on an idle 2-core machine, but every layer waits for both threads, which is
+#: 100x *slower* when other processes load the cores (docs/performance.md). Default 1: serial.
 SPLIT_MAX_BATCH = 2
-SPLIT_PARTS = 4
+SPLIT_PARTS = 1
 
 
 def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,15 +164,19 @@ def _run_numba(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, *, 
     args = (net.offsets, weights, bias, net.n, net.read_c, net.inv_indptr, net.inv_circuits,
             batch.active, np.ascontiguousarray(batch.inputs), np.ascontiguousarray(thr**2),
             ro_ptr, ro_slot)
-    if B <= SPLIT_MAX_BATCH and mode != "sparse":
+    if B <= SPLIT_MAX_BATCH and SPLIT_PARTS > 1 and mode != "sparse" and n_threads() > 1:
         below = AUTO_SPARSE_BELOW[1] if mode == "auto" else 0.0
         _forward_split(*args, float(below), **out, n_parts=SPLIT_PARTS)
         return out
+    if B <= SPLIT_MAX_BATCH:
+        chunk = 1
+        below = AUTO_SPARSE_BELOW[1] if mode == "auto" else below
     n_chunks = -(-B // chunk)
-    _forward_batch(net.offsets, weights, bias, net.n, net.read_c, net.inv_indptr,
-                   net.inv_circuits, batch.active, np.ascontiguousarray(batch.inputs),
-                   np.ascontiguousarray(thr**2), ro_ptr, ro_slot, float(below), **out,
-                   chunk=chunk, n_workers=min(n_chunks, n_threads()))
+    n_workers = min(n_chunks, n_threads())
+    if n_workers == 1:
+        _run_chunks(0, n_chunks, *args, float(below), **out, chunk=chunk)
+    else:
+        _forward_batch(*args, float(below), **out, chunk=chunk, n_workers=n_workers)
     return out
 
 

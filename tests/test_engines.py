@@ -181,3 +181,24 @@ def test_float32_is_refused_by_the_dense_oracle():
         forward(net, sample_batch(net, 2, 2), engine="dense", dtype="float32")
     with pytest.raises(ConfigError, match="dtype='float16' is not one of"):
         forward(net, sample_batch(net, 2, 2), dtype="float16")
+
+
+@pytest.mark.parametrize("bias", [0.0, -0.02])
+def test_circuit_split_small_batches_agree_with_dense(monkeypatch, bias):
+    # opt-in path: each dense layer of a small batch split over circuit ranges run in parallel
+    from kernel import engines
+
+    monkeypatch.setattr(engines, "SPLIT_PARTS", 4)
+    net = build_network(D=2000, S=5, T=1500, L=4, bias=bias, seed=3)
+    batch = sample_batch(net, 2, 3, seed=4)
+    ids = np.arange(0, 1500, 13)
+    dense = forward(net, batch, engine="dense", readout=ids)
+    for engine in ("auto", "factorised"):
+        split = forward(net, batch, engine=engine, readout=ids)
+        np.testing.assert_allclose(split.readout, dense.readout, atol=1e-12)
+        np.testing.assert_allclose(split.inactive_sq, dense.inactive_sq, rtol=1e-12)
+        np.testing.assert_array_equal(split.inactive_false, dense.inactive_false)
+        np.testing.assert_array_equal(split.frac_on, dense.frac_on)
+    monkeypatch.setattr(engines, "SPLIT_PARTS", 1)
+    serial = forward(net, batch, readout=ids)
+    np.testing.assert_allclose(split.readout, serial.readout, atol=1e-12)
