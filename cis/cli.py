@@ -93,13 +93,33 @@ def run(as_json: bool, **params: Any) -> None:
 
 
 @cli.command()
-@click.option("--n", "n", type=int, required=True, help="neurons per block")
-@click.option("--S", "S", type=int, required=True, help="pattern size")
+@click.option("--n", "n", type=int, default=None, help="neurons per block (T_max, packing bound)")
+@click.option("--S", "S", type=int, default=None, help="pattern size")
+@click.option("--D", "D", type=int, default=None, help="inverse problem: large-layer width")
+@click.option("--d", "d", type=int, default=4, show_default=True, help="inverse problem: small width")
+@click.option("--z", "z", type=int, default=2, show_default=True, help="inverse problem: active circuits")
+@click.option("--L", "L", type=int, default=4, show_default=True, help="inverse problem: layers")
+@click.option("--budget", type=float, default=None, help="inverse problem: error budget (active MSE at layer L)")
+@click.option("--T", "T", type=int, default=None, help="inverse problem: T for the smallest D")
 @click.option("--json", "as_json", is_flag=True)
 @_guard
-def capacity(n: int, S: int, as_json: bool) -> None:
-    """Capacity T_max(n, S) of the prime-step design and the packing bound (SPEC §2)."""
-    out = {"n": n, "S": S, "T_max": patterns.capacity(n, S), "packing_bound": patterns.packing_bound(n, S)}
+def capacity(n: int | None, S: int | None, D: int | None, d: int, z: int, L: int,
+             budget: float | None, T: int | None, as_json: bool) -> None:
+    """Capacity T_max(n, S) of the prime-step design and the packing bound (SPEC §2); with
+    --budget --D [--d --z --L --S --T], the largest T (and smallest D) for an error budget (SPEC §4)."""
+    if budget is None and n is None:
+        raise click.UsageError("give --n and --S, or --budget and --D for the inverse problem")
+    out: dict[str, Any] = {}
+    if n is not None:
+        if S is None:
+            raise click.MissingParameter(param_hint="'--S'", param_type="option")
+        out = {"n": n, "S": S, "T_max": patterns.capacity(n, S), "packing_bound": patterns.packing_bound(n, S)}
+    if budget is not None:
+        if D is None:
+            raise click.MissingParameter(param_hint="'--D'", param_type="option")
+        from bounds.capacity import inverse_problem
+
+        out.update(inverse_problem(budget, D, d, z, L, S=S, T=T))
     if as_json:
         click.echo(report.dumps(out))
     else:

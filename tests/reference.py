@@ -63,3 +63,45 @@ def forward_explicit(net, active: np.ndarray, inputs: np.ndarray) -> np.ndarray:
             for t in range(T):
                 out[b, layer, t] = U[layer - 1][t] @ A
     return out
+
+
+def decompose_explicit(net, active: np.ndarray, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """SPEC §4's terms of every circuit, (B, L+1, T, d) each, straight from the definitions.
+
+    eps_t^l = U_t^l A^l - a_t^l (a = 0 for inactive t); overlap = sum_{u != t, u active}
+    U_t^l E_u^l h_u^l; propagation = sum_u U_t^l E_u^l w_u^l eps_u^{l-1} (l >= 2, over all T
+    circuits, with this oracle's own eps of layer l-1); relu = eps - overlap - propagation.
+    """
+    from kernel.circuits import run_small
+
+    T, L, d = net.T, net.L, net.d
+    w = net.circuits.weights
+    h, a = run_small(net.circuits, active, inputs)  # (B, L+1, z, d)
+    read = forward_explicit(net, active, inputs)  # (B, L+1, T, d)
+    E = [[net.embed_matrix(t, layer) for t in range(T)] for layer in range(1, L + 1)]
+    U = [[net.unembed_matrix(t, layer) for t in range(T)] for layer in range(1, L + 1)]
+    B = active.shape[0]
+    out = {k: np.zeros((B, L + 1, T, d)) for k in ("total", "overlap", "propagation", "relu")}
+    for b in range(B):
+        truth_a = np.zeros((L + 1, T, d))
+        truth_h = np.zeros((L + 1, T, d))
+        for j, t in enumerate(active[b]):
+            truth_a[:, t] = a[b, :, j]
+            truth_h[:, t] = h[b, :, j]
+        out["total"][b] = read[b] - truth_a
+        out["total"][b, 0] = 0.0
+        for layer in range(1, L + 1):
+            for t in range(T):
+                ovl = np.zeros(d)
+                for u in active[b]:
+                    if u != t:
+                        ovl += U[layer - 1][t] @ E[layer - 1][u] @ truth_h[layer, u]
+                prop = np.zeros(d)
+                if layer >= 2:
+                    for u in range(T):
+                        prop += U[layer - 1][t] @ E[layer - 1][u] @ (
+                            w[layer - 1, u] @ out["total"][b, layer - 1, u])
+                out["overlap"][b, layer, t] = ovl
+                out["propagation"][b, layer, t] = prop
+                out["relu"][b, layer, t] = out["total"][b, layer, t] - ovl - prop
+    return out

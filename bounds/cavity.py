@@ -1,0 +1,199 @@
+"""SPEC §4 [N]: a mean-field ("cavity") layer recursion over the small circuits.
+
+The leading-order formulas of SPEC §4 drop two things that dominate from layer 2 on: the ReLU of
+the large network (which cuts an active circuit's noise on its off neurons and rectifies the noise
+on inactive neurons, so it does not average out over S) and the inactive-circuit noise that
+re-enters through W ("inactive feedback"). This module carries both, layer by layer, with a small
+Monte Carlo over the *small circuits* and the *pattern statistics* only; the large network is never
+run.
+
+The recursion (derivation)
+--------------------------
+Take a tagged circuit t at layer l. Its S neurons in block i have offsets k_1..k_S; neuron k_q is
+shared with ``m_q = load(k_q) - 1`` other circuits (loads of the realised design, SPEC §2). Two
+circuits share at most one offset, so the S neurons see disjoint sets of other circuits, and with the
+per-layer shuffle the circuits sharing a neuron at layer l are independent of their state at l-1.
+Since ``W^l A^{l-1} = sum_u E_u w_u (a_u^{l-1} + eps_u^{l-1})``, neuron k_q (block i) receives
+
+    P_q = [h_t + w_t eps_t]_i + sum_{u shares k_q} [h_u + w_u eps_u]_i      (h_u = 0 if inactive)
+
+with each sharing circuit active with probability (z - [t active]) / (T - 1). Then
+``A_q = ReLU(P_q + b_i)`` and the read-out is ``(1/S + c) sum_q A_q - c * (block sum)``
+(c = 0 for ``plain``). The terms of SPEC §4 follow by reading out X (the h's only) and P - X.
+The states (h, a, eps) of the other circuits are drawn from two *pools* (M active, M inactive
+trajectories) that carry the realised error vectors of layer l-1 - their changed statistics after
+rectification (the g of the SPEC sketch) are thus exact in distribution. The tagged results form
+the pools of layer l. For the ``corrected`` read-out the block sum is
+``sum_q A_q + S sum_{other active v} (a_v + eps_v) + (n - z S) * mean(noise-only neuron)``.
+
+Assumptions: A1 (z << n), A4 (weights of different circuits independent: the pushed vectors
+w_u eps_u of different circuits are independent), overlaps <= 1 (not the ``random`` variant),
+and independence of circuits sharing a neuron (no loops: correlations of order 1/n between the
+error vectors of circuits that met an active circuit together are dropped). A2 is *not* assumed.
+
+Regime and measured accuracy (D = 4000, S = 6, T = 3000, z = 2, batch 400, seed 0; see
+docs/bounds.md): ``signed`` beta in {0, -0.05}: totals within a few % to ~15% at layers 1-4;
+``gaussian`` layers 1-2 within 20%. The statistical error of the Monte Carlo itself is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TERMS = ("overlap", "propagation", "relu")
+
+
+@dataclass(frozen=True)
+class LayerPrediction:
+    """Predicted mean-square |.|^2 per circuit class at one layer, with Monte Carlo std errors."""
+
+    layer: int
+    active: dict[str, float]  # "mse", "overlap", "propagation", "relu"
+    inactive: dict[str, float]
+    active_se: float  # std error of active["mse"]
+    inactive_se: float
+    frac_on_noise: float  # P(neuron used by no active circuit is on)
+
+
+def design_loads(design: np.ndarray, n: int) -> np.ndarray:
+    """Number of circuits using each offset of a block: (n,) int (SPEC §2)."""
+    return np.bincount(np.asarray(design).ravel(), minlength=n)
+
+
+def _read(vals: np.ndarray, S: int, c: float, block: np.ndarray) -> np.ndarray:
+    """Read-out of S neurons vals (M, S, d) with block sums block (M, d)."""
+    return (1.0 / S + c) * vals.sum(axis=1) - c * block
+
+
+def cavity_recursion(
+    weights: np.ndarray,
+    bias: np.ndarray,
+    inputs: np.ndarray,
+    design: np.ndarray,
+    n: int,
+    z: int,
+    *,
+    read_c: float = 0.0,
+    samples: int = 40000,
+    seed: int = 0,
+    chunk: int = 8000,
+) -> list[LayerPrediction]:
+    """Predict per layer the MSE and the three SPEC §4 terms for active and inactive circuits.
+
+    Parameters
+    ----------
+    weights : (L, T, d, d) small-circuit weights; bias : (L, d); inputs : (T, d).
+    design : (T, S) realised pattern offsets (its loads give the sharing statistics).
+    n : block size D/d; z : active circuits per sample; read_c : c of the corrected read-out.
+    samples : pool size M (Monte Carlo trajectories per class); seed : Monte Carlo seed.
+
+    Returns
+    -------
+    list of LayerPrediction for layers 0..L (layer 0 is exact: all zeros).
+
+    Notes
+    -----
+    SPEC §4 [N] "Inactive feedback". Regime: overlaps <= 1 per pair (plain/corrected variants),
+    A1 (z S << n), A4. Accuracy measured in docs/bounds.md.
+    """
+    L, T, d, _ = weights.shape
+    S = design.shape[1]
+    rng = np.random.default_rng(seed)
+    loads = design_loads(design, n)
+    M = int(samples)
+    # pools: circuit ids, truth a (active only), error eps
+    ca = rng.integers(0, T, M)
+    a_act = inputs[ca].copy()
+    e_act = np.zeros((M, d))
+    ci = rng.integers(0, T, M)
+    e_in = np.zeros((M, d))
+    out = [LayerPrediction(0, dict.fromkeys(("mse", *TERMS), 0.0),
+                           dict.fromkeys(("mse", *TERMS), 0.0), 0.0, 0.0, 0.0)]
+    p_other_active = (z - 1) / (T - 1) if T > 1 else 0.0
+    p_other_for_inactive = z / (T - 1) if T > 1 else 0.0
+    for layer in range(1, L + 1):
+        w = weights[layer - 1]
+        b = bias[layer - 1]
+        # pushed vectors of the pools: signal part h and error part w eps
+        h_act = np.einsum("mij,mj->mi", w[ca], a_act)
+        y_act = np.einsum("mij,mj->mi", w[ca], e_act)
+        a_new = np.maximum(h_act + b, 0.0)
+        y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
+        # noise-only neuron mean (for the corrected block sum) and on-probability
+        noise_on, noise_mean = _noise_neuron(rng, loads, y_in, b, min(M, 20000))
+        results = {}
+        for cls, tag_h, tag_y, p_act in (
+            ("active", h_act, y_act, p_other_active),
+            ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
+        ):
+            eps_tot = np.zeros((M, d))
+            terms = {k: np.zeros((M, d)) for k in TERMS}
+            for lo in range(0, M, chunk):
+                sl = slice(lo, min(M, lo + chunk))
+                m = sl.stop - sl.start
+                rows = rng.integers(0, T, m)
+                others = loads[design[rows]] - 1  # (m, S)
+                mmax = int(others.max()) if others.size else 0
+                slot = np.arange(mmax)[None, None, :] < others[:, :, None]  # (m, S, mmax)
+                is_act = (rng.random(slot.shape) < p_act) & slot
+                is_in = slot & ~is_act
+                ia = rng.integers(0, M, slot.shape)
+                ii = rng.integers(0, M, slot.shape)
+                X_o = np.where(is_act[..., None], h_act[ia], 0.0)  # (m, S, mmax, d)
+                Y_o = np.where(is_act[..., None], y_act[ia], 0.0) + np.where(
+                    is_in[..., None], y_in[ii], 0.0)
+                X = tag_h[sl][:, None, :] + X_o.sum(axis=2)  # (m, S, d)
+                P = X + tag_y[sl][:, None, :] + Y_o.sum(axis=2)
+                A = np.maximum(P + b, 0.0)
+                if read_c:
+                    n_act = is_act.sum(axis=(1, 2))  # other active circuits met at these neurons
+                    extra = z - (cls == "active") - n_act  # other active circuits elsewhere
+                    # active circuits met here: their other S-1 neurons carry their read-out
+                    met = (np.where(is_act[..., None], a_new[ia] + e_act[ia], 0.0)).sum(axis=(1, 2))
+                    far = rng.integers(0, M, (m, max(1, z)))
+                    far_vals = (a_new[far] + e_act[far]) * (np.arange(far.shape[1]) < extra[:, None])[..., None]
+                    rest = n - S * z
+                    blockA = A.sum(axis=1) + (S - 1) * met + S * far_vals.sum(axis=1) + rest * noise_mean
+                    h_far = h_act[far] * (np.arange(far.shape[1]) < extra[:, None])[..., None]
+                    blockX = X.sum(axis=1) + (S - 1) * X_o.sum(axis=(1, 2)) + S * h_far.sum(axis=1)
+                    mean_y = y_in.mean(axis=0)
+                    blockP = (P.sum(axis=1) + (S - 1) * (X_o + Y_o).sum(axis=(1, 2))
+                              + S * h_far.sum(axis=1) + S * (T - z) * mean_y)
+                else:
+                    blockA = blockX = blockP = np.zeros((m, d))
+                rA = _read(A, S, read_c, blockA)
+                rX = _read(X, S, read_c, blockX)
+                rP = _read(P, S, read_c, blockP)
+                truth_a = a_new[sl] if cls == "active" else 0.0
+                truth_h = tag_h[sl]
+                eps_tot[sl] = rA - truth_a
+                terms["overlap"][sl] = rX - truth_h
+                terms["propagation"][sl] = rP - rX
+            terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
+            sq = (eps_tot**2).sum(-1)
+            results[cls] = (
+                {"mse": float(sq.mean()), **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
+                float(sq.std(ddof=1) / np.sqrt(M)),
+                eps_tot,
+            )
+        e_act = results["active"][2]
+        a_act = a_new
+        e_in = results["inactive"][2]
+        out.append(LayerPrediction(layer, results["active"][0], results["inactive"][0],
+                                   results["active"][1], results["inactive"][1], noise_on))
+    return out
+
+
+def _noise_neuron(rng: np.random.Generator, loads: np.ndarray, y_in: np.ndarray, b: np.ndarray,
+                  m: int) -> tuple[float, np.ndarray]:
+    """On-probability and mean activation (d,) of a neuron used by no active circuit."""
+    M = y_in.shape[0]
+    ld = loads[rng.integers(0, loads.size, m)]
+    mmax = int(ld.max()) if ld.size else 0
+    slot = np.arange(mmax)[None, :] < ld[:, None]
+    ii = rng.integers(0, M, slot.shape)
+    P = (np.where(slot[..., None], y_in[ii], 0.0)).sum(axis=1)  # (m, d)
+    A = np.maximum(P + b, 0.0)
+    return float((A > 0).mean()), A.mean(axis=0)

@@ -1,0 +1,110 @@
+"""``cis check`` and ``cis capacity --budget``: JSON shape, verdicts, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+import bounds.predict
+from cis.cli import main
+
+SMALL = ["--D", "400", "--S", "5", "--T", "50", "--L", "2", "--z", "2", "--batch", "40",
+         "--samples", "2000"]
+
+
+def cis(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cis", *args], capture_output=True, text=True)
+
+
+def _check_json(capsys, *args: str) -> tuple[int, dict]:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", *args, "--json"])
+    return exc.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_check_json_extends_run_json(capsys):
+    code, out = _check_json(capsys, *SMALL)
+    assert code in (0, 1)
+    assert out["config"]["D"] == 400 and out["config"]["T"] == 50
+    assert [lay["layer"] for lay in out["layers"]] == [0, 1, 2]
+    for lay in out["layers"]:
+        for cls in ("active", "inactive"):
+            e = lay[cls]
+            assert {"mse", "mse_ci", "max_abs"} <= set(e)  # cis run's fields stay
+            assert set(e["predicted"]) == {"mse", "overlap", "propagation", "relu"}
+            assert set(e["measured_terms"]) == {"overlap", "propagation", "relu"}
+            assert "worst_case_bound" in e and e["pass"] in (True, False, None)
+    lay1 = out["layers"][1]
+    # the layer-1 bound is rigorous and reported for both classes
+    for cls in ("active", "inactive"):
+        assert lay1[cls]["bound"]["kind"] == "rigorous"
+        assert lay1[cls]["max_abs"] <= lay1[cls]["worst_case_bound"]
+    # z S^2 d/D = 2*25*4/400 = 0.5 > 0.3: every estimate is flagged, none silently judged
+    for lay in out["layers"][1:]:
+        for cls in ("active", "inactive"):
+            assert {x["verdict"] for x in lay[cls]["estimates"]} <= {"OUT-OF-REGIME", "ZERO"}
+            assert all("A1" in x["regime"] for x in lay[cls]["estimates"])
+    assert code == (0 if out["check"]["pass"] else 1)
+
+
+def test_check_exits_1_when_an_in_regime_estimate_is_off(capsys, monkeypatch):
+    real = bounds.predict.predict
+
+    def wrong(net, z, **kw):  # a planted fault: every cavity estimate 3x too high
+        out = real(net, z, **kw)
+        for row in out:
+            for cp in row.values():
+                cp.estimates = [replace(e, mse=3 * e.mse) if e.model == "cavity" else e
+                                for e in cp.estimates]
+        return out
+
+    monkeypatch.setattr(bounds.predict, "predict", wrong)
+    args = ["--D", "2000", "--S", "5", "--T", "1500", "--L", "2", "--batch", "300",
+            "--samples", "5000"]
+    code, out = _check_json(capsys, *args)
+    assert code == 1 and out["check"]["pass"] is False
+    assert out["check"]["verdicts"].get("FAIL", 0) >= 1
+    monkeypatch.setattr(bounds.predict, "predict", real)
+    code, out = _check_json(capsys, *args)
+    assert code == 0 and out["check"]["pass"] is True, out["check"]
+
+
+def test_check_table_output():
+    proc = cis("check", *SMALL)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "OUT-OF-REGIME" in proc.stdout and "rigorous" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "--D", "1001"], "D=1001 must be divisible by d=4"),
+        (["check", "--samples", "5"], "samples=5 must be >= 100"),
+        (["check", "--bias", "0.5"], "bias=0.5 must be <= 0"),
+        (["capacity", "--budget", "0.1"], "Missing option '--D'"),
+        (["capacity"], "give --n and --S, or --budget"),
+        (["capacity", "--budget", "-1", "--D", "4000"], "budget=-1.0 must be >= 0.0"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message):
+    proc = cis(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_capacity_inverse_problem_json(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["capacity", "--budget", "0.05", "--D", "4000", "--d", "4", "--z", "2", "--L", "4",
+              "--S", "6", "--T", "3000", "--json"])
+    assert exc.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["largest_T"] == 7666 and out["T_max"] == 8243 and out["smallest_D"] == 2568
+    with pytest.raises(SystemExit):
+        main(["capacity", "--n", "250", "--S", "6", "--json"])
+    assert json.loads(capsys.readouterr().out) == {"n": 250, "S": 6, "T_max": 557,
+                                                   "packing_bound": 2075}
