@@ -10,6 +10,8 @@ reported separately, never timed in the ratios):
     or GEMV per layer) — the forward pass alone, no read-outs of inactive circuits;
   ``dense-f64+readout``: the same plus the read-outs U_t^l A^l of all T circuits at every layer
     and their statistics (what the numba engines compute; ``kernel.engines._run_dense``).
+Rows ``<engine>-f32``: the engine in float32; ``<engine>-split`` (batches of 1-2 only): each dense
+layer split over 4 circuit ranges run on the threads (opt-in, ``kernel.engines.SPLIT_PARTS``).
 The numba engines always compute the read-outs of all T circuits at every layer, so the ratios
 against ``dense-f64`` / ``dense-f32`` credit the dense side with less work than ours.
 """
@@ -43,7 +45,7 @@ def _peak_rss_mib() -> float:
 
 def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str, Any]:
     """Run the benchmark of ``cis bench``; ``params`` are ``cis run`` parameters."""
-    from kernel import validate
+    from kernel import engines, validate
     from kernel.engines import _run_dense, dense_forward, forward, sample_batch
     from kernel.measure import RunConfig
     from kernel.network import NetworkConfig, build_network
@@ -70,6 +72,16 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
             continue
         times[name], results[name] = _median_time(
             lambda e=eng, t=dt: forward(net, batch, engine=e, dtype=t), reps)
+    if cfg.batch <= engines.SPLIT_MAX_BATCH:
+        # opt-in: each dense layer split over 4 circuit ranges on the threads (fast when the
+        # cores are idle, stalls when they are shared; see kernel.engines.SPLIT_PARTS)
+        saved = engines.SPLIT_PARTS
+        engines.SPLIT_PARTS = 4
+        try:
+            times[f"{engine}-split"], _ = _median_time(
+                lambda: forward(net, batch, engine=engine), reps)
+        finally:
+            engines.SPLIT_PARTS = saved
     rss_numba = _peak_rss_mib()
     ref = results[engine]
     f32 = results[f"{engine}-f32"]
@@ -109,8 +121,9 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
     ratios = {}
     for base in ("dense-f64", "dense-f32", "dense-f64+readout"):
         if base in times:
-            for name in (engine, f"{engine}-f32", "factorised", "sparse"):
-                ratios[f"{base} / {name}"] = times[base] / times[name]
+            for name in (engine, f"{engine}-f32", f"{engine}-split", "factorised", "sparse"):
+                if name in times:
+                    ratios[f"{base} / {name}"] = times[base] / times[name]
     return {
         "config": cfg.as_dict() | {"T": net.T, "reps": reps},
         "seconds": {"build": build_s, **times},

@@ -5,6 +5,11 @@ C-contiguous array, so the C samples of one neuron are adjacent. A layer is one 
 circuits (circuit outer, samples inner): each circuit's offsets and weights are loaded once per
 chunk and the inner loops over the C samples are contiguous and vectorise.
 
+Inside the kernels a large layer is stored offset-major: neuron (i, k) (block i, offset k; SPEC's
+flat index i*n + k) sits at row k*d + i, so the d neurons of one offset, which a circuit using that
+offset gathers and scatters together, are adjacent (one or two cache lines instead of d). Only the
+order of storage changes; every sum is taken in the same order as with the block-major layout.
+
 Two gather modes per layer and chunk, bit-identical in the read-outs they produce:
   dense ("factorised", SPEC §3 way 2): r_t = U_t A for every circuit t, S*d loads per circuit;
   sparse ("activation-sparse", way 3): only the nonzero neurons of A are visited and pushed to
@@ -55,7 +60,7 @@ def _embed_chunk(A, s0, ncol, active, x0, w0, off0, n):
                 for k in range(d):
                     acc += w0[t, i, k] * x0[s0 + s, j, k]
                 for q in range(S):
-                    A[i * n + off0[t, q], s] += acc
+                    A[off0[t, q] * d + i, s] += acc
 
 
 @njit(**JIT)
@@ -77,10 +82,10 @@ def _relu_bias_cols(A, bias_l, n, cnt):
     d = bias_l.shape[0]
     for s in range(C):
         cnt[s] = 0
-    for i in range(d):
-        b = bias_l[i]
-        for k in range(n):
-            row = i * n + k
+    for k in range(n):
+        for i in range(d):
+            b = bias_l[i]
+            row = k * d + i
             for s in range(C):
                 v = A[row, s] + b
                 if v > 0.0:
@@ -97,8 +102,9 @@ def _block_sums_cols(A, n, bs):
     for i in range(d):
         for s in range(C):
             bs[i, s] = 0.0
-        for k in range(n):
-            row = i * n + k
+    for k in range(n):
+        for i in range(d):
+            row = k * d + i
             for s in range(C):
                 bs[i, s] += A[row, s]
 
@@ -148,7 +154,7 @@ def _dense_pass(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter
             for s in range(C):
                 r[i, s] = 0.0
             for q in range(S):
-                row = i * n + off_r[t, q]
+                row = off_r[t, q] * d + i
                 for s in range(C):
                     r[i, s] += A[row, s]
             if read_c != 0.0:
@@ -184,7 +190,7 @@ def _dense_pass(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter
                     for s in range(C):
                         y[s] += wik * r[k, s]
                 for q in range(S):
-                    row = i * n + off_w[t, q]
+                    row = off_w[t, q] * d + i
                     for s in range(C):
                         An[row, s] += y[s]
 
@@ -203,8 +209,8 @@ def _sparse_pass(A, An, col, indptr, inv, off_w, w, n, coef, scatter, s, layer, 
     for j in range(D):
         v = A[j, col]
         if v != 0.0:
-            i = j // n
-            k = j - i * n
+            k = j // d
+            i = j - k * d
             for p in range(indptr[k], indptr[k + 1]):
                 t = inv[p]
                 if not mark[t]:
@@ -238,7 +244,7 @@ def _sparse_pass(A, An, col, indptr, inv, off_w, w, n, coef, scatter, s, layer, 
                 for k in range(d):
                     acc += w[t, i, k] * r[k, 0]
                 for q in range(S):
-                    An[i * n + off_w[t, q], col] += acc
+                    An[off_w[t, q] * d + i, col] += acc
 
 
 @njit(**JIT)
@@ -294,8 +300,8 @@ def _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits
             if C == 1:
                 _dense_pass1(A.reshape(D), An.reshape(D), 0, T, offsets[layer], offsets[lw],
                              weights[lw], n, coef, read_c, bs, scatter, s0, layer, thr2[layer],
-                             flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc,
-                             mx_acc, nf_acc, 0)
+                             flags, active, out_active, out_readout, ro_ptr, ro_slot, r,
+                             sq_acc, mx_acc, nf_acc, 0)
             elif C == _C8:
                 _dense_pass8(A, An, offsets[layer], offsets[lw], weights[lw], n, coef, read_c,
                              bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
@@ -388,10 +394,9 @@ def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatte
     nf = 0
     for t in range(t_lo, t_hi):
         for i in range(d):
-            base = i * n
-            acc = A[base + off_r[t, 0]]
+            acc = A[off_r[t, 0] * d + i]
             for q in range(1, S):
-                acc += A[base + off_r[t, q]]
+                acc += A[off_r[t, q] * d + i]
             if read_c != 0.0:
                 r[i, 0] = coef * acc - read_c * bs[i, 0]
             else:
@@ -418,12 +423,11 @@ def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatte
             mx = mx_acc[part]
         if scatter:
             for i in range(d):
-                y = w[t, i, 0] * r[0, 0]
+                acc = w[t, i, 0] * r[0, 0]
                 for k in range(1, d):
-                    y += w[t, i, k] * r[k, 0]
-                base = i * n
+                    acc += w[t, i, k] * r[k, 0]
                 for q in range(S):
-                    An[base + off_w[t, q]] += y
+                    An[off_w[t, q] * d + i] += acc
     sq_acc[part] += sq_sum
     mx_acc[part] = mx
     nf_acc[part] += nf
@@ -537,8 +541,7 @@ def _dense_pass8(A, An, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol,
     d = r.shape[0]
     for t in range(T):
         for i in range(d):
-            base = i * n
-            row = base + off_r[t, 0]
+            row = off_r[t, 0] * d + i
             a0 = A[row, 0]
             a1 = A[row, 1]
             a2 = A[row, 2]
@@ -548,7 +551,7 @@ def _dense_pass8(A, An, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol,
             a6 = A[row, 6]
             a7 = A[row, 7]
             for q in range(1, S):
-                row = base + off_r[t, q]
+                row = off_r[t, q] * d + i
                 a0 += A[row, 0]
                 a1 += A[row, 1]
                 a2 += A[row, 2]
@@ -615,7 +618,7 @@ def _dense_pass8(A, An, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol,
                     y6 += wik * r[k, 6]
                     y7 += wik * r[k, 7]
                 for q in range(S):
-                    row = i * n + off_w[t, q]
+                    row = off_w[t, q] * d + i
                     An[row, 0] += y0
                     An[row, 1] += y1
                     An[row, 2] += y2
