@@ -16,8 +16,15 @@ import numpy as np
 from bounds import cavity, leading, refined, worst_case
 from bounds.moments import CircuitMoments, circuit_moments, small_forward
 
-#: A1 as the issue states it: z S^2 d / D <= 0.3
+#: A1 as the issue states it: z S^2 d / D <= 0.3 (the post's formulas and the sketch)
 A1_LIMIT = 0.3
+#: the cavity recursion's own A1 boundary: measured within 5% up to z S^2 d/D = 1.15
+#: (D = 1000, z = 8) and 0.86 (D = 4000, z = 24, T = T_max); not tested beyond
+A1_LIMIT_CAVITY = 1.2
+#: the tail estimate needs dense noise: predicted on-probability of a noise-only neuron
+TAIL_DENSE = 0.3
+#: ... and circuits of (nearly) equal signal norm: coefficient of variation of |a^l| over circuits
+TAIL_CV = 0.1
 #: A2 (for the conditional bound): predicted on-probability of a noise-only neuron below this
 A2_NOISE_ON = 1e-6
 #: A4: |mean_u w_u|_F^2 / mean_u |w_u|_F^2 below this
@@ -86,7 +93,9 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0) -> list[di
     variant = net.config.variant
     beta = c.bias
     mom: CircuitMoments = circuit_moments(c.weights, c.bias, c.inputs, seed=seed)
-    h_all, _ = small_forward(c.weights, c.bias, c.inputs)
+    h_all, a_all = small_forward(c.weights, c.bias, c.inputs)
+    norms = np.linalg.norm(a_all, axis=-1)  # (L+1, T)
+    cv = norms.std(axis=1) / np.maximum(norms.mean(axis=1), 1e-300)
     cav = cavity.cavity_recursion(c.weights, c.bias, c.inputs, net.design, n, z,
                                   read_c=net.read_c, samples=samples, seed=seed)
     m1, m2 = refined.realised_overlap_moments(net.design, n)
@@ -167,15 +176,20 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0) -> list[di
                     sw.append(load_why + " (noise not Gaussian)")
                 cp.estimates.append(Estimate("sketch", sketch[2], dict.fromkeys(cavity.TERMS),
                                              0.0, 0.2, not sw, "layer 2, beta = 0, plain" + _why(sw)))
-            # --- the cavity recursion
+            # --- the cavity recursion (carries the actual pushed vectors: A4 not needed)
             pred = cav[layer]
             vals = pred.active if cls == "active" else pred.inactive
             se = pred.active_se if cls == "active" else pred.inactive_se
-            cw = list(why)
+            cw = []
+            if a1 > A1_LIMIT_CAVITY:
+                cw.append(f"A1: z S^2 d/D = {a1:.3g} > {A1_LIMIT_CAVITY}")
+            if not ovl_ok:
+                cw.append("variant 'random' has overlaps > 1")
             cp.estimates.append(Estimate("cavity", vals["mse"],
                                          {k: vals[k] for k in cavity.TERMS}, se,
                                          0.2 if layer <= 2 else 0.3, not cw,
-                                         "A1, A4, overlaps <= 1" + _why(cw)))
+                                         f"z S^2 d/D <= {A1_LIMIT_CAVITY}, overlaps <= 1"
+                                         + _why(cw)))
             # --- worst case
             o_max = S if variant == "random" else 1
             if layer == 1:
@@ -192,7 +206,11 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0) -> list[di
                     bw.append("plain read-out only")
                 val = worst_case.inactive_overlap_bound(z, float(np.abs(h_all[layer]).max()), S)
                 cp.bound = Bound("conditional (A2)", val, not bw, "A2, plain" + _why(bw))
-            cp.tail_regime = layer >= 2 and a1_ok and ovl_ok and many
+            # Gaussian tail of one variance: dense noise, many independent zero-mean pushes (A4),
+            # circuits of equal signal norm (else the max comes from the loudest circuits)
+            cp.tail_regime = (layer >= 2 and a1_ok and ovl_ok and many and not a4_fail
+                              and cav[layer].frac_on_noise >= TAIL_DENSE
+                              and bool(cv[: layer + 1].max() <= TAIL_CV))
             row[cls] = cp
         out.append(row)
     return out

@@ -75,9 +75,13 @@ def tail_max_estimate(mse: float, d: int, count: int) -> float:
 
     SPEC §4 tails [P/R]: over T circuits the max exceeds the root-mean-square by a sqrt(2 log T)
     factor ("the full capacity condition is that T log(T) d^2/D^2 be small"). Assumes i.i.d.
-    Gaussian components of variance mse/d. Regime: dense noise (many contributions per component:
-    layers >= 2 with the inactive noise spread over the network); at layer 1 the errors are sparse
-    (one overlap or none) and the estimate does not apply. Tolerance: a factor 2.
+    Gaussian components of variance mse/d. Regime (``bounds.predict``): layers >= 2 with dense
+    noise (>= 30% of noise-only neurons on, T S/n >= 10), A4, and circuits of equal signal norm
+    (coefficient of variation of |a^l| <= 0.1, e.g. ``signed``). Tolerance: a factor 2.
+    Measured (docs/bounds.md): ``signed`` max/estimate 1.0-1.5 in regime; outside it fails both
+    ways: layer 1 (sparse, one overlap or none) 1.3-2.9, few circuits per neuron (T = 300 at
+    D = 4000) 2.7-4.5, ``gaussian`` (unequal norms) 1.5-3.1, ``permutation`` (A4 fails, coherent
+    noise) 0.25-0.35.
 
     >>> round(tail_max_estimate(0.004, 4, 1000), 4)
     0.1288

@@ -12,7 +12,7 @@ import pytest
 import bounds.predict
 from cis.cli import main
 
-SMALL = ["--D", "400", "--S", "5", "--T", "50", "--L", "2", "--z", "2", "--batch", "40",
+SMALL = ["--D", "400", "--S", "5", "--T", "50", "--L", "2", "--z", "5", "--batch", "40",
          "--samples", "2000"]
 
 
@@ -43,7 +43,7 @@ def test_check_json_extends_run_json(capsys):
     for cls in ("active", "inactive"):
         assert lay1[cls]["bound"]["kind"] == "rigorous"
         assert lay1[cls]["max_abs"] <= lay1[cls]["worst_case_bound"]
-    # z S^2 d/D = 2*25*4/400 = 0.5 > 0.3: every estimate is flagged, none silently judged
+    # z S^2 d/D = 5*25*4/400 = 1.25 > 1.2: every estimate is flagged, none silently judged
     for lay in out["layers"][1:]:
         for cls in ("active", "inactive"):
             assert {x["verdict"] for x in lay[cls]["estimates"]} <= {"OUT-OF-REGIME", "ZERO"}

@@ -167,5 +167,8 @@ def test_tail_estimate_in_its_regime(signed_deep):
             mx = (np.abs(res.active_error[:, layer]).max() if cls == "active"
                   else res.inactive_max[:, layer].max())
             est = tail_max_estimate(m, net.d, count)
-            assert preds[layer][cls].tail_regime
-            assert 0.5 <= mx / est <= 2.0, (layer, cls, mx, est)
+            # dense noise (>= 30% of noise-only neurons on) from layer 3 on at beta = -0.05,
+            # from layer 2 on at beta = 0
+            assert preds[layer][cls].tail_regime == (layer >= 3 or net.config.bias == 0.0)
+            if preds[layer][cls].tail_regime:
+                assert 0.5 <= mx / est <= 2.0, (layer, cls, mx, est)

@@ -1,0 +1,108 @@
+"""Predicted vs measured, per layer, circuit class and term, with verdicts (SPEC §4, §6).
+
+``compare(params)`` runs one configuration (the options of ``cis run``), measures the SPEC §4
+terms with ``kernel.decompose``, sets every prediction of ``bounds.predict`` beside them and judges
+each line. It returns ``cis run``'s JSON object extended per layer and class; ``cis check`` renders
+it. The predictions never see the forward pass: they are computed from the network's small
+circuits and realised design only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def _ci_half(per_sample: np.ndarray) -> float:
+    if per_sample.size < 2:
+        return float("inf")
+    return float(Z95 * per_sample.std(ddof=1) / np.sqrt(per_sample.size))
+
+
+def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, Any], bool]:
+    """Run, decompose, predict and judge. Returns (the JSON object, whether everything passed)."""
+    from bounds import predict as _predict
+    from bounds.worst_case import tail_max_estimate
+    from kernel.decompose import TERMS, decompose
+    from kernel.measure import run as run_measure
+
+    result = run_measure(**params)
+    net, res = result.network, result.forward
+    dec = decompose(net, res.batch)
+    # the instrumented pass must reproduce the engine's errors (exactness, SPEC §3)
+    if not np.allclose(dec.active_total, res.active_error, atol=1e-9) or not np.allclose(
+            dec.inactive_sq, res.inactive_sq, rtol=1e-9, atol=1e-9):
+        raise RuntimeError("kernel.decompose disagrees with the forward engine")
+    z, B = res.batch.z, res.batch.size
+    preds = _predict.predict(net, z, samples=samples, seed=net.config.seed)
+    out = result.to_dict()
+    out["check"] = {"samples": samples, "verdicts": {}}
+    all_ok = True
+    counts: dict[str, int] = {}
+    for lay in out["layers"]:
+        layer = lay["layer"]
+        for cls in ("active", "inactive"):
+            entry = lay[cls]
+            if entry is None:
+                continue
+            if cls == "active":
+                per = (dec.active_total[:, layer] ** 2).sum(-1).mean(-1)
+                meas_terms = {k: dec.active_ms(layer, k) for k in TERMS}
+                count = z * B
+            else:
+                per = dec.inactive_sq[:, layer] / dec.n_inactive
+                meas_terms = {k: dec.inactive_ms(layer, k) for k in TERMS}
+                count = dec.n_inactive * B
+            mse, half = float(per.mean()), _ci_half(per)
+            cp = preds[layer][cls]
+            lines = []
+            for est in cp.estimates:
+                verdict, ratio, rel = _predict.judge(est, mse, half)
+                lines.append({"model": est.model, "mse": est.mse, "terms": est.terms,
+                              "mc_se": est.se, "tolerance": est.tol, "ratio": ratio,
+                              "ratio_uncertainty": rel, "verdict": verdict, "regime": est.regime})
+            bound_line = None
+            if cp.bound is not None:
+                b = cp.bound
+                held = entry["max_abs"] <= b.value * (1 + 1e-12) + 1e-15
+                if b.kind == "rigorous" or b.in_regime:
+                    verdict = "PASS" if held else "FAIL"
+                else:
+                    verdict = "OUT-OF-REGIME"
+                bound_line = {"kind": b.kind, "value": b.value, "max_abs": entry["max_abs"],
+                              "verdict": verdict, "regime": b.regime}
+                lines.append({"model": f"bound {b.kind}", "verdict": verdict})
+            tail = tail_max_estimate(mse, net.d, count) if layer >= 1 else 0.0
+            if layer >= 1:
+                if not cp.tail_regime:
+                    tv = "OUT-OF-REGIME"
+                else:
+                    r = entry["max_abs"] / tail if tail > 0 else float("nan")
+                    tv = "PASS" if 0.5 <= r <= 2.0 else "FAIL"
+                lines.append({"model": "tail", "verdict": tv})
+            else:
+                tv = None
+            verdicts = [ln["verdict"] for ln in lines]
+            for v in verdicts:
+                counts[v] = counts.get(v, 0) + 1
+            judged = [v for v in verdicts if v in ("PASS", "FAIL")]
+            ok = None if not judged else all(v == "PASS" for v in judged)
+            all_ok = all_ok and ok is not False
+            main = cp.main() or cp.estimates[0]
+            entry.update({
+                "predicted": {"mse": main.mse, **main.terms},
+                "measured_terms": meas_terms,
+                "worst_case_bound": None if bound_line is None else bound_line["value"],
+                "pass": ok,
+                "estimates": [ln for ln in lines if "mse" in ln],
+                "bound": bound_line,
+                "tail_estimate": {"value": tail, "verdict": tv},
+            })
+    out["check"]["verdicts"] = counts
+    out["check"]["pass"] = all_ok
+    return out, all_ok
+
+
