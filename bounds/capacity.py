@@ -43,8 +43,9 @@ def largest_T(budget: float, D: int, d: int, z: int, L: int, a2: float = 1.0,
     Solves ``L (z-1)(d/D) a2 + (L-1) z T (d/D)^2 wa2 <= budget`` for T. Returns 0 when even the
     overlap part alone exceeds the budget. For L = 1 (no propagation term) the formula puts no
     limit on T; then the packing bound of n = D/d at S = 2 (the most any <=1-overlap design can
-    hold) is returned. Callers cap T with ``t_max`` of their S. Regime: that of ``bounds.leading.active_mse`` (A1, A2, A4, all active
-    neurons on): an optimistic capacity for ``signed``/``gaussian`` at beta = 0, where the inactive
+    hold) is returned. Callers cap T with ``t_max`` of their S. Regime: that of
+    ``bounds.leading.active_mse`` (A1, A2, A4, all active neurons on): an optimistic capacity for
+    ``signed``/``gaussian`` at beta = 0, where the inactive
     feedback dominates from layer 2 on (use ``bounds.cavity`` to check a chosen T).
 
     >>> largest_T(0.05, 4000, 4, 2, 4)
@@ -94,7 +95,8 @@ def smallest_D(budget: float, T: int, d: int, z: int, L: int, a2: float = 1.0,
 
 
 def inverse_problem(budget: float, D: int, d: int, z: int, L: int, *, S: int | None = None,
-                    T: int | None = None, a2: float = 1.0, wa2: float = 1.0) -> dict[str, float | int]:
+                    T: int | None = None, a2: float = 1.0, wa2: float = 1.0
+                    ) -> dict[str, float | int]:
     """The capacity answer of ``cis capacity --budget`` (SPEC §4 capacity [P]).
 
     Returns the largest T for the budget (``largest_T``), capped by ``T_max(D/d, S)`` and the

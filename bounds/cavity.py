@@ -11,8 +11,9 @@ The recursion (derivation)
 --------------------------
 Take a tagged circuit t at layer l. Its S neurons in block i have offsets k_1..k_S; neuron k_q is
 shared with ``m_q = load(k_q) - 1`` other circuits (loads of the realised design, SPEC §2). Two
-circuits share at most one offset, so the S neurons see disjoint sets of other circuits, and with the
-per-layer shuffle the circuits sharing a neuron at layer l are independent of their state at l-1.
+circuits share at most one offset, so the S neurons see disjoint sets of other circuits, and with
+the per-layer shuffle the circuits sharing a neuron at layer l are independent of their state at
+l-1.
 Since ``W^l A^{l-1} = sum_u E_u w_u (a_u^{l-1} + eps_u^{l-1})``, neuron k_q (block i) receives
 
     P_q = [h_t + w_t eps_t]_i + sum_{u shares k_q} [h_u + w_u eps_u]_i      (h_u = 0 if inactive)
@@ -159,9 +160,11 @@ def cavity_recursion(
                     # active circuits met here: their other S-1 neurons carry their read-out
                     met = (np.where(is_act[..., None], a_new[ia] + e_act[ia], 0.0)).sum(axis=(1, 2))
                     far = rng.integers(0, M, (m, max(1, z)))
-                    far_vals = (a_new[far] + e_act[far]) * (np.arange(far.shape[1]) < extra[:, None])[..., None]
+                    use = (np.arange(far.shape[1]) < extra[:, None])[..., None]
+                    far_vals = (a_new[far] + e_act[far]) * use
                     rest = n - S * z
-                    blockA = A.sum(axis=1) + (S - 1) * met + S * far_vals.sum(axis=1) + rest * noise_mean
+                    blockA = (A.sum(axis=1) + (S - 1) * met + S * far_vals.sum(axis=1)
+                              + rest * noise_mean)
                     h_far = h_act[far] * (np.arange(far.shape[1]) < extra[:, None])[..., None]
                     blockX = X.sum(axis=1) + (S - 1) * X_o.sum(axis=(1, 2)) + S * h_far.sum(axis=1)
                     mean_y = y_in.mean(axis=0)
@@ -180,7 +183,8 @@ def cavity_recursion(
             terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
             sq = (eps_tot**2).sum(-1)
             results[cls] = (
-                {"mse": float(sq.mean()), **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
+                {"mse": float(sq.mean()),
+                 **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
                 float(sq.std(ddof=1) / np.sqrt(M)),
                 eps_tot,
             )

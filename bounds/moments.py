@@ -51,7 +51,7 @@ def small_forward(weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray
 
 def circuit_moments(weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray, *,
                     pairs: int = 20000, seed: int = 0) -> CircuitMoments:
-    """Moments of SPEC §4 from the small circuits (exact means over circuits; pairs by Monte Carlo).
+    """Moments of SPEC §4 from the small circuits (means over circuits; pairs by Monte Carlo).
 
     Parameters
     ----------

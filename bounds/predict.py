@@ -76,10 +76,12 @@ class ClassPrediction:
 def _a4_ratio(weights: np.ndarray) -> np.ndarray:
     """Per layer |mean_t w_t|_F^2 / mean_t |w_t|_F^2 (0: zero-mean weights, A4)."""
     mean = weights.mean(axis=1)
-    return (mean**2).sum(axis=(1, 2)) / np.maximum((weights**2).sum(axis=(2, 3)).mean(axis=1), 1e-300)
+    total = (weights**2).sum(axis=(2, 3)).mean(axis=1)
+    return (mean**2).sum(axis=(1, 2)) / np.maximum(total, 1e-300)
 
 
-def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0) -> list[dict[str, ClassPrediction]]:
+def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
+            ) -> list[dict[str, ClassPrediction]]:
     """Predictions for layers 0..L: ``[{"active": ClassPrediction, "inactive": ...}, ...]``.
 
     Models: ``leading`` (the post, ``bounds.leading``), ``layer1-exact`` (finite-size + ReLU of
@@ -140,7 +142,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0) -> list[di
             if cls == "active":
                 tot = leading.active_mse(layer, z, T, D, d, mom.h2, mom.wa2)
                 terms = {"overlap": leading.overlap_term_active(z, D, d, mom.h2[layer]),
-                         "propagation": leading.active_propagation(layer, z, T, D, d, mom.h2, mom.wa2),
+                         "propagation": leading.active_propagation(layer, z, T, D, d, mom.h2,
+                                                                    mom.wa2),
                          "relu": 0.0}
             else:
                 tot = leading.inactive_mse(z, D, d, mom.a2[layer])
@@ -175,7 +178,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0) -> list[di
                 if not many:
                     sw.append(load_why + " (noise not Gaussian)")
                 cp.estimates.append(Estimate("sketch", sketch[2], dict.fromkeys(cavity.TERMS),
-                                             0.0, 0.2, not sw, "layer 2, beta = 0, plain" + _why(sw)))
+                                             0.0, 0.2, not sw,
+                                             "layer 2, beta = 0, plain" + _why(sw)))
             # --- the cavity recursion (carries the actual pushed vectors: A4 not needed)
             pred = cav[layer]
             vals = pred.active if cls == "active" else pred.inactive

@@ -83,7 +83,8 @@ def overlap_term_active_refined(z: int, m1: float, m2: float, h2: float,
 
 def overlap_term_inactive_refined(z: int, m1: float, m2: float, h2: float,
                                   h_mean_sq: float) -> float:
-    """E|eps_overlap|^2 of an inactive circuit: ``z m2 <|h|^2> + z (z-1) m1^2 |<h>|^2`` (SPEC §4)."""
+    """E|eps_overlap|^2 of an inactive circuit (SPEC §4):
+    ``z m2 <|h|^2> + z (z-1) m1^2 |<h>|^2``."""
     return z * m2 * h2 + z * (z - 1) * m1**2 * h_mean_sq
 
 

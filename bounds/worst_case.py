@@ -33,7 +33,7 @@ def layer1_coefficient(S: int, c: float = 0.0, o_max: int = 1) -> float:
 
 def layer1_bound(z_other: int, max_h: np.ndarray | float, S: int, c: float = 0.0,
                  o_max: int = 1) -> np.ndarray | float:
-    """Rigorous bound on ``|eps_t^1[i]|``: ``z_t * layer1_coefficient(S, c, o_max) * max_u |h_u^1[i]|``.
+    """Rigorous bound on ``|eps_t^1[i]|``: ``z_t * layer1_coefficient(S, c, o_max) * max|h^1[i]|``.
 
     SPEC §4 worst case [P]: ``|eps_t^1[i]| <= (1/S) sum_{u active, u != t} o_tu |h_u^1[i]| <=
     (z_t/S) max_u |h_u^1[i]|`` for the plain read-out (c = 0, o <= 1). z_other = z_t: the number

@@ -72,7 +72,8 @@ def config_table(params: dict) -> str:
                 f"{_f(cav['mse'])} | {_f(cav['ratio'])} | {cav['verdict']} | "
                 f"{_f(mt['overlap'])} / {_f(mt['propagation'])} / {_f(mt['relu'])} | "
                 f"{_f(ct['overlap'])} / {_f(ct['propagation'])} / {_f(ct['relu'])} |")
-    lines += ["", "| l | class | bound (kind) | max abs error | verdict | tail estimate | verdict |",
+    lines += ["", "| l | class | bound (kind) | max abs error | verdict | tail estimate "
+              "| verdict |",
               "|---|---|---|---|---|---|---|"]
     for lay in out["layers"][1:]:
         for cls in ("active", "inactive"):

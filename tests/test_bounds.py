@@ -92,19 +92,23 @@ def test_circuit_moments_equal_explicit_loops():
     mom = circuit_moments(c.weights, c.bias, c.inputs, pairs=20000, seed=1)
     h, a = small_forward(c.weights, c.bias, c.inputs)
     for layer in range(1, 4):
-        np.testing.assert_allclose(mom.h2[layer], np.mean([h[layer, t] @ h[layer, t] for t in range(40)]))
-        np.testing.assert_allclose(mom.a2[layer], np.mean([a[layer, t] @ a[layer, t] for t in range(40)]))
+        h2 = np.mean([h[layer, t] @ h[layer, t] for t in range(40)])
+        a2 = np.mean([a[layer, t] @ a[layer, t] for t in range(40)])
+        np.testing.assert_allclose(mom.h2[layer], h2)
+        np.testing.assert_allclose(mom.a2[layer], a2)
         # <|w_u a_v|^2> over all ordered pairs u != v (Monte Carlo: 20000 pairs, 5 sigma)
         vals = np.array([np.sum((c.weights[layer - 1, u] @ a[layer - 1, v]) ** 2)
                          for u in range(40) for v in range(40) if u != v])
         assert abs(mom.wa2[layer] - vals.mean()) < 5 * vals.std() / math.sqrt(20000)
 
 
-def _all_pairs_layer1(h1: np.ndarray, beta: np.ndarray, S: int, z: int, p: float) -> tuple[float, float]:
+def _all_pairs_layer1(h1: np.ndarray, beta: np.ndarray, S: int, z: int, p: float
+                      ) -> tuple[float, float]:
     """SPEC §4 layer 1 by explicit loops over all pairs and triples of circuits."""
     T = h1.shape[0]
     relu = lambda x: np.maximum(x + beta, 0.0)  # noqa: E731
-    delta = {(t, u): relu(h1[t] + h1[u]) - relu(h1[t]) for t in range(T) for u in range(T) if t != u}
+    delta = {(t, u): relu(h1[t] + h1[u]) - relu(h1[t])
+             for t in range(T) for u in range(T) if t != u}
     pair = np.mean([delta[k] @ delta[k] for k in delta])
     triple = np.mean([delta[t, u] @ delta[t, v] for t in range(T) for u in range(T)
                       for v in range(T) if len({t, u, v}) == 3])
@@ -143,7 +147,8 @@ def test_rectified_factor_equals_a_direct_gaussian_average():
     N = rng.standard_normal((400000, S))
     eps = np.maximum(N, 0).mean(axis=1)
     assert refined.rectified_factor(S) == pytest.approx((eps**2).mean(), rel=0.01)
-    assert refined.inactive_feedback_growth(18, 2, S) == pytest.approx(18 * 2 * (eps**2).mean(), rel=0.01)
+    growth = refined.inactive_feedback_growth(18, 2, S)
+    assert growth == pytest.approx(18 * 2 * (eps**2).mean(), rel=0.01)
     rec = refined.inactive_feedback_recursion([0.0, 0.002, 0.002], 18, 2.0, S)
     assert rec[2] == pytest.approx(refined.inactive_feedback_growth(18, 2.0, S) * 0.002 + 0.002)
 
@@ -163,7 +168,8 @@ def test_tail_estimate_matches_simulated_gaussian_maxima():
                          [(0.05, 4000, 4, 2, 4), (0.2, 2000, 4, 3, 3), (0.01, 8000, 8, 2, 2)])
 def test_inverse_problem_is_tight_against_the_forward_formula(budget, D, d, z, L):
     T = capacity.largest_T(budget, D, d, z, L)
-    assert leading.post_active_mse(L, z, T, D, d) <= budget < leading.post_active_mse(L, z, T + 1, D, d)
+    mse = leading.post_active_mse
+    assert mse(L, z, T, D, d) <= budget < mse(L, z, T + 1, D, d)
     Dmin = capacity.smallest_D(budget, T, d, z, L)
     assert Dmin % d == 0
     assert leading.post_active_mse(L, z, T, Dmin, d) <= budget
@@ -171,7 +177,7 @@ def test_inverse_problem_is_tight_against_the_forward_formula(budget, D, d, z, L
 
 
 def test_largest_T_scales_with_the_square_of_D():
-    # SPEC §5 prediction 1: at a fixed budget, largest T grows ~ D^2 (once the overlap part is small)
+    # SPEC §5 prediction 1: at a fixed budget, largest T grows ~ D^2 (overlap part small)
     t1 = capacity.largest_T(0.05, 20000, 4, 2, 4)
     t2 = capacity.largest_T(0.05, 40000, 4, 2, 4)
     assert t2 / t1 == pytest.approx(4.0, rel=0.02)

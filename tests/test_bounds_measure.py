@@ -68,7 +68,8 @@ def test_cavity_recursion_signed_layers_2_to_4(signed_deep):
 @pytest.mark.slow
 def test_every_in_regime_estimate_passes_and_the_post_is_flagged(signed_deep):
     net, res, preds = signed_deep
-    v = _verdicts(net, res, preds, range(1, 5), models=("leading", "layer1-exact", "sketch", "cavity"))
+    models = ("leading", "layer1-exact", "sketch", "cavity")
+    v = _verdicts(net, res, preds, range(1, 5), models=models)
     for (layer, cls, model), (verdict, ratio, rel) in v.items():
         if layer == 1 and cls == "active":
             continue  # 1000 samples resolve layer-1 active errors only to ~30% (see below)

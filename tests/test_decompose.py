@@ -27,7 +27,8 @@ def test_decomposition_matches_the_explicit_oracle(params, bias, z, batch_seed, 
     np.testing.assert_allclose(dec.active_total, np.take_along_axis(ref["total"], act, axis=2),
                                atol=1e-12)
     np.testing.assert_allclose(dec.inactive_sq,
-                               ((ref["total"] ** 2).sum(-1) * inactive[:, None]).sum(-1), atol=1e-12)
+                               ((ref["total"] ** 2).sum(-1) * inactive[:, None]).sum(-1),
+                               atol=1e-12)
     for k in TERMS:
         np.testing.assert_allclose(dec.active_terms[k], np.take_along_axis(ref[k], act, axis=2),
                                    atol=1e-12, err_msg=k)
