@@ -110,6 +110,23 @@ def _block_sums_cols(A, n, bs):
 
 
 @njit(**JIT)
+def _record_inactive(r, col, slot, thr2, sq_acc, mx_acc, nf_acc):
+    """Add read-out r[:, col] of an inactive circuit to the accumulators of sample slot ``slot``:
+    |r|^2 to the sum, its max abs entry to the max, and a false activation if |r|^2 > thr2."""
+    sq = 0.0
+    mx = mx_acc[slot]
+    for i in range(r.shape[0]):
+        v = r[i, col]
+        sq += v * v
+        if abs(v) > mx:
+            mx = abs(v)
+    mx_acc[slot] = mx
+    sq_acc[slot] += sq
+    if sq > thr2:
+        nf_acc[slot] += 1
+
+
+@njit(**JIT)
 def _special(t, r, col, s, layer, thr2, flag, active, out_active, out_readout, ro_ptr, ro_slot,
              sq_acc, mx_acc, nf_acc, acc_col):
     """Read-out r[:, col] of a flagged circuit t for sample s: store it where asked, and add it to
@@ -166,17 +183,7 @@ def _dense_pass(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter
         f = flags[t]
         if f == 0:
             for s in range(C):
-                sq = 0.0
-                mx = mx_acc[s]
-                for i in range(d):
-                    v = r[i, s]
-                    sq += v * v
-                    if abs(v) > mx:
-                        mx = abs(v)
-                mx_acc[s] = mx
-                sq_acc[s] += sq
-                if sq > thr2:
-                    nf_acc[s] += 1
+                _record_inactive(r, s, s, thr2, sq_acc, mx_acc, nf_acc)
         else:
             for s in range(ncol):
                 _special(t, r, s, s0 + s, layer, thr2, f, active, out_active, out_readout,
@@ -226,15 +233,7 @@ def _sparse_pass(A, An, col, indptr, inv, off_w, w, n, coef, scatter, s, layer, 
             g[t, i] = 0.0
         f = flags[t]
         if f == 0:
-            sq = 0.0
-            for i in range(d):
-                v = r[i, 0]
-                sq += v * v
-                if abs(v) > mx_acc[col]:
-                    mx_acc[col] = abs(v)
-            sq_acc[col] += sq
-            if sq > thr2:
-                nf_acc[col] += 1
+            _record_inactive(r, 0, col, thr2, sq_acc, mx_acc, nf_acc)
         else:
             _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
                      ro_slot, sq_acc, mx_acc, nf_acc, col)
@@ -581,17 +580,7 @@ def _dense_pass8(A, An, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol,
         f = flags[t]
         if f == 0:
             for s in range(_C8):
-                sq = 0.0
-                mx = mx_acc[s]
-                for i in range(d):
-                    v = r[i, s]
-                    sq += v * v
-                    if abs(v) > mx:
-                        mx = abs(v)
-                mx_acc[s] = mx
-                sq_acc[s] += sq
-                if sq > thr2:
-                    nf_acc[s] += 1
+                _record_inactive(r, s, s, thr2, sq_acc, mx_acc, nf_acc)
         else:
             for s in range(ncol):
                 _special(t, r, s, s0 + s, layer, thr2, f, active, out_active, out_readout,
