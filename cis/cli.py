@@ -101,12 +101,25 @@ def run(as_json: bool, **params: Any) -> None:
 @click.option("--L", "L", type=int, default=4, show_default=True, help="inverse problem: layers")
 @click.option("--budget", type=float, default=None, help="inverse problem: error budget (active MSE at layer L)")
 @click.option("--T", "T", type=int, default=None, help="inverse problem: T for the smallest D")
+@click.option("--method", type=click.Choice(["cavity", "post"]), default="cavity", show_default=True,
+              help="inverse problem: cavity recursion (reported as largest_T) or the post's formula only")
+@click.option("--family", default="signed", show_default=True, help="inverse problem (cavity): circuit family")
+@click.option("--bias", type=float, default=0.0, show_default=True, help="inverse problem (cavity): shared bias")
+@click.option("--variant", default="plain", show_default=True, help="inverse problem (cavity): plain | corrected")
+@click.option("--seed", type=int, default=0, show_default=True, help="inverse problem (cavity): network seed")
+@click.option("--samples", type=int, default=4000, show_default=True,
+              help="inverse problem (cavity): Monte Carlo trajectories per class")
 @click.option("--json", "as_json", is_flag=True)
 @_guard
 def capacity(n: int | None, S: int | None, D: int | None, d: int, z: int, L: int,
-             budget: float | None, T: int | None, as_json: bool) -> None:
+             budget: float | None, T: int | None, method: str, family: str, bias: float,
+             variant: str, seed: int, samples: int, as_json: bool) -> None:
     """Capacity T_max(n, S) of the prime-step design and the packing bound (SPEC §2); with
-    --budget --D [--d --z --L --S --T], the largest T (and smallest D) for an error budget (SPEC §4)."""
+    --budget --D [--d --z --L --S --T], the largest T (and smallest D) for an error budget (SPEC §4).
+
+    The inverse problem reports the cavity recursion's answer (largest_T = largest_T_cavity,
+    smallest_D = smallest_D_cavity; S defaults to 6) and the post's leading-order answer beside it
+    (largest_T_post, smallest_D_post), which is optimistic at bias 0."""
     if budget is None and n is None:
         raise click.UsageError("give --n and --S, or --budget and --D for the inverse problem")
     out: dict[str, Any] = {}
@@ -119,9 +132,13 @@ def capacity(n: int | None, S: int | None, D: int | None, d: int, z: int, L: int
             raise click.MissingParameter(param_hint="'--D'", param_type="option")
         from bounds.capacity import inverse_problem
 
-        out.update(inverse_problem(budget, D, d, z, L, S=S, T=T))
+        out.update(inverse_problem(budget, D, d, z, L, S=S, T=T, method=method, bias=bias,
+                                   family=family, variant=variant, seed=seed, samples=samples))
     if as_json:
         click.echo(report.dumps(out))
+    elif budget is not None:  # one row per quantity: cavity (reported) and post labelled apart
+        report.print_tables(report.table("capacity inverse problem", ["quantity", "value"],
+                                         [[k, v] for k, v in out.items()]))
     else:
         report.print_tables(report.table("capacity", list(out), [list(out.values())]))
 

@@ -103,7 +103,11 @@ def test_capacity_inverse_problem_json(capsys):
               "--S", "6", "--T", "3000", "--json"])
     assert exc.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["largest_T"] == 7666 and out["T_max"] == 8243 and out["smallest_D"] == 2568
+    # the post's closed forms are reported beside the cavity answer, which is what largest_T is
+    assert out["largest_T_post"] == 7666 and out["T_max"] == 8243 and out["smallest_D_post"] == 2568
+    assert out["largest_T"] == out["largest_T_cavity"] == 1703
+    assert out["smallest_D"] == out["smallest_D_cavity"] == 5732
+    assert out["predicted_mse_at_largest_T"] <= 0.05 and out["cavity_monotone"]
     with pytest.raises(SystemExit):
         main(["capacity", "--n", "250", "--S", "6", "--json"])
     assert json.loads(capsys.readouterr().out) == {"n": 250, "S": 6, "T_max": 557,
