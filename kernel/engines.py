@@ -125,8 +125,8 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 CHUNK = {"float64": 8, "float32": 32}
 
 #: ``auto``: the activation-sparse gather is used for a layer when the chunk's densest sample has
-#: fewer than this fraction of neurons on (calibrated in docs/performance.md; per chunk width)
-AUTO_SPARSE_BELOW = {1: 0.02, "chunk": 0.02}
+#: fewer than this fraction of neurons on (calibrated in docs/performance.md)
+AUTO_SPARSE_BELOW = 0.02
 
 
 #: batches up to this size run sample by sample. With SPLIT_PARTS > 1 each dense layer is split
@@ -160,17 +160,15 @@ def _run_numba(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, *, 
         chunk, below = min(B, CHUNK[dtype]), 0.0
     else:
         chunk = min(B, CHUNK[dtype])
-        below = AUTO_SPARSE_BELOW[1] if chunk == 1 else AUTO_SPARSE_BELOW["chunk"]
+        below = AUTO_SPARSE_BELOW
     args = (net.offsets, weights, bias, net.n, net.read_c, net.inv_indptr, net.inv_circuits,
             batch.active, np.ascontiguousarray(batch.inputs), np.ascontiguousarray(thr**2),
             ro_ptr, ro_slot)
     if B <= SPLIT_MAX_BATCH and SPLIT_PARTS > 1 and mode != "sparse" and n_threads() > 1:
-        below = AUTO_SPARSE_BELOW[1] if mode == "auto" else 0.0
         _forward_split(*args, float(below), **out, n_parts=SPLIT_PARTS)
         return out
     if B <= SPLIT_MAX_BATCH:
         chunk = 1
-        below = AUTO_SPARSE_BELOW[1] if mode == "auto" else below
     n_chunks = -(-B // chunk)
     n_workers = min(n_chunks, n_threads())
     if n_workers == 1:
