@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.progress import track
 from rich.table import Table
 
 
@@ -50,6 +51,11 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     for r in rows:
         t.add_row(*[fmt(v) for v in r])
     return t
+
+
+def progress(items: Sequence[Any], description: str) -> Iterable[Any]:
+    """Iterate with a transient progress bar on stderr (stdout stays clean for tables and JSON)."""
+    return track(items, description=description, console=Console(stderr=True), transient=True)
 
 
 def print_tables(*tables: Table) -> None:

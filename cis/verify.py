@@ -39,8 +39,9 @@ def verify(profile_name: str, max_examples: int | None, only: tuple[str, ...],
     for engine in ("factorised", "sparse"):
         forward(net, sample_batch(net, 2, 2), engine=engine)
     t0 = time.perf_counter()
+    names = [name for name in PROPERTIES if not only or name in only]
     reports = [run_property(PROPERTIES[name], config)
-               for name in PROPERTIES if not only or name in only]
+               for name in report.progress(names, f"verify ({profile_name})")]
     total = time.perf_counter() - t0
     ok = all(r.passed for r in reports)
     if as_json:

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bounds.compare import compare as check_result  # noqa: E402
+from cis.report import progress  # noqa: E402
 
 CONFIGS = [
     dict(D=4000, d=4, S=6, T=3000, L=4, z=2, batch=1000, seed=0, family="signed", bias=0.0),
@@ -89,7 +90,7 @@ def config_table(params: dict) -> str:
 def sweep_table() -> str:
     lines = ["| configuration | z S^2 d/D | T S/n | cavity/measured per layer (active; inactive) "
              "| verdicts |", "|---|---|---|---|---|"]
-    for c in SWEEP:
+    for c in progress(SWEEP, "sweep"):
         params = dict(D=c.get("D", 4000), d=4, S=6, T=c["T"], L=4, z=c["z"], batch=800, seed=0,
                       family=c["family"], bias=c["bias"], variant=c.get("variant", "plain"),
                       engine="sparse", threshold_fraction=0.1)
@@ -107,7 +108,7 @@ def sweep_table() -> str:
 
 
 if __name__ == "__main__":
-    for p in CONFIGS:
+    for p in progress(CONFIGS, "configurations"):
         print(config_table(p))
     if "--sweep" in sys.argv:
         print(sweep_table())
