@@ -54,13 +54,19 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
 @network_options
 @click.option("--samples", type=int, default=40000, show_default=True,
               help="Monte Carlo trajectories of the cavity prediction (small circuits only)")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="also write a PNG of predicted vs measured MSE per layer (needs matplotlib)")
 @_guard
-def check(as_json: bool, samples: int, **params: Any) -> None:
+def check(as_json: bool, samples: int, plot_path: str | None, **params: Any) -> None:
     """Predicted vs measured error per layer, class and term; PASS/FAIL/flags (SPEC §4)."""
     from kernel.validate import integer
 
     samples = integer("samples", samples, low=100)
     out, ok = compare(params, samples=samples)
+    if plot_path:
+        from cis.plot import check_figure
+
+        check_figure(out, plot_path)
     if as_json:
         click.echo(report.dumps(out))
     else:
