@@ -65,13 +65,17 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
 
     times: dict[str, float] = {}
     results = {}
-    for name, eng, dt in ((engine, engine, "float64"), (f"{engine}-f32", engine, "float32"),
-                          ("factorised", "factorised", "float64"),
-                          ("sparse", "sparse", "float64")):
+    for name, eng, dt in (
+        (engine, engine, "float64"),
+        (f"{engine}-f32", engine, "float32"),
+        ("factorised", "factorised", "float64"),
+        ("sparse", "sparse", "float64"),
+    ):
         if name in times:
             continue
         times[name], results[name] = _median_time(
-            lambda e=eng, t=dt: forward(net, batch, engine=e, dtype=t), reps)
+            lambda e=eng, t=dt: forward(net, batch, engine=e, dtype=t), reps
+        )
     if cfg.batch <= engines.SPLIT_MAX_BATCH:
         # opt-in: each dense layer split over 4 circuit ranges on the threads (fast when the
         # cores are idle, stalls when they are shared; see kernel.engines.SPLIT_PARTS)
@@ -79,7 +83,8 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
         engines.SPLIT_PARTS = 4
         try:
             times[f"{engine}-split"], _ = _median_time(
-                lambda: forward(net, batch, engine=engine), reps)
+                lambda: forward(net, batch, engine=engine), reps
+            )
         finally:
             engines.SPLIT_PARTS = saved
     rss_numba = _peak_rss_mib()
@@ -88,8 +93,11 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
     f32_err = {
         "active_readout_max_abs": float(np.abs(f32.active_readout - ref.active_readout).max()),
         "inactive_sq_max_rel": float(
-            (np.abs(f32.inactive_sq - ref.inactive_sq)[:, 1:]
-             / np.maximum(ref.inactive_sq[:, 1:], 1e-300)).max()),
+            (
+                np.abs(f32.inactive_sq - ref.inactive_sq)[:, 1:]
+                / np.maximum(ref.inactive_sq[:, 1:], 1e-300)
+            ).max()
+        ),
         "frac_on_max_abs": float(np.abs(f32.frac_on - ref.frac_on).max()),
     }
 
@@ -101,10 +109,12 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
         Wt64 = [np.ascontiguousarray(net.dense_layer(layer).T) for layer in range(2, net.L + 1)]
         dense_info.update(formed=True, form_seconds=time.perf_counter() - t0)
         Wt32 = [W.astype(np.float32) for W in Wt64]
-        times["dense-f64"], _ = _median_time(lambda: dense_forward(net, Wt64, batch, np.float64),
-                                             reps)
-        times["dense-f32"], _ = _median_time(lambda: dense_forward(net, Wt32, batch, np.float32),
-                                             reps)
+        times["dense-f64"], _ = _median_time(
+            lambda: dense_forward(net, Wt64, batch, np.float64), reps
+        )
+        times["dense-f32"], _ = _median_time(
+            lambda: dense_forward(net, Wt32, batch, np.float32), reps
+        )
         # the oracle engine with its W^l already formed: patch dense_layer to return them
         cache = {layer: W.T for layer, W in enumerate(Wt64, start=2)}
         thr = np.ascontiguousarray(ref.thresholds[1:])
@@ -112,7 +122,8 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
         object.__setattr__(net, "dense_layer", lambda layer: cache[layer])
         try:
             times["dense-f64+readout"], _ = _median_time(
-                lambda: _run_dense(net, batch, thr, ids), reps)
+                lambda: _run_dense(net, batch, thr, ids), reps
+            )
         finally:
             object.__delattr__(net, "dense_layer")
         del Wt64, Wt32, cache
@@ -131,16 +142,24 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
         "frac_on": ref.frac_on.mean(axis=0).tolist(),
         "float32_error": f32_err,
         "dense": dense_info,
-        "peak_rss_MiB": {"after_build": rss_build, "after_numba_engines": rss_numba,
-                         "after_dense": rss_dense},
+        "peak_rss_MiB": {
+            "after_build": rss_build,
+            "after_numba_engines": rss_numba,
+            "after_dense": rss_dense,
+        },
     }
 
 
 @click.command()
 @network_options
 @click.option("--reps", type=int, default=5, show_default=True, help="timed repetitions (median)")
-@click.option("--dense", "dense", default="auto", show_default=True,
-              help="run the dense baselines: auto (if the W^l need < 8 GiB) | yes | no")
+@click.option(
+    "--dense",
+    "dense",
+    default="auto",
+    show_default=True,
+    help="run the dense baselines: auto (if the W^l need < 8 GiB) | yes | no",
+)
 @_guard
 def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
     """Time the numba engines and the dense oracle on one configuration (same process)."""
@@ -150,15 +169,27 @@ def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
         return
     secs = out["seconds"]
     tables = [
-        report.table("bench: seconds (median of %d)" % out["config"]["reps"], ["what", "seconds"],
-                     [[k, f"{v:.5f}"] for k, v in secs.items()]),
-        report.table("ratios (baseline / ours)", ["ratio", "x"],
-                     [[k, f"{v:.1f}"] for k, v in out["ratios"].items()]),
-        report.table("frac_on per layer", ["layer", "frac_on"],
-                     [[i, f"{v:.4f}"] for i, v in enumerate(out["frac_on"])]),
-        report.table("memory and float32", ["what", "value"],
-                     [[k, f"{v:.1f}"] for k, v in out["peak_rss_MiB"].items()]
-                     + [[k, f"{v:.2e}"] for k, v in out["float32_error"].items()]
-                     + [[k, str(v)] for k, v in out["dense"].items()]),
+        report.table(
+            f"bench: seconds (median of {out['config']['reps']})",
+            ["what", "seconds"],
+            [[k, f"{v:.5f}"] for k, v in secs.items()],
+        ),
+        report.table(
+            "ratios (baseline / ours)",
+            ["ratio", "x"],
+            [[k, f"{v:.1f}"] for k, v in out["ratios"].items()],
+        ),
+        report.table(
+            "frac_on per layer",
+            ["layer", "frac_on"],
+            [[i, f"{v:.4f}"] for i, v in enumerate(out["frac_on"])],
+        ),
+        report.table(
+            "memory and float32",
+            ["what", "value"],
+            [[k, f"{v:.1f}"] for k, v in out["peak_rss_MiB"].items()]
+            + [[k, f"{v:.2e}"] for k, v in out["float32_error"].items()]
+            + [[k, str(v)] for k, v in out["dense"].items()],
+        ),
     ]
     report.print_tables(*tables)

@@ -17,6 +17,7 @@ from bounds.compare import compare
 from cis import report
 from cis.cli import _guard, network_options
 
+
 def check_tables(out: dict[str, Any]) -> list[Any]:
     """Rich tables of the ``cis check`` JSON."""
     cfg = out["config"]
@@ -46,7 +47,7 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(out["check"]["verdicts"].items()))
     title = f"{head}\npredicted vs measured mean-square |eps|^2 ({verdicts})"
     return [report.table(title, cols, rows),
-            report.table("worst case: bound / estimate vs max abs error", 
+            report.table("worst case: bound / estimate vs max abs error",
                          ["layer", "class", "kind", "value", "max |err|", "verdict"], brows)]
 
 

@@ -33,22 +33,57 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by every sub-command that runs a network (defaults: ``cis run``)."""
     opts = [
-        click.option("--D", "D", type=int, default=1000, show_default=True, help="large-layer width D = d*n"),
-        click.option("--d", "d", type=int, default=4, show_default=True, help="small-circuit width"),
-        click.option("--S", "S", type=int, default=6, show_default=True, help="redundancy: large neurons per small neuron"),
-        click.option("--T", "T", type=int, default=None, help="number of circuits  [default: T_max(D/d, S)]"),
+        click.option(
+            "--D", "D", type=int, default=1000, show_default=True, help="large-layer width D = d*n"
+        ),
+        click.option(
+            "--d", "d", type=int, default=4, show_default=True, help="small-circuit width"
+        ),
+        click.option(
+            "--S",
+            "S",
+            type=int,
+            default=6,
+            show_default=True,
+            help="redundancy: large neurons per small neuron",
+        ),
+        click.option(
+            "--T", "T", type=int, default=None, help="number of circuits  [default: T_max(D/d, S)]"
+        ),
         click.option("--L", "L", type=int, default=4, show_default=True, help="layers"),
-        click.option("--z", "z", type=int, default=2, show_default=True, help="active circuits per sample"),
+        click.option(
+            "--z", "z", type=int, default=2, show_default=True, help="active circuits per sample"
+        ),
         click.option("--batch", type=int, default=2000, show_default=True, help="samples"),
-        click.option("--seed", type=int, default=0, show_default=True, help="seed of network and batch"),
-        click.option("--family", default="signed", show_default=True, help="signed | gaussian | permutation"),
-        click.option("--bias", type=float, default=0.0, show_default=True, help="shared bias beta <= 0"),
-        click.option("--variant", default="plain", show_default=True, help="plain | corrected | random"),
-        click.option("--engine", default="auto", show_default=True,
-                     help="auto | dense | factorised | sparse (auto: sparse or factorised per layer)"),
-        click.option("--threshold", "threshold_fraction", type=float, default=0.1, show_default=True,
-                     help="false activation: |read-out| above this fraction of the mean active norm"),
-        click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of tables"),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="seed of network and batch"
+        ),
+        click.option(
+            "--family", default="signed", show_default=True, help="signed | gaussian | permutation"
+        ),
+        click.option(
+            "--bias", type=float, default=0.0, show_default=True, help="shared bias beta <= 0"
+        ),
+        click.option(
+            "--variant", default="plain", show_default=True, help="plain | corrected | random"
+        ),
+        click.option(
+            "--engine",
+            default="auto",
+            show_default=True,
+            help="auto | dense | factorised | sparse (auto: sparse or factorised per layer)",
+        ),
+        click.option(
+            "--threshold",
+            "threshold_fraction",
+            type=float,
+            default=0.1,
+            show_default=True,
+            help="false activation: |read-out| above this fraction of the mean active norm",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="print one JSON object instead of tables"
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -96,26 +131,75 @@ def run(as_json: bool, **params: Any) -> None:
 @click.option("--n", "n", type=int, default=None, help="neurons per block (T_max, packing bound)")
 @click.option("--S", "S", type=int, default=None, help="pattern size")
 @click.option("--D", "D", type=int, default=None, help="inverse problem: large-layer width")
-@click.option("--d", "d", type=int, default=4, show_default=True, help="inverse problem: small width")
-@click.option("--z", "z", type=int, default=2, show_default=True, help="inverse problem: active circuits")
+@click.option(
+    "--d", "d", type=int, default=4, show_default=True, help="inverse problem: small width"
+)
+@click.option(
+    "--z", "z", type=int, default=2, show_default=True, help="inverse problem: active circuits"
+)
 @click.option("--L", "L", type=int, default=4, show_default=True, help="inverse problem: layers")
-@click.option("--budget", type=float, default=None, help="inverse problem: error budget (active MSE at layer L)")
+@click.option(
+    "--budget",
+    type=float,
+    default=None,
+    help="inverse problem: error budget (active MSE at layer L)",
+)
 @click.option("--T", "T", type=int, default=None, help="inverse problem: T for the smallest D")
-@click.option("--method", type=click.Choice(["cavity", "post"]), default="cavity", show_default=True,
-              help="inverse problem: cavity recursion (reported as largest_T) or the post's formula only")
-@click.option("--family", default="signed", show_default=True, help="inverse problem (cavity): circuit family")
-@click.option("--bias", type=float, default=0.0, show_default=True, help="inverse problem (cavity): shared bias")
-@click.option("--variant", default="plain", show_default=True, help="inverse problem (cavity): plain | corrected")
-@click.option("--seed", type=int, default=0, show_default=True, help="inverse problem (cavity): network seed")
-@click.option("--samples", type=int, default=4000, show_default=True,
-              help="inverse problem (cavity): Monte Carlo trajectories per class")
+@click.option(
+    "--method",
+    type=click.Choice(["cavity", "post"]),
+    default="cavity",
+    show_default=True,
+    help="inverse problem: cavity recursion (reported as largest_T) or the post's formula only",
+)
+@click.option(
+    "--family", default="signed", show_default=True, help="inverse problem (cavity): circuit family"
+)
+@click.option(
+    "--bias",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="inverse problem (cavity): shared bias",
+)
+@click.option(
+    "--variant",
+    default="plain",
+    show_default=True,
+    help="inverse problem (cavity): plain | corrected",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="inverse problem (cavity): network seed"
+)
+@click.option(
+    "--samples",
+    type=int,
+    default=4000,
+    show_default=True,
+    help="inverse problem (cavity): Monte Carlo trajectories per class",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_guard
-def capacity(n: int | None, S: int | None, D: int | None, d: int, z: int, L: int,
-             budget: float | None, T: int | None, method: str, family: str, bias: float,
-             variant: str, seed: int, samples: int, as_json: bool) -> None:
+def capacity(
+    n: int | None,
+    S: int | None,
+    D: int | None,
+    d: int,
+    z: int,
+    L: int,
+    budget: float | None,
+    T: int | None,
+    method: str,
+    family: str,
+    bias: float,
+    variant: str,
+    seed: int,
+    samples: int,
+    as_json: bool,
+) -> None:
     """Capacity T_max(n, S) of the prime-step design and the packing bound (SPEC §2); with
-    --budget --D [--d --z --L --S --T], the largest T (and smallest D) for an error budget (SPEC §4).
+    --budget --D [--d --z --L --S --T], the largest T (and smallest D) for an error budget
+    (SPEC §4).
 
     The inverse problem reports the cavity recursion's answer (largest_T = largest_T_cavity,
     smallest_D = smallest_D_cavity; S defaults to 6) and the post's leading-order answer beside it
@@ -126,19 +210,42 @@ def capacity(n: int | None, S: int | None, D: int | None, d: int, z: int, L: int
     if n is not None:
         if S is None:
             raise click.MissingParameter(param_hint="'--S'", param_type="option")
-        out = {"n": n, "S": S, "T_max": patterns.capacity(n, S), "packing_bound": patterns.packing_bound(n, S)}
+        out = {
+            "n": n,
+            "S": S,
+            "T_max": patterns.capacity(n, S),
+            "packing_bound": patterns.packing_bound(n, S),
+        }
     if budget is not None:
         if D is None:
             raise click.MissingParameter(param_hint="'--D'", param_type="option")
         from bounds.capacity import inverse_problem
 
-        out.update(inverse_problem(budget, D, d, z, L, S=S, T=T, method=method, bias=bias,
-                                   family=family, variant=variant, seed=seed, samples=samples))
+        out.update(
+            inverse_problem(
+                budget,
+                D,
+                d,
+                z,
+                L,
+                S=S,
+                T=T,
+                method=method,
+                bias=bias,
+                family=family,
+                variant=variant,
+                seed=seed,
+                samples=samples,
+            )
+        )
     if as_json:
         click.echo(report.dumps(out))
     elif budget is not None:  # one row per quantity: cavity (reported) and post labelled apart
-        report.print_tables(report.table("capacity inverse problem", ["quantity", "value"],
-                                         [[k, v] for k, v in out.items()]))
+        report.print_tables(
+            report.table(
+                "capacity inverse problem", ["quantity", "value"], [[k, v] for k, v in out.items()]
+            )
+        )
     else:
         report.print_tables(report.table("capacity", list(out), [list(out.values())]))
 

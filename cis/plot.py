@@ -30,7 +30,7 @@ def check_figure(out: dict[str, Any], path: str | Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     layers = [lay for lay in out["layers"] if lay["layer"] >= 1]
-    for ax, cls in zip(axes, ("active", "inactive")):
+    for ax, cls in zip(axes, ("active", "inactive"), strict=True):
         xs = [lay["layer"] for lay in layers if lay[cls] is not None]
         stats = [lay[cls] for lay in layers if lay[cls] is not None]
         mse = [s["mse"] for s in stats]
@@ -39,7 +39,7 @@ def check_figure(out: dict[str, Any], path: str | Path) -> Path:
         ax.errorbar(xs, mse, yerr=err, fmt="ko", capsize=3, label="measured (95% CI)", zorder=3)
         models = sorted({e["model"] for s in stats for e in s.get("estimates", [])})
         for model in models:
-            pts = [(x, e) for x, s in zip(xs, stats) for e in s.get("estimates", [])
+            pts = [(x, e) for x, s in zip(xs, stats, strict=True) for e in s.get("estimates", [])
                    if e["model"] == model and e.get("mse") is not None]
             if not pts:
                 continue

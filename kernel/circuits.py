@@ -45,7 +45,7 @@ class Circuits:
         return int(self.weights.shape[2])
 
     def gain(self) -> float:
-        """max_t,l ||w_t^l||_2, the gamma of assumption A5 (1 for gaussian/permutation, 2 for signed)."""
+        """max_t,l ||w_t^l||_2, gamma of A5 (1 for gaussian/permutation, 2 for signed)."""
         return float(np.linalg.norm(self.weights, ord=2, axis=(2, 3)).max())
 
 
@@ -148,9 +148,7 @@ def circuits_from_arrays(
     x = validate.array("inputs", inputs, (T, d))
     if np.any(x < 0):
         raise validate.ConfigError("inputs has negative entries; a_t^0 is a ReLU state (>= 0)")
-    return Circuits(
-        np.ascontiguousarray(w.transpose(1, 0, 2, 3)), _bias(bias, L, d), x, "user"
-    )
+    return Circuits(np.ascontiguousarray(w.transpose(1, 0, 2, 3)), _bias(bias, L, d), x, "user")
 
 
 def run_small(

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from kernel import validate
-from kernel._numba import n_threads
 from kernel._jit import _forward_batch, _forward_split, _run_chunks
+from kernel._numba import n_threads
 from kernel.circuits import run_small
 from kernel.network import Network
 
@@ -77,10 +77,12 @@ def make_batch(net: Network, active: Any, inputs: Any = None) -> Batch:
 class ForwardResult:
     """Everything a forward pass measures. Layer axes run over layers 0..L.
 
-    h, a : (B, L+1, z, d) ground truth of the active circuits (bias-free pre-activation, activation).
+    h, a : (B, L+1, z, d) ground truth of the active circuits (bias-free pre-activation,
+        activation).
     active_readout : (B, L+1, z, d) read-outs U_t^l A^l of the active circuits (layer 0: the input).
     readout : (B, L+1, R, d) read-outs of ``readout_ids`` (None if none were asked for).
-    inactive_sq, inactive_max, inactive_false : (B, L+1) over the T - z inactive circuits per sample:
+    inactive_sq, inactive_max, inactive_false : (B, L+1) over the T - z inactive circuits per
+        sample:
         sum of |read-out|^2, max abs component, count with |read-out| > ``thresholds``.
     frac_on : (B, L+1) fraction of large neurons > 0 (layer 0: the embedded input A^0).
     """
@@ -146,8 +148,15 @@ def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ptr, order
 
 
-def _run_numba(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, *, mode: str,
-               dtype: str = "float64") -> dict:
+def _run_numba(
+    net: Network,
+    batch: Batch,
+    thr: np.ndarray,
+    ids: np.ndarray,
+    *,
+    mode: str,
+    dtype: str = "float64",
+) -> dict:
     """Run the numba engine; mode 'factorised' (dense gathers), 'sparse' or 'auto' (per layer)."""
     B = batch.size
     out = _outputs(B, net.L, batch.z, net.d, ids.size)
@@ -161,9 +170,20 @@ def _run_numba(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, *, 
     else:
         chunk = min(B, CHUNK[dtype])
         below = AUTO_SPARSE_BELOW
-    args = (net.offsets, weights, bias, net.n, net.read_c, net.inv_indptr, net.inv_circuits,
-            batch.active, np.ascontiguousarray(batch.inputs), np.ascontiguousarray(thr**2),
-            ro_ptr, ro_slot)
+    args = (
+        net.offsets,
+        weights,
+        bias,
+        net.n,
+        net.read_c,
+        net.inv_indptr,
+        net.inv_circuits,
+        batch.active,
+        np.ascontiguousarray(batch.inputs),
+        np.ascontiguousarray(thr**2),
+        ro_ptr,
+        ro_slot,
+    )
     if B <= SPLIT_MAX_BATCH and SPLIT_PARTS > 1 and mode != "sparse" and n_threads() > 1:
         _forward_split(*args, float(below), **out, n_parts=SPLIT_PARTS)
         return out
@@ -178,18 +198,21 @@ def _run_numba(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, *, 
     return out
 
 
-def _run_factorised(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
-                    dtype: str = "float64") -> dict:
+def _run_factorised(
+    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
+) -> dict:
     return _run_numba(net, batch, thr, ids, mode="factorised", dtype=dtype)
 
 
-def _run_sparse(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
-                dtype: str = "float64") -> dict:
+def _run_sparse(
+    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
+) -> dict:
     return _run_numba(net, batch, thr, ids, mode="sparse", dtype=dtype)
 
 
-def _run_auto(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
-              dtype: str = "float64") -> dict:
+def _run_auto(
+    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
+) -> dict:
     return _run_numba(net, batch, thr, ids, mode="auto", dtype=dtype)
 
 
@@ -203,8 +226,9 @@ def _readout_dense(net: Network, A: np.ndarray, layer: int) -> np.ndarray:
     return r
 
 
-def _run_dense(net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray,
-               dtype: str = "float64") -> dict:
+def _run_dense(
+    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
+) -> dict:
     """NumPy oracle: A^0 by scatter, W^l formed densely, read-outs gathered for all circuits."""
     B, z, d, n, L = batch.size, batch.z, net.d, net.n, net.L
     out = _outputs(B, L, z, d, ids.size)
@@ -320,7 +344,7 @@ def forward(
     t1 = time.perf_counter()
     out = ENGINES[engine](net, batch, np.ascontiguousarray(thr[1:]), ids, dtype=dtype)
     t2 = time.perf_counter()
-    B, L, z, d = batch.size, net.L, batch.z, net.d
+    B, L = batch.size, net.L
 
     def with_layer0(x: np.ndarray, first: np.ndarray | float = 0.0) -> np.ndarray:
         full = np.zeros((B, L + 1, *x.shape[2:]), dtype=x.dtype)

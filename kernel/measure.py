@@ -1,7 +1,8 @@
 """SPEC §4, §6: read-out errors per layer and circuit class, and the one-call ``run``.
 
 MSE is the mean over circuits (and samples) of the squared Euclidean norm |eps_t^l|^2 of the
-d-vector error, as in SPEC §4. Confidence intervals are normal 95% intervals over samples (per-sample
+d-vector error, as in SPEC §4. Confidence intervals are normal 95% intervals over samples
+(per-sample
 means are independent; circuits within one sample are not).
 """
 
@@ -31,7 +32,11 @@ class ClassStats:
     @staticmethod
     def from_samples(per_sample_mse: np.ndarray, max_abs: float) -> ClassStats:
         m = float(per_sample_mse.mean())
-        half = Z95 * float(per_sample_mse.std(ddof=1)) / np.sqrt(per_sample_mse.size) if per_sample_mse.size > 1 else float("nan")
+        half = (
+            Z95 * float(per_sample_mse.std(ddof=1)) / np.sqrt(per_sample_mse.size)
+            if per_sample_mse.size > 1
+            else float("nan")
+        )
         return ClassStats(m, (m - half, m + half), float(max_abs))
 
 
@@ -74,8 +79,13 @@ class RunConfig:
     threshold_fraction: float = 0.1
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.network.as_dict(), "z": self.z, "batch": self.batch, "engine": self.engine,
-                "threshold_fraction": self.threshold_fraction}
+        return {
+            **self.network.as_dict(),
+            "z": self.z,
+            "batch": self.batch,
+            "engine": self.engine,
+            "threshold_fraction": self.threshold_fraction,
+        }
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,11 @@ class RunResult:
         """The JSON object of ``cis run --json``."""
 
         def cls(c: ClassStats | None) -> dict[str, Any] | None:
-            return None if c is None else {"mse": c.mse, "mse_ci": list(c.mse_ci), "max_abs": c.max_abs}
+            return (
+                None
+                if c is None
+                else {"mse": c.mse, "mse_ci": list(c.mse_ci), "max_abs": c.max_abs}
+            )
 
         return {
             "config": self.config.as_dict(),
@@ -115,7 +129,11 @@ def run(config: RunConfig | None = None, **overrides: Any) -> RunResult:
     The batch is drawn from a stream independent of the network's (same ``seed``).
     """
     config = config or RunConfig()
-    run_fields = {k: overrides.pop(k) for k in ("z", "batch", "engine", "threshold_fraction") if k in overrides}
+    run_fields = {
+        k: overrides.pop(k)
+        for k in ("z", "batch", "engine", "threshold_fraction")
+        if k in overrides
+    }
     unknown = set(overrides) - set(NetworkConfig.__dataclass_fields__)
     if unknown:
         raise validate.ConfigError(f"unknown parameter(s) {sorted(unknown)}")
@@ -128,7 +146,13 @@ def run(config: RunConfig | None = None, **overrides: Any) -> RunResult:
     net = build_network(net_cfg)
     t1 = time.perf_counter()
     batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
-    res = forward(net, sample_batch(net, batch, z, seed=batch_seed), engine=config.engine,
-                  threshold_fraction=config.threshold_fraction)
+    res = forward(
+        net,
+        sample_batch(net, batch, z, seed=batch_seed),
+        engine=config.engine,
+        threshold_fraction=config.threshold_fraction,
+    )
     t2 = time.perf_counter()
-    return RunResult(config, net, res, layer_stats(net, res), {"build": t1 - t0, "forward": t2 - t1})
+    return RunResult(
+        config, net, res, layer_stats(net, res), {"build": t1 - t0, "forward": t2 - t1}
+    )

@@ -55,9 +55,9 @@ class NetworkConfig:
             S=S,
             T=T,
             L=validate.integer("L", self.L, low=1),
-            family=self.family if self.family == "user" else validate.choice(
-                "family", self.family, ("signed", "gaussian", "permutation")
-            ),
+            family=self.family
+            if self.family == "user"
+            else validate.choice("family", self.family, ("signed", "gaussian", "permutation")),
             bias=validate.real("bias", self.bias, high=0.0),
             variant=variant,
             seed=validate.seed(self.seed),
@@ -125,7 +125,8 @@ class Network:
     def _check_dense(self, what: str) -> None:
         if self.D > 20000:
             raise validate.ConfigError(
-                f"D={self.D} is too large for {what} (D x D would need {self.D**2 * 8 / 2**30:.1f} GiB)"
+                f"D={self.D} is too large for {what} "
+                f"(D x D would need {self.D**2 * 8 / 2**30:.1f} GiB)"
             )
 
     def dense_layer(self, layer: int) -> np.ndarray:

@@ -65,7 +65,7 @@ def packing_bound(n: int, S: int) -> int:
 
 
 def smallest_block(T: int, S: int) -> int:
-    """The smallest n with capacity(n, S) >= T (T_max^{-1}), by bisection (capacity grows with n)."""
+    """The smallest n with capacity(n, S) >= T (T_max^{-1}), by bisection."""
     T = validate.integer("T", T, low=1)
     S = validate.integer("S", S, low=2)
     lo, hi = S, S
@@ -97,7 +97,7 @@ def prime_step_patterns(n: int, S: int, T: int) -> np.ndarray:
 
 
 def random_patterns(n: int, S: int, T: int, rng: np.random.Generator) -> np.ndarray:
-    """The `random` baseline [N]: each circuit draws S distinct offsets uniformly (overlap unbounded)."""
+    """The `random` baseline [N]: S distinct offsets per circuit, uniform (overlap unbounded)."""
     n, S = _check_nS(n, S)
     T = validate.integer("T", T, low=1)
     # argpartition of i.i.d. keys gives a uniform S-subset per row without a Python loop.
@@ -116,7 +116,8 @@ def pair_overlap_mean(n: int, S: int, T: int) -> float:
 
 
 def realised_pair_overlap_mean(design: np.ndarray, n: int) -> float:
-    """Mean overlap <e_t, e_u> over ordered pairs t != u of a realised design: sum_k l_k(l_k-1)/(T(T-1)).
+    """Mean overlap <e_t, e_u> over ordered pairs t != u of a realised design:
+    sum_k l_k(l_k-1)/(T(T-1)).
 
     Equals ``pair_overlap_mean`` when every offset carries exactly TS/n circuits (l_k the load).
     The prime-step fill order's first T < T_max patterns are not load balanced, so the realised

@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 
 def integer(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
-    """Return ``value`` as ``int`` if it is an integer in ``[low, high]``, else raise ConfigError."""
+    """Return ``value`` as ``int`` if it is an integer in ``[low, high]``; else ConfigError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -65,7 +65,9 @@ def array(
         arr = np.asarray(value)
     except Exception as exc:  # pragma: no cover - numpy's own message is appended
         raise ConfigError(f"{name} could not be converted to an array: {exc}") from exc
-    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+    if arr.ndim != len(shape) or any(
+        s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)
+    ):
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
         raise ConfigError(f"{name} has shape {arr.shape}, expected {want}")
     if np.issubdtype(dtype, np.floating):

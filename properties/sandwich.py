@@ -73,8 +73,9 @@ def layer1_overlap_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarr
     for b in range(batch.size):
         for t in range(net.T):
             m = other[b, t]
-            out[b, t] = _worst_case.layer1_bound_pairs(h1[b, m], o[b, t, m].astype(np.float64),
-                                                       net.S, net.read_c)
+            out[b, t] = _worst_case.layer1_bound_pairs(
+                h1[b, m], o[b, t, m].astype(np.float64), net.S, net.read_c
+            )
     return out
 
 
@@ -96,8 +97,9 @@ def layer1_max_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
 def _measured(net: Network, batch: Batch, engine: Engine | str | None):
     res = resolve(engine)(net, batch, readout="all")
     truth = np.zeros((batch.size, net.T, net.d))
-    np.put_along_axis(truth, np.broadcast_to(batch.active[:, :, None], res.a[:, 1].shape),
-                      res.a[:, 1], axis=1)
+    np.put_along_axis(
+        truth, np.broadcast_to(batch.active[:, :, None], res.a[:, 1].shape), res.a[:, 1], axis=1
+    )
     return res, np.abs(res.readout[:, 1] - truth)
 
 
@@ -109,31 +111,51 @@ def _sandwich(name: str, err: np.ndarray, bound: np.ndarray, what: str) -> Check
     if ratio.size == 0:
         return compare(name, 0.0, 1.0, what)
     k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    return compare(name, float(ratio[k]), 1.0, what, error=float(err[k]), bound_value=float(bound[k]),
-                   gap=float(bound[k] - err[k]), max_error=float(err.max()),
-                   max_bound=float(bound.max()))
+    return compare(
+        name,
+        float(ratio[k]),
+        1.0,
+        what,
+        error=float(err[k]),
+        bound_value=float(bound[k]),
+        gap=float(bound[k] - err[k]),
+        max_error=float(err.max()),
+        max_bound=float(bound.max()),
+    )
 
 
-def layer1_worst_case_sandwich(net: Network, batch: Batch,
-                               engine: Engine | str | None = None) -> CheckResult:
+def layer1_worst_case_sandwich(
+    net: Network, batch: Batch, engine: Engine | str | None = None
+) -> CheckResult:
     """0 <= |eps_t^1[i]| <= sum_u g_tu |h_u^1[i]| for every circuit, component and sample; the
     reported value/bound are at the component closest to (or furthest past) its bound."""
     res, err = _measured(net, batch, engine)
     bound = layer1_overlap_bound(net, batch, res.h[:, 1])
-    return _sandwich("layer1_worst_case_sandwich", err, bound,
-                     "max over t, i of |eps_t^1[i]| / (sum_u (o_tu/S + c(S-o_tu)) |h_u^1[i]|)")
+    return _sandwich(
+        "layer1_worst_case_sandwich",
+        err,
+        bound,
+        "max over t, i of |eps_t^1[i]| / (sum_u (o_tu/S + c(S-o_tu)) |h_u^1[i]|)",
+    )
 
 
-def layer1_max_sandwich(net: Network, batch: Batch,
-                        engine: Engine | str | None = None) -> CheckResult:
-    """|eps_t^1[i]| <= z_t max_{o<=1}(o/S + c(S-o)) max_u |h_u^1[i]| (= (z_t/S) max_u |h_u^1[i]| for the
-    plain read-out); needs o_tu <= 1 (prime-step design, not ``random``)."""
+def layer1_max_sandwich(
+    net: Network, batch: Batch, engine: Engine | str | None = None
+) -> CheckResult:
+    """|eps_t^1[i]| <= z_t max_{o<=1}(o/S + c(S-o)) max_u |h_u^1[i]|
+
+    (= (z_t/S) max_u |h_u^1[i]| for the plain read-out); needs o_tu <= 1 (prime-step design,
+    not ``random``)."""
     if net.config.variant == "random":
         raise ValueError("layer1_max_sandwich needs overlaps <= 1 (not the random variant)")
     res, err = _measured(net, batch, engine)
     bound = layer1_max_bound(net, batch, res.h[:, 1])
-    return _sandwich("layer1_max_sandwich", err, bound,
-                     "max over t, i of |eps_t^1[i]| / (z_t max_o(o/S + c(S-o)) max_u |h_u^1[i]|)")
+    return _sandwich(
+        "layer1_max_sandwich",
+        err,
+        bound,
+        "max over t, i of |eps_t^1[i]| / (z_t max_o(o/S + c(S-o)) max_u |h_u^1[i]|)",
+    )
 
 
 SANDWICH = {f.__name__: f for f in (layer1_worst_case_sandwich, layer1_max_sandwich)}

@@ -55,13 +55,20 @@ def layer1_inactive_prediction(net: Network, z: int) -> dict[str, float]:
         Y = G @ X  # (T, d): sum_{u != t} G_tu h_u
         cross = z * (z - 1) * (float((Y**2).sum()) - s2) / (T * (T - 1) * (T - 2))
     m2 = float((G**2).sum()) / (T * (T - 1))
-    return {"lead": lead, "cross": cross, "prediction": lead + cross,
-            "overlap_moment": m2, "max_h2": float(x2.max()), "spec_d_over_D": z * net.d / net.D * float(x2.mean()),
-            "spec_realised": z * m2 * float(x2.mean())}
+    return {
+        "lead": lead,
+        "cross": cross,
+        "prediction": lead + cross,
+        "overlap_moment": m2,
+        "max_h2": float(x2.max()),
+        "spec_d_over_D": z * net.d / net.D * float(x2.mean()),
+        "spec_realised": z * m2 * float(x2.mean()),
+    }
 
 
-def layer1_inactive_mse(net: Network, batch: Batch,
-                        engine: Engine | str | None = None) -> CheckResult:
+def layer1_inactive_mse(
+    net: Network, batch: Batch, engine: Engine | str | None = None
+) -> CheckResult:
     """Measured mean inactive MSE at layer 1 (mean over samples of the per-sample mean over the
     T - z inactive circuits) within ``Z_CI`` standard errors of the prediction.
 
@@ -76,9 +83,17 @@ def layer1_inactive_mse(net: Network, batch: Batch,
     # the prediction is exactly 0 (no overlaps); allow ROUNDING * max |h_u^1|^2
     allow = Z_CI * se + ROUNDING * max(pred["prediction"], mean, pred["max_h2"])
     gap = abs(mean - pred["prediction"])
-    out = compare("layer1_inactive_mse", gap, allow,
-                  f"|measured {mean:.5g} - predicted {pred['prediction']:.5g}| vs {Z_CI:g} s.e.",
-                  scale=max(allow, 1e-300), measured=mean, se=se, samples=int(per.size), **pred)
+    out = compare(
+        "layer1_inactive_mse",
+        gap,
+        allow,
+        f"|measured {mean:.5g} - predicted {pred['prediction']:.5g}| vs {Z_CI:g} s.e.",
+        scale=max(allow, 1e-300),
+        measured=mean,
+        se=se,
+        samples=int(per.size),
+        **pred,
+    )
     return out
 
 

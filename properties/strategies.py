@@ -95,8 +95,17 @@ def network_configs(
     # (sampled_from shrinks towards its first entry, the plain draw)
     frac = draw(st.sampled_from([None, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]))
     T = draw(st.integers(T_min, hi)) if frac is None else T_min + round(frac * (hi - T_min))
-    return NetworkConfig(D=dd * nn, d=dd, S=SS, T=T, L=draw(L), family=family,
-                         bias=draw(bias), variant=variant, seed=draw(seed)).validated()
+    return NetworkConfig(
+        D=dd * nn,
+        d=dd,
+        S=SS,
+        T=T,
+        L=draw(L),
+        family=family,
+        bias=draw(bias),
+        variant=variant,
+        seed=draw(seed),
+    ).validated()
 
 
 @st.composite
@@ -145,8 +154,9 @@ class UserCircuits:
         return circuits_from_arrays(self.weights, self.bias, self.inputs)
 
     def network(self, *, D: int, S: int, variant: str = "plain", seed: int = 0) -> Network:
-        return user_network(self.weights, self.bias, self.inputs, D=D, S=S, variant=variant,
-                            seed=seed)
+        return user_network(
+            self.weights, self.bias, self.inputs, D=D, S=S, variant=variant, seed=seed
+        )
 
 
 @st.composite
@@ -179,7 +189,9 @@ def user_circuits(
     return UserCircuits(w, bias, x)
 
 
-def assumption_report(circ: Circuits, *, z: int | None = None, n: int | None = None) -> dict[str, bool]:
+def assumption_report(
+    circ: Circuits, *, z: int | None = None, n: int | None = None
+) -> dict[str, bool]:
     """Which of A1–A5 (SPEC §1) a set of circuits satisfies, each as a boolean.
 
     A1 needs z and n (z <= n/4 is taken as "z << n"). A4 (uncorrelated weights of different
@@ -225,9 +237,15 @@ def invalid_configs(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     The base is a valid small configuration (drawn), and one field is broken per case.
     """
     case, broken, message = draw(st.sampled_from(_INVALID_CONFIGS))
-    base = {"D": 4 * 30, "d": 4, "S": draw(st.integers(2, 3)), "T": draw(st.integers(1, 20)),
-            "L": draw(st.integers(1, 3)), "family": draw(st.sampled_from(FAMILIES)),
-            "seed": draw(st.integers(0, 100))}
+    base = {
+        "D": 4 * 30,
+        "d": 4,
+        "S": draw(st.integers(2, 3)),
+        "T": draw(st.integers(1, 20)),
+        "L": draw(st.integers(1, 3)),
+        "family": draw(st.sampled_from(FAMILIES)),
+        "seed": draw(st.integers(0, 100)),
+    }
     if case != "odd-d-signed" and base["family"] == "signed" and broken.get("d", 4) % 2:
         base["family"] = "gaussian"
     return case, {**base, **broken}, message
@@ -235,7 +253,7 @@ def invalid_configs(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
 
 @st.composite
 def invalid_circuits(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
-    """Deliberately invalid user circuits: (case id, kwargs of ``user_network``, message fragment)."""
+    """Deliberately invalid user circuits: (case id, ``user_network`` kwargs, message fragment)."""
     good = draw(user_circuits(T=st.integers(2, 10), d=st.integers(2, 4)))
     w, b, x = good.weights.copy(), good.bias.copy(), good.inputs.copy()
     case = draw(st.sampled_from(["positive-bias", "negative-input", "nan-weight", "bad-shape"]))

@@ -32,8 +32,9 @@ def touches_exactly_S_d_neurons(net: Network) -> CheckResult:
     for layer in range(1, net.L + 1):
         off = net.offsets[layer - 1]
         if off.min() < 0 or off.max() >= n:
-            return compare("touches_exactly_S_d_neurons", 1, 0, f"offsets out of [0, n={n})",
-                           layer=layer)
+            return compare(
+                "touches_exactly_S_d_neurons", 1, 0, f"offsets out of [0, n={n})", layer=layer
+            )
         inc = _incidence(off, n)
         distinct = (inc > 0).sum(axis=1)
         worst = max(worst, int(np.abs(distinct - S).max()))
@@ -42,10 +43,13 @@ def touches_exactly_S_d_neurons(net: Network) -> CheckResult:
             rows = E.any(axis=1).reshape(d, n)
             want = np.zeros(n, dtype=bool)
             want[off[t]] = True
-            worst = max(worst, int((rows != want[None, :]).sum()),
-                        int(abs(int(E.sum()) - S * d)))
-    return compare("touches_exactly_S_d_neurons", worst, 0,
-                   f"neurons touched per circuit differing from S*d={S * d} (S per block)")
+            worst = max(worst, int((rows != want[None, :]).sum()), int(abs(int(E.sum()) - S * d)))
+    return compare(
+        "touches_exactly_S_d_neurons",
+        worst,
+        0,
+        f"neurons touched per circuit differing from S*d={S * d} (S per block)",
+    )
 
 
 def unembed_inverts_embed(net: Network) -> CheckResult:
@@ -69,23 +73,41 @@ def pairwise_overlap_at_most_one(net: Network) -> CheckResult:
         O = inc @ inc.T
         np.fill_diagonal(O, 0)
         worst = max(worst, int(O.max(initial=0)))
-    return compare("pairwise_overlap_at_most_one", worst, 1, "max shared neurons per block o_tu",
-                   variant=net.config.variant)
+    return compare(
+        "pairwise_overlap_at_most_one",
+        worst,
+        1,
+        "max shared neurons per block o_tu",
+        variant=net.config.variant,
+    )
 
 
 def load_balance(net: Network) -> CheckResult:
     """Neuron load l_k (circuits using offset k): the same at every layer (the shuffle only
     reassigns patterns), sums to T*S, and in a <=1-overlap design l_k <= (n-1)/(S-1) (circuits
     through k pairwise share only k, so each needs S-1 further offsets of its own)."""
-    loads = np.stack([np.bincount(net.offsets[layer].ravel(), minlength=net.n)
-                      for layer in range(net.L)])
+    loads = np.stack(
+        [np.bincount(net.offsets[layer].ravel(), minlength=net.n) for layer in range(net.L)]
+    )
     if not (loads == loads[0]).all() or int(loads[0].sum()) != net.T * net.S:
-        return compare("load_balance", 1, 0, "loads differ between layers or do not sum to T*S",
-                       total=int(loads[0].sum()), expected=net.T * net.S)
+        return compare(
+            "load_balance",
+            1,
+            0,
+            "loads differ between layers or do not sum to T*S",
+            total=int(loads[0].sum()),
+            expected=net.T * net.S,
+        )
     cap = (net.n - 1) // (net.S - 1)
-    return compare("load_balance", int(loads.max()), cap,
-                   "max neuron load vs (n-1)//(S-1)", scale=max(cap, 1),
-                   mean_load=float(loads[0].mean()), min_load=int(loads[0].min()))
+    return compare(
+        "load_balance",
+        int(loads.max()),
+        cap,
+        "max neuron load vs (n-1)//(S-1)",
+        scale=max(cap, 1),
+        mean_load=float(loads[0].mean()),
+        min_load=int(loads[0].min()),
+    )
 
 
 def layer_permutations_are_permutations(net: Network) -> CheckResult:
@@ -96,8 +118,12 @@ def layer_permutations_are_permutations(net: Network) -> CheckResult:
     for layer in range(net.L):
         k = np.sort(net.offsets[layer], axis=1)
         bad += int((k[np.lexsort(k.T[::-1])] != ref).any(axis=1).sum())
-    return compare("layer_permutations_are_permutations", bad, 0,
-                   "rows of a layer's patterns not matched by the design")
+    return compare(
+        "layer_permutations_are_permutations",
+        bad,
+        0,
+        "rows of a layer's patterns not matched by the design",
+    )
 
 
 #: fixed points above which a layer-to-layer reassignment is not a uniform random permutation:
@@ -113,12 +139,17 @@ def layer_shuffles_are_independent(net: Network) -> CheckResult:
     """
     worst = 0
     for layer in range(1, net.L):
-        same = (np.sort(net.offsets[layer], axis=1) == np.sort(net.offsets[layer - 1], axis=1))
+        same = np.sort(net.offsets[layer], axis=1) == np.sort(net.offsets[layer - 1], axis=1)
         worst = max(worst, int(same.all(axis=1).sum()))
     k = SHUFFLE_FIXED_POINTS
-    return compare("layer_shuffles_are_independent", worst, k - 1,
-                   "max circuits keeping their pattern between consecutive layers",
-                   scale=k, p_false_alarm=1 / math.factorial(k))
+    return compare(
+        "layer_shuffles_are_independent",
+        worst,
+        k - 1,
+        "max circuits keeping their pattern between consecutive layers",
+        scale=k,
+        p_false_alarm=1 / math.factorial(k),
+    )
 
 
 def inverse_index_matches(net: Network) -> CheckResult:
@@ -131,7 +162,7 @@ def inverse_index_matches(net: Network) -> CheckResult:
             continue
         off = net.offsets[layer]
         for k in range(net.n):
-            got = np.sort(circ[ptr[k]:ptr[k + 1]])
+            got = np.sort(circ[ptr[k] : ptr[k + 1]])
             want = np.nonzero((off == k).any(axis=1))[0]
             bad += int(got.shape != want.shape or (got != want).any())
     return compare("inverse_index_matches", bad, 0, "offsets whose circuit list is wrong")
@@ -139,7 +170,13 @@ def inverse_index_matches(net: Network) -> CheckResult:
 
 STRUCTURAL = {
     f.__name__: f
-    for f in (touches_exactly_S_d_neurons, unembed_inverts_embed, pairwise_overlap_at_most_one,
-              load_balance, layer_permutations_are_permutations, layer_shuffles_are_independent,
-              inverse_index_matches)
+    for f in (
+        touches_exactly_S_d_neurons,
+        unembed_inverts_embed,
+        pairwise_overlap_at_most_one,
+        load_balance,
+        layer_permutations_are_permutations,
+        layer_shuffles_are_independent,
+        inverse_index_matches,
+    )
 }

@@ -53,14 +53,25 @@ def off_by_one_S(net: Network) -> Network:
     return replace(net, config=replace(net.config, S=net.S + 1))
 
 
-NETWORK_MUTANTS = {"share_two_neurons": share_two_neurons, "no_shuffle": no_shuffle,
-                   "off_by_one_S": off_by_one_S}
+NETWORK_MUTANTS = {
+    "share_two_neurons": share_two_neurons,
+    "no_shuffle": no_shuffle,
+    "off_by_one_S": off_by_one_S,
+}
 
 # ----------------------------------------------------------------------------- engine mutants
 
-FAULTS = ("inv_S_plus_one", "w1_not_identity", "bias_per_circuit", "drop_copy",
-          "drop_copy_renormalised", "readout_index_shift", "relu_threshold",
-          "on_indicator_leak", None)
+FAULTS = (
+    "inv_S_plus_one",
+    "w1_not_identity",
+    "bias_per_circuit",
+    "drop_copy",
+    "drop_copy_renormalised",
+    "readout_index_shift",
+    "relu_threshold",
+    "on_indicator_leak",
+    None,
+)
 
 #: the ReLU threshold / on-indicator value of the faults of those names
 FAULT_CONSTANT = 0.01
@@ -90,8 +101,14 @@ def _read(net: Network, A: np.ndarray, layer: int, fault: str | None) -> np.ndar
     return r
 
 
-def numpy_forward(net: Network, batch: Batch, readout: Any = None, *,
-                  fault: str | None = None, threshold_fraction: float = 0.1) -> ForwardResult:
+def numpy_forward(
+    net: Network,
+    batch: Batch,
+    readout: Any = None,
+    *,
+    fault: str | None = None,
+    threshold_fraction: float = 0.1,
+) -> ForwardResult:
     """The dense path of SPEC §3 in NumPy, with an optional planted ``fault`` (see FAULTS):
 
     - ``inv_S_plus_one``: read-out averages with 1/(S+1);
@@ -107,7 +124,7 @@ def numpy_forward(net: Network, batch: Batch, readout: Any = None, *,
       input (an on-indicator not gated by the input).
     """
     assert fault in FAULTS, fault
-    B, z, d, n, L, T = batch.size, batch.z, net.d, net.n, net.L, net.T
+    B, d, n, L, T = batch.size, net.d, net.n, net.L, net.T
     ids = _readout_ids(net, readout)
     h, a = run_small(net.circuits, batch.active, batch.inputs)
     thr = threshold_fraction * np.linalg.norm(a, axis=-1).mean(axis=(0, 2))
@@ -134,8 +151,11 @@ def numpy_forward(net: Network, batch: Batch, readout: Any = None, *,
         r = A[:, idx].sum(axis=-1) / net.S  # U_t^1 A^0
         y = np.einsum("tij,btj->bti", w1, r)
         A = np.zeros((B, net.D))
-        np.add.at(A, (np.arange(B)[:, None, None, None], np.broadcast_to(idx, (B, *idx.shape))),
-                  np.broadcast_to(y[..., None], (B, *idx.shape)))
+        np.add.at(
+            A,
+            (np.arange(B)[:, None, None, None], np.broadcast_to(idx, (B, *idx.shape))),
+            np.broadcast_to(y[..., None], (B, *idx.shape)),
+        )
     A = np.maximum(A + bias[0], 0.0)
     R = np.zeros((B, L + 1, T, d))
     R[np.arange(B)[:, None], 0, batch.active] = batch.inputs
@@ -149,11 +169,19 @@ def numpy_forward(net: Network, batch: Batch, readout: Any = None, *,
     sq = (R**2).sum(-1) * inactive[:, None, :]
     act = np.take_along_axis(R, np.broadcast_to(batch.active[:, None, :, None], a.shape), axis=2)
     return ForwardResult(
-        engine=f"mutant:{fault}", batch=batch, h=h, a=a, active_readout=act, readout_ids=ids,
-        readout=R[:, :, ids] if ids.size else None, inactive_sq=sq.sum(-1),
+        engine=f"mutant:{fault}",
+        batch=batch,
+        h=h,
+        a=a,
+        active_readout=act,
+        readout_ids=ids,
+        readout=R[:, :, ids] if ids.size else None,
+        inactive_sq=sq.sum(-1),
         inactive_max=(np.abs(R) * inactive[:, None, :, None]).max(axis=(2, 3)),
         inactive_false=(sq > thr[:, None] ** 2).sum(-1) * (np.arange(L + 1) > 0)[None, :],
-        frac_on=on, thresholds=thr)
+        frac_on=on,
+        thresholds=thr,
+    )
 
 
 def mutant_engine(fault: str | None):

@@ -10,8 +10,19 @@ from kernel import run
 
 @pytest.fixture(scope="module")
 def signed_run():
-    return run(D=1000, d=4, S=6, T=557, L=4, z=2, batch=2000, seed=0, family="signed", bias=0.0,
-               engine="sparse")
+    return run(
+        D=1000,
+        d=4,
+        S=6,
+        T=557,
+        L=4,
+        z=2,
+        batch=2000,
+        seed=0,
+        family="signed",
+        bias=0.0,
+        engine="sparse",
+    )
 
 
 def test_layer_one_inactive_mse_matches_the_leading_order_estimate(signed_run):
@@ -51,7 +62,9 @@ def test_statistics_match_a_direct_computation():
     for layer in range(4):
         np.testing.assert_allclose(r.layers[layer].active.mse, (err[:, layer] ** 2).sum(-1).mean())
         np.testing.assert_allclose(r.layers[layer].active.max_abs, np.abs(err[:, layer]).max())
-        np.testing.assert_allclose(r.layers[layer].inactive.mse, res.inactive_sq[:, layer].mean() / 117)
+        np.testing.assert_allclose(
+            r.layers[layer].inactive.mse, res.inactive_sq[:, layer].mean() / 117
+        )
         np.testing.assert_allclose(r.layers[layer].frac_on, res.frac_on[:, layer].mean())
 
 

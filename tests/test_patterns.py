@@ -86,7 +86,7 @@ def test_random_variant_draws_distinct_offsets_and_can_overlap_more():
 
 @pytest.mark.parametrize(("n", "S", "T"), [(250, 5, 815), (250, 5, 300), (120, 6, 100)])
 def test_corrected_read_out_has_zero_mean_cross_talk(n, S, T):
-    # c from the realised loads makes E_{u != t}[u_t . e_u] vanish exactly, whatever the load balance
+    # c from the realised loads makes E_{u != t}[u_t . e_u] vanish exactly, whatever the loads
     design = patterns.prime_step_patterns(n, S, T)
     c = patterns.read_correction(S, patterns.realised_pair_overlap_mean(design, n))
     onehot = np.zeros((T, n))
@@ -102,7 +102,7 @@ def test_corrected_read_out_has_zero_mean_cross_talk(n, S, T):
 
 def test_spec_overlap_formula_equals_the_realised_mean_at_uniform_load():
     # p = S(TS/n - 1)/(T - 1) assumes every offset carries TS/n circuits; the fill order's first T
-    # patterns do not (loads 219..728 at T = 1e6), hence realised_pair_overlap_mean for the read-out.
+    # patterns do not (loads 219..728 at T = 1e6): realised_pair_overlap_mean for the read-out.
     design = patterns.random_patterns(50, 5, 10, np.random.default_rng(0))
     design = np.concatenate([design, design])  # still non-uniform: check against brute force
     onehot = np.zeros((len(design), 50))

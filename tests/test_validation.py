@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from kernel import (
-    ConfigError, build_network, circuits_from_arrays, forward, make_batch, make_circuits, run,
-    sample_batch, user_network,
+    ConfigError,
+    build_network,
+    circuits_from_arrays,
+    forward,
+    make_batch,
+    make_circuits,
+    run,
+    sample_batch,
+    user_network,
 )
 from kernel.patterns import capacity, prime_step_patterns
 
@@ -34,29 +41,71 @@ BAD = [
     ("batch zero", lambda: sample_batch(build_network(**NET), 0, 2), r"batch=0 must be >= 1"),
     ("engine", lambda: run(**NET, engine="gpu"), r"engine='gpu' is not one of"),
     ("unknown run field", lambda: run(**NET, depth=3), r"unknown parameter"),
-    ("weights rank", lambda: circuits_from_arrays(np.zeros((2, 3, 4)), 0.0, np.zeros((2, 4))),
-     r"weights has shape \(2, 3, 4\), expected \(T, L, d, d\)"),
-    ("weights nan", lambda: circuits_from_arrays(np.full((2, 1, 2, 2), np.nan), 0.0, np.zeros((2, 2))),
-     r"weights contains non-finite"),
-    ("inputs shape", lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), 0.0, np.zeros((3, 2))),
-     r"inputs has shape \(3, 2\), expected \(2, 2\)"),
-    ("inputs negative", lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), 0.0, -np.ones((2, 2))),
-     r"inputs has negative entries"),
-    ("bias array positive", lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), np.ones((1, 2)), np.zeros((2, 2))),
-     r"bias has positive entries"),
-    ("bias array shape", lambda: make_circuits("gaussian", 2, 2, 3, bias=np.zeros((3, 3))),
-     r"bias has shape \(3, 3\), expected \(2, 3\)"),
-    ("user D", lambda: user_network(np.zeros((2, 1, 2, 2)), 0.0, np.zeros((2, 2)), D=7, S=2),
-     r"D=7 must be divisible by d=2"),
-    ("active out of range", lambda: make_batch(build_network(**NET), [[0, 20]]),
-     r"active has indices in \[0, 20\], allowed \[0, T-1=19\]"),
+    (
+        "weights rank",
+        lambda: circuits_from_arrays(np.zeros((2, 3, 4)), 0.0, np.zeros((2, 4))),
+        r"weights has shape \(2, 3, 4\), expected \(T, L, d, d\)",
+    ),
+    (
+        "weights nan",
+        lambda: circuits_from_arrays(np.full((2, 1, 2, 2), np.nan), 0.0, np.zeros((2, 2))),
+        r"weights contains non-finite",
+    ),
+    (
+        "inputs shape",
+        lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), 0.0, np.zeros((3, 2))),
+        r"inputs has shape \(3, 2\), expected \(2, 2\)",
+    ),
+    (
+        "inputs negative",
+        lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), 0.0, -np.ones((2, 2))),
+        r"inputs has negative entries",
+    ),
+    (
+        "bias array positive",
+        lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), np.ones((1, 2)), np.zeros((2, 2))),
+        r"bias has positive entries",
+    ),
+    (
+        "bias array shape",
+        lambda: make_circuits("gaussian", 2, 2, 3, bias=np.zeros((3, 3))),
+        r"bias has shape \(3, 3\), expected \(2, 3\)",
+    ),
+    (
+        "user D",
+        lambda: user_network(np.zeros((2, 1, 2, 2)), 0.0, np.zeros((2, 2)), D=7, S=2),
+        r"D=7 must be divisible by d=2",
+    ),
+    (
+        "active out of range",
+        lambda: make_batch(build_network(**NET), [[0, 20]]),
+        r"active has indices in \[0, 20\], allowed \[0, T-1=19\]",
+    ),
     ("active repeated", lambda: make_batch(build_network(**NET), [[3, 3]]), r"repeated circuit"),
-    ("active float", lambda: make_batch(build_network(**NET), [[0.5, 1.0]]), r"active has dtype float64"),
-    ("readout ids", lambda: forward(build_network(**NET), sample_batch(build_network(**NET), 1, 1), readout=[25]),
-     r"readout has ids in \[25, 25\]"),
-    ("readout word", lambda: forward(build_network(**NET), sample_batch(build_network(**NET), 1, 1), readout="some"),
-     r"readout='some' is not one of 'all'"),
-    ("dense too large", lambda: build_network(D=40000, d=4, S=5, T=10).dense_layer(2), r"D=40000 is too large"),
+    (
+        "active float",
+        lambda: make_batch(build_network(**NET), [[0.5, 1.0]]),
+        r"active has dtype float64",
+    ),
+    (
+        "readout ids",
+        lambda: forward(
+            build_network(**NET), sample_batch(build_network(**NET), 1, 1), readout=[25]
+        ),
+        r"readout has ids in \[25, 25\]",
+    ),
+    (
+        "readout word",
+        lambda: forward(
+            build_network(**NET), sample_batch(build_network(**NET), 1, 1), readout="some"
+        ),
+        r"readout='some' is not one of 'all'",
+    ),
+    (
+        "dense too large",
+        lambda: build_network(D=40000, d=4, S=5, T=10).dense_layer(2),
+        r"D=40000 is too large",
+    ),
 ]
 
 

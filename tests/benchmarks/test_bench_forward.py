@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernel.engines import dense_forward
 from kernel import forward, sample_batch
+from kernel.engines import dense_forward
 from kernel.patterns import capacity, inverse_index, layer_offsets, prime_step_patterns
 from tests.benchmarks.conftest import dense_matrices, network
 
@@ -58,6 +58,8 @@ def test_forward(benchmark, engine, size, z, bias, L, D):
     batch = sample_batch(net, size, z, seed=1)
     run = _runner(engine, D, bias, L, batch)
     run()
-    benchmark.group = f"forward|{'one-layer' if L == 2 else 'L4'}|D={D}|B={size}|z={z}|beta={bias:g}"
+    benchmark.group = (
+        f"forward|{'one-layer' if L == 2 else 'L4'}|D={D}|B={size}|z={z}|beta={bias:g}"
+    )
     out = benchmark(run)
     assert out is not None
