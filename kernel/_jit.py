@@ -297,10 +297,16 @@ def _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits
             if read_c != 0.0:
                 _block_sums_cols(A, n, bs)
             if C == 1:
-                _dense_pass1(A.reshape(D), An.reshape(D), 0, T, offsets[layer], offsets[lw],
-                             weights[lw], n, coef, read_c, bs, scatter, s0, layer, thr2[layer],
-                             flags, active, out_active, out_readout, ro_ptr, ro_slot, r,
-                             sq_acc, mx_acc, nf_acc, 0)
+                if r.shape[0] == 4:
+                    _dense_pass1_d4(A.reshape(D), An.reshape(D), 0, T, offsets[layer],
+                                    offsets[lw], weights[lw], coef, read_c, bs, scatter, s0,
+                                    layer, thr2[layer], flags, active, out_active, out_readout,
+                                    ro_ptr, ro_slot, r, sq_acc, mx_acc, nf_acc, 0)
+                else:
+                    _dense_pass1(A.reshape(D), An.reshape(D), 0, T, offsets[layer], offsets[lw],
+                                 weights[lw], n, coef, read_c, bs, scatter, s0, layer,
+                                 thr2[layer], flags, active, out_active, out_readout, ro_ptr,
+                                 ro_slot, r, sq_acc, mx_acc, nf_acc, 0)
             elif C == _C8:
                 _dense_pass8(A, An, offsets[layer], offsets[lw], weights[lw], n, coef, read_c,
                              bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
@@ -427,6 +433,79 @@ def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatte
                     acc += w[t, i, k] * r[k, 0]
                 for q in range(S):
                     An[off_w[t, q] * d + i] += acc
+    sq_acc[part] += sq_sum
+    mx_acc[part] = mx
+    nf_acc[part] += nf
+
+
+@njit(**JIT)
+def _dense_pass1_d4(A, An, t_lo, t_hi, off_r, off_w, w, coef, read_c, bs, scatter, s, layer,
+                    thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc,
+                    mx_acc, nf_acc, part):
+    """``_dense_pass1`` written out for d = 4 (the families' usual width): a circuit's 4 neurons
+    at one offset are adjacent, so each gather/scatter step is one contiguous 4-wide access.
+    Same order of every addition as ``_dense_pass1``, hence bit-identical results."""
+    S = off_r.shape[1]
+    sq_sum = 0.0
+    mx = mx_acc[part]
+    nf = 0
+    for t in range(t_lo, t_hi):
+        base = off_r[t, 0] * 4
+        a0 = A[base]
+        a1 = A[base + 1]
+        a2 = A[base + 2]
+        a3 = A[base + 3]
+        for q in range(1, S):
+            base = off_r[t, q] * 4
+            a0 += A[base]
+            a1 += A[base + 1]
+            a2 += A[base + 2]
+            a3 += A[base + 3]
+        if read_c != 0.0:
+            a0 = coef * a0 - read_c * bs[0, 0]
+            a1 = coef * a1 - read_c * bs[1, 0]
+            a2 = coef * a2 - read_c * bs[2, 0]
+            a3 = coef * a3 - read_c * bs[3, 0]
+        else:
+            a0 = coef * a0
+            a1 = coef * a1
+            a2 = coef * a2
+            a3 = coef * a3
+        f = flags[t]
+        if f == 0:
+            sq = a0 * a0
+            sq += a1 * a1
+            sq += a2 * a2
+            sq += a3 * a3
+            mx = max(mx, abs(a0), abs(a1), abs(a2), abs(a3))
+            sq_sum += sq
+            if sq > thr2:
+                nf += 1
+        else:
+            r[0, 0] = a0
+            r[1, 0] = a1
+            r[2, 0] = a2
+            r[3, 0] = a3
+            sq_acc[part] += sq_sum
+            mx_acc[part] = mx
+            nf_acc[part] += nf
+            sq_sum = 0.0
+            nf = 0
+            _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
+                     ro_slot, sq_acc, mx_acc, nf_acc, part)
+            mx = mx_acc[part]
+        if scatter:
+            wt = w[t]
+            y0 = wt[0, 0] * a0 + wt[0, 1] * a1 + wt[0, 2] * a2 + wt[0, 3] * a3
+            y1 = wt[1, 0] * a0 + wt[1, 1] * a1 + wt[1, 2] * a2 + wt[1, 3] * a3
+            y2 = wt[2, 0] * a0 + wt[2, 1] * a1 + wt[2, 2] * a2 + wt[2, 3] * a3
+            y3 = wt[3, 0] * a0 + wt[3, 1] * a1 + wt[3, 2] * a2 + wt[3, 3] * a3
+            for q in range(S):
+                base = off_w[t, q] * 4
+                An[base] += y0
+                An[base + 1] += y1
+                An[base + 2] += y2
+                An[base + 3] += y3
     sq_acc[part] += sq_sum
     mx_acc[part] = mx
     nf_acc[part] += nf

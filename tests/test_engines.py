@@ -202,3 +202,22 @@ def test_circuit_split_small_batches_agree_with_dense(monkeypatch, bias):
     monkeypatch.setattr(engines, "SPLIT_PARTS", 1)
     serial = forward(net, batch, readout=ids)
     np.testing.assert_allclose(split.readout, serial.readout, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["plain", "corrected"])
+@pytest.mark.parametrize("d", [4, 6])
+def test_single_sample_path_matches_the_oracle_and_the_chunked_path(variant, d):
+    # batches of <= 2 samples run one sample at a time (d = 4 has its own written-out kernel);
+    # every addition happens in the same order as in the chunked kernels: bit-identical read-outs
+    net = build_network(D=d * 150, d=d, S=5, T=280, L=4, variant=variant, bias=-0.01, seed=3)
+    big = sample_batch(net, 16, 3, seed=4)
+    chunked = forward(net, big, engine="factorised", readout="all")
+    dense = forward(net, make_batch(net, big.active[:2], big.inputs[:2]), engine="dense",
+                    readout="all")
+    for s in range(2):
+        one = forward(net, make_batch(net, big.active[s : s + 1], big.inputs[s : s + 1]),
+                      engine="factorised", readout="all")
+        np.testing.assert_array_equal(one.readout[0], chunked.readout[s])
+        np.testing.assert_array_equal(one.inactive_sq[0], chunked.inactive_sq[s])
+        np.testing.assert_array_equal(one.inactive_max[0], chunked.inactive_max[s])
+        np.testing.assert_allclose(one.readout[0], dense.readout[s], atol=1e-12)
