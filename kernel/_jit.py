@@ -110,6 +110,17 @@ def _block_sums_cols(A, n, bs):
 
 
 @njit(**JIT)
+def _readout_flags(T, ro_ptr, ro_slot):
+    """Per-circuit flags, _READOUT set for the circuits whose full read-out is requested."""
+    flags = np.zeros(T, dtype=np.uint8)
+    if ro_slot.shape[0] > 0:
+        for t in range(T):
+            if ro_ptr[t + 1] > ro_ptr[t]:
+                flags[t] = _READOUT
+    return flags
+
+
+@njit(**JIT)
 def _record_inactive(r, col, slot, thr2, sq_acc, mx_acc, nf_acc):
     """Add read-out r[:, col] of an inactive circuit to the accumulators of sample slot ``slot``:
     |r|^2 to the sum, its max abs entry to the max, and a false activation if |r|^2 > thr2."""
@@ -347,11 +358,7 @@ def _run_chunks(c_lo, c_hi, offsets, weights, bias, n, read_c, inv_indptr, inv_c
     g = np.zeros((T, d), dtype=dt)
     mark = np.zeros(T, dtype=np.bool_)
     touched = np.empty(T, dtype=np.int32)
-    flags = np.zeros(T, dtype=np.uint8)
-    if ro_slot.shape[0] > 0:
-        for t in range(T):
-            if ro_ptr[t + 1] > ro_ptr[t]:
-                flags[t] = _READOUT
+    flags = _readout_flags(T, ro_ptr, ro_slot)
     sq_acc = np.zeros(chunk)
     mx_acc = np.zeros(chunk)
     nf_acc = np.zeros(chunk, dtype=np.int64)
@@ -534,11 +541,7 @@ def _forward_split(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, 
     g = np.zeros((T, d), dtype=dt)
     mark = np.zeros(T, dtype=np.bool_)
     touched = np.empty(T, dtype=np.int32)
-    flags = np.zeros(T, dtype=np.uint8)
-    if ro_slot.shape[0] > 0:
-        for t in range(T):
-            if ro_ptr[t + 1] > ro_ptr[t]:
-                flags[t] = _READOUT
+    flags = _readout_flags(T, ro_ptr, ro_slot)
     sq_p = np.zeros(P)
     mx_p = np.zeros(P)
     nf_p = np.zeros(P, dtype=np.int64)
