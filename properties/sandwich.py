@@ -9,24 +9,19 @@ for every circuit t, active or inactive, every component i, any shared bias b <=
 ``corrected`` read-out u_t = (1/S + c) e_t - c 1 (u_t[k] = 1/S on e_t, -c elsewhere) the
 coefficient of u is o_tu/S + c (S - o_tu) (c >= 0).
 
-The bound is taken from ``bounds.worst_case`` (``layer1_bound_pairs``, ``layer1_bound``) when
-that module is importable; ``_local_pairs`` is this module's own vectorised copy of the same
-formula, used otherwise and compared with it in the tests.
+The bound is taken from ``bounds.worst_case`` (``layer1_bound_pairs``, ``layer1_bound``); the
+tests compare it with an independent vectorised oracle (``tests/reference.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from bounds import worst_case
 from kernel.engines import Batch
 from kernel.network import Network
 from properties.engines import Engine, resolve
 from properties.result import ROUNDING, CheckResult, compare
-
-try:  # the bounds layer (SPEC §4), when present
-    from bounds import worst_case as _worst_case
-except ImportError:  # pragma: no cover - bounds/ not installed
-    _worst_case = None  # type: ignore[assignment]
 
 
 def overlaps(net: Network, layer: int = 1) -> np.ndarray:
@@ -53,27 +48,18 @@ def _others(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     return o, other
 
 
-def _local_pairs(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
-    """This module's vectorised bound: (B, T, d) sum_{u != t} g_tu |h_u^1[i]|."""
-    o, other = _others(net, batch)
-    g = (o / net.S + abs(net.read_c) * (net.S - o)) * other
-    return np.einsum("btz,bzd->btd", g, np.abs(h1))
-
-
 def layer1_overlap_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
     """(B, T, d) bound sum_{u active, u != t} (o_tu/S + c (S - o_tu)) |h_u^1[i]| on |eps_t^1[i]|
-    (SPEC §4), from ``bounds.worst_case.layer1_bound_pairs`` when available.
+    (SPEC §4), from ``bounds.worst_case.layer1_bound_pairs``.
 
     h1 : (B, z, d) the active circuits' pre-activations w_u^1 a_u^0.
     """
-    if _worst_case is None:
-        return _local_pairs(net, batch, h1)
     o, other = _others(net, batch)
     out = np.zeros((batch.size, net.T, net.d))
     for b in range(batch.size):
         for t in range(net.T):
             m = other[b, t]
-            out[b, t] = _worst_case.layer1_bound_pairs(
+            out[b, t] = worst_case.layer1_bound_pairs(
                 h1[b, m], o[b, t, m].astype(np.float64), net.S, net.read_c
             )
     return out
@@ -81,17 +67,13 @@ def layer1_overlap_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarr
 
 def layer1_max_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
     """(B, T, d) the coarser z_t * max_o(o/S + c (S - o)) * max_u |h_u^1[i]|, o <= 1
-    (``bounds.worst_case.layer1_bound`` when available; valid for the prime-step design)."""
+    (``bounds.worst_case.layer1_bound``; valid for the prime-step design)."""
     B, z = batch.active.shape
     is_active = np.zeros((B, net.T), dtype=bool)
     is_active[np.arange(B)[:, None], batch.active] = True
     z_t = np.where(is_active, z - 1, z)[:, :, None]  # other active circuits
     max_h = np.abs(h1).max(axis=1)[:, None, :]
-    if _worst_case is not None:
-        return np.asarray(_worst_case.layer1_bound(z_t, max_h, net.S, net.read_c, 1))
-    c = abs(net.read_c)
-    coef = max(c * net.S, 1.0 / net.S + c * (net.S - 1))  # max over o in {0, 1}
-    return z_t * coef * max_h
+    return np.asarray(worst_case.layer1_bound(z_t, max_h, net.S, net.read_c, 1))
 
 
 def _measured(net: Network, batch: Batch, engine: Engine | str | None):

@@ -105,3 +105,15 @@ def decompose_explicit(net, active: np.ndarray, inputs: np.ndarray) -> dict[str,
                 out["propagation"][b, layer, t] = prop
                 out["relu"][b, layer, t] = out["total"][b, layer, t] - ovl - prop
     return out
+
+
+def layer1_bound_vectorised(net, active: np.ndarray, h1: np.ndarray) -> np.ndarray:
+    """(B, T, d) SPEC §4 layer-1 bound sum_{u active, u != t} (o_tu/S + c(S - o_tu)) |h_u^1[i]|,
+    from the dense incidence matrix of the layer-1 patterns."""
+    inc = np.zeros((net.T, net.n))
+    np.put_along_axis(inc, net.offsets[0].astype(np.int64), 1.0, axis=1)
+    o = (inc @ inc.T)[:, active].transpose(1, 0, 2)  # (B, T, z)
+    g = o / net.S + abs(net.read_c) * (net.S - o)
+    B, z = active.shape
+    g[np.arange(B)[:, None], active, np.arange(z)[None, :]] = 0.0  # u != t
+    return np.einsum("btz,bzd->btd", g, np.abs(h1))

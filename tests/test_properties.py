@@ -62,16 +62,16 @@ def test_statistical_prediction_against_a_long_run():
 
 
 @given(cst.scenarios(cst.network_configs(n=st.integers(4, 20))))
-def test_sandwich_uses_the_bounds_module_and_agrees_with_its_local_copy(sc):
-    pytest.importorskip("bounds.worst_case")  # the bounds layer, written in parallel
+def test_sandwich_bound_agrees_with_the_reference(sc):
     from properties import sandwich
+    from tests.reference import layer1_bound_vectorised
 
-    assert sandwich._worst_case is not None  # the check encloses by bounds/worst_case.py
     net = sc.network()
     batch = sc.sample(net)
     h1 = np.einsum("bzij,bzj->bzi", net.circuits.weights[0][batch.active], batch.inputs)
     np.testing.assert_allclose(sandwich.layer1_overlap_bound(net, batch, h1),
-                               sandwich._local_pairs(net, batch, h1), rtol=1e-12, atol=0)
+                               layer1_bound_vectorised(net, batch.active, h1), rtol=1e-12,
+                               atol=0)
 
 
 def test_single_circuit_check_accepts_a_subset_and_explicit_batches():
