@@ -26,7 +26,7 @@ def verify(profile_name: str, max_examples: int | None, only: tuple[str, ...],
     Columns: examples run, result, worst slack (>= 0 holds; 0 = at the bound; for counts of
     violations, 0 = none), seconds, and the message of the tightest example (or the failure).
     """
-    from kernel import build_network, forward, sample_batch
+    from kernel.engines import compile_kernels
     from properties.profiles import profile
     from properties.suite import PROPERTIES, run_property
 
@@ -35,9 +35,7 @@ def verify(profile_name: str, max_examples: int | None, only: tuple[str, ...],
         raise click.BadParameter(f"{unknown[0]!r} is not one of {', '.join(PROPERTIES)}",
                                  param_hint="--property")
     config = profile(profile_name, max_examples)
-    net = build_network(D=60, d=4, S=3, T=10, L=2)  # compile the kernels outside the timings
-    for engine in ("factorised", "sparse"):
-        forward(net, sample_batch(net, 2, 2), engine=engine)
+    compile_kernels()  # outside the timings
     t0 = time.perf_counter()
     names = [name for name in PROPERTIES if not only or name in only]
     reports = [run_property(PROPERTIES[name], config)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from kernel import patterns, validate
-from kernel.circuits import Circuits, circuits_from_arrays, make_circuits
+from kernel.circuits import FAMILIES, Circuits, circuits_from_arrays, make_circuits
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class NetworkConfig:
             L=validate.integer("L", self.L, low=1),
             family=self.family
             if self.family == "user"
-            else validate.choice("family", self.family, ("signed", "gaussian", "permutation")),
+            else validate.choice("family", self.family, FAMILIES),
             bias=validate.real("bias", self.bias, high=0.0),
             variant=variant,
             seed=validate.seed(self.seed),

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from kernel import patterns
+from kernel import circuits, patterns
 from kernel.circuits import Circuits, circuits_from_arrays
 from kernel.engines import Batch, sample_batch
 from kernel.network import Network, NetworkConfig, build_network, user_network
 
-FAMILIES = ("signed", "gaussian", "permutation")
-VARIANTS = ("plain", "corrected", "random")
+FAMILIES = tuple(circuits.FAMILIES)  # the kernel's registries, so new entries get drawn
+VARIANTS = tuple(patterns.VARIANTS)
 SEEDS = st.integers(0, 2**32 - 1)
 
 

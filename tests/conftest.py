@@ -17,9 +17,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 @pytest.fixture(scope="session", autouse=True)
 def warm_jit() -> None:
     """Compile (or load from cache) every numba kernel before any test is timed."""
-    from kernel import build_network, forward, sample_batch
+    from kernel.engines import compile_kernels
 
-    net = build_network(D=60, d=4, S=3, T=10, L=2)
-    batch = sample_batch(net, 2, 2)
-    for engine in ("factorised", "sparse"):
-        forward(net, batch, engine=engine)
+    compile_kernels()
