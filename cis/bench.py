@@ -48,14 +48,12 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
     from kernel import engines, validate
     from kernel.engines import _run_dense, dense_forward, forward, sample_batch
     from kernel.measure import RunConfig
-    from kernel.network import NetworkConfig, build_network
+    from kernel.network import build_network
 
     reps = validate.integer("reps", reps, low=1)
     dense = validate.choice("dense", dense, ("auto", "yes", "no"))
-    run_keys = {"z", "batch", "engine", "threshold_fraction"}
-    run_fields = {k: v for k, v in params.items() if k in run_keys}
-    net_cfg = NetworkConfig(**{k: v for k, v in params.items() if k not in run_keys}).validated()
-    cfg = RunConfig(network=net_cfg, **run_fields)
+    cfg = RunConfig.from_params(**params)
+    net_cfg = cfg.network
     engine = validate.choice("engine", cfg.engine, ("auto", "factorised", "sparse"))
     t0 = time.perf_counter()
     net = build_network(net_cfg)

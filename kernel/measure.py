@@ -68,6 +68,10 @@ def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     return out
 
 
+#: RunConfig's own fields (the rest of a flat parameter set belongs to NetworkConfig)
+RUN_FIELDS = ("z", "batch", "engine", "threshold_fraction")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A network configuration plus how to drive it (batch size, active circuits, engine)."""
@@ -77,6 +81,18 @@ class RunConfig:
     batch: int = 2000
     engine: str = "auto"
     threshold_fraction: float = 0.1
+
+    @classmethod
+    def from_params(cls, base: RunConfig | None = None, **params: Any) -> RunConfig:
+        """A RunConfig from flat parameters (its own fields and NetworkConfig's, as on the
+        command line) over ``base``; the network part validated, unknown names rejected."""
+        base = base or cls()
+        own = {k: params.pop(k) for k in RUN_FIELDS if k in params}
+        unknown = set(params) - set(NetworkConfig.__dataclass_fields__)
+        if unknown:
+            raise validate.ConfigError(f"unknown parameter(s) {sorted(unknown)}")
+        network = NetworkConfig(**{**base.network.as_dict(), **params}).validated()
+        return cls(**{**asdict(base), "network": network, **own})
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,17 +144,8 @@ def run(config: RunConfig | None = None, **overrides: Any) -> RunResult:
     Keyword overrides are fields of RunConfig or of its NetworkConfig, e.g. ``run(D=1000, z=3)``.
     The batch is drawn from a stream independent of the network's (same ``seed``).
     """
-    config = config or RunConfig()
-    run_fields = {
-        k: overrides.pop(k)
-        for k in ("z", "batch", "engine", "threshold_fraction")
-        if k in overrides
-    }
-    unknown = set(overrides) - set(NetworkConfig.__dataclass_fields__)
-    if unknown:
-        raise validate.ConfigError(f"unknown parameter(s) {sorted(unknown)}")
-    net_cfg = NetworkConfig(**{**config.network.as_dict(), **overrides}).validated()
-    config = RunConfig(**{**asdict(config), "network": net_cfg, **run_fields})
+    config = RunConfig.from_params(config, **overrides)
+    net_cfg = config.network
     validate.choice("engine", config.engine, ENGINES)
     z = validate.integer("z", config.z, low=1, high=net_cfg.T)
     batch = validate.integer("batch", config.batch, low=1)
