@@ -49,6 +49,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel.patterns import offset_loads
+
 TERMS = ("overlap", "propagation", "relu")
 
 
@@ -62,11 +64,6 @@ class LayerPrediction:
     active_se: float  # std error of active["mse"]
     inactive_se: float
     frac_on_noise: float  # P(neuron used by no active circuit is on)
-
-
-def design_loads(design: np.ndarray, n: int) -> np.ndarray:
-    """Number of circuits using each offset of a block: (n,) int (SPEC §2)."""
-    return np.bincount(np.asarray(design).ravel(), minlength=n)
 
 
 def _read(vals: np.ndarray, S: int, c: float, block: np.ndarray) -> np.ndarray:
@@ -108,7 +105,7 @@ def cavity_recursion(
     L, T, d, _ = weights.shape
     S = design.shape[1]
     rng = np.random.default_rng(seed)
-    loads = design_loads(design, n)
+    loads = offset_loads(design, n)
     M = int(samples)
     # pools: circuit ids, truth a (active only), error eps
     ca = rng.integers(0, T, M)

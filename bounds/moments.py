@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel.circuits import Circuits, run_small
+
 
 @dataclass(frozen=True)
 class CircuitMoments:
@@ -33,24 +35,23 @@ class CircuitMoments:
     gain: np.ndarray
 
 
-def small_forward(weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def small_forward(
+    weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Run every small circuit on its default input: h, a of shape (L+1, T, d) (SPEC §1).
 
     weights (L, T, d, d), bias (L, d), inputs (T, d); h[0] = 0, a[0] = inputs.
     """
-    L, T, d, _ = weights.shape
-    h = np.zeros((L + 1, T, d))
-    a = np.zeros((L + 1, T, d))
-    a[0] = inputs
-    for layer in range(1, L + 1):
-        h[layer] = np.einsum("tij,tj->ti", weights[layer - 1], a[layer - 1])
-        a[layer] = np.maximum(h[layer] + bias[layer - 1], 0.0)
-    return h, a
+    T = weights.shape[1]
+    h, a = run_small(
+        Circuits(weights, bias, inputs, "moments"), np.arange(T)[None, :], inputs[None]
+    )
+    return h[0], a[0]
 
 
-def circuit_moments(weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray, *,
-                    pairs: int = 20000, seed: int = 0) -> CircuitMoments:
+def circuit_moments(
+    weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray, *, pairs: int = 20000, seed: int = 0
+) -> CircuitMoments:
     """Moments of SPEC §4 from the small circuits (means over circuits; pairs by Monte Carlo).
 
     Parameters

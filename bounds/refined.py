@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from kernel.patterns import pair_overlap_mean, realised_pair_overlap_mean
+
 
 def overlap_mean(n: int, S: int, T: int) -> float:
     """E[o/S] over pairs t != u: (T S/n - 1)/(T - 1) ~ S d/D (SPEC §4 finite-size, [R]).
@@ -26,7 +28,7 @@ def overlap_mean(n: int, S: int, T: int) -> float:
     >>> overlap_mean(1000, 6, 3000)
     0.005668556185395132
     """
-    return (T * S / n - 1.0) / (T - 1) if T > 1 else 0.0
+    return pair_overlap_mean(n, S, T) / S
 
 
 def overlap_second_moment(n: int, S: int, T: int) -> float:
@@ -47,11 +49,8 @@ def realised_overlap_moments(design: np.ndarray, n: int) -> tuple[float, float]:
     o in {0, 1}, E[o^2] = E[o]. Regime: overlaps <= 1 (``plain``/``corrected``; the ``random``
     variant has E[o^2] > E[o]).
     """
-    T, S = design.shape
-    if T < 2:
-        return 0.0, 0.0
-    load = np.bincount(np.asarray(design).ravel(), minlength=n).astype(np.float64)
-    p = float((load * (load - 1)).sum() / (T * (T - 1)))
+    S = design.shape[1]
+    p = realised_pair_overlap_mean(design, n)
     return p / S, p / S**2
 
 

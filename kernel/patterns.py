@@ -115,6 +115,11 @@ def pair_overlap_mean(n: int, S: int, T: int) -> float:
     return S * (T * S / n - 1.0) / (T - 1)
 
 
+def offset_loads(design: np.ndarray, n: int) -> np.ndarray:
+    """Number of circuits using each offset of a block: (n,) int64."""
+    return np.bincount(np.asarray(design).ravel(), minlength=n)
+
+
 def realised_pair_overlap_mean(design: np.ndarray, n: int) -> float:
     """Mean overlap <e_t, e_u> over ordered pairs t != u of a realised design:
     sum_k l_k(l_k-1)/(T(T-1)).
@@ -126,7 +131,7 @@ def realised_pair_overlap_mean(design: np.ndarray, n: int) -> float:
     T = design.shape[0]
     if T < 2:
         return 0.0
-    load = np.bincount(design.ravel(), minlength=n).astype(np.float64)
+    load = offset_loads(design, n).astype(np.float64)
     return float((load * (load - 1)).sum() / (T * (T - 1)))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from kernel.engines import Batch, make_batch
 from kernel.network import Network
+from kernel.patterns import offset_loads
 from properties.engines import KERNEL_ENGINES, Engine, resolve
 from properties.result import CheckResult, close, compare
 
@@ -64,7 +65,7 @@ def disjoint_patterns_exact(net: Network, batch: Batch,
     Precondition checked here (a ``ValueError`` if violated, so that a generator bug is loud).
     """
     for layer in range(net.L):
-        counts = np.bincount(net.offsets[layer].ravel(), minlength=net.n)
+        counts = offset_loads(net.offsets[layer], net.n)
         if counts.max() > 1:
             raise ValueError("disjoint_patterns_exact needs patterns with no shared neuron")
     res = resolve(engine)(net, batch, readout="all")

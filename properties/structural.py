@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from kernel.network import Network
+from kernel.patterns import offset_loads
 from properties.result import CheckResult, close, compare
 
 
@@ -87,7 +88,7 @@ def load_balance(net: Network) -> CheckResult:
     reassigns patterns), sums to T*S, and in a <=1-overlap design l_k <= (n-1)/(S-1) (circuits
     through k pairwise share only k, so each needs S-1 further offsets of its own)."""
     loads = np.stack(
-        [np.bincount(net.offsets[layer].ravel(), minlength=net.n) for layer in range(net.L)]
+        [offset_loads(net.offsets[layer], net.n) for layer in range(net.L)]
     )
     if not (loads == loads[0]).all() or int(loads[0].sum()) != net.T * net.S:
         return compare(
