@@ -1,4 +1,4 @@
-"""kernel: the CiS2 construction (SPEC §2–3) and its exact, fast forward pass.
+"""kernel: the construction (docs/construction.md) and its exact, fast forward pass.
 
 Public API::
 

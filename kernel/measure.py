@@ -1,7 +1,8 @@
-"""SPEC §4, §6: read-out errors per layer and circuit class, and the one-call ``run``.
+"""Read-out errors per layer and circuit class, and the one-call ``run``.
 
 MSE is the mean over circuits (and samples) of the squared Euclidean norm |eps_t^l|^2 of the
-d-vector error, as in SPEC §4. Confidence intervals are normal 95% intervals over samples
+d-vector error (docs/construction.md, "What is measured"). Confidence intervals are normal 95%
+intervals over samples
 (per-sample
 means are independent; circuits within one sample are not).
 """
@@ -50,7 +51,7 @@ class LayerStats:
 
 
 def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
-    """Per-layer statistics (SPEC §6) of one forward result."""
+    """Per-layer statistics of one forward result (docs/construction.md, "What is measured")."""
     err = res.active_error  # (B, L+1, z, d)
     n_inactive = net.T - res.batch.z
     out = []
