@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernel import run
+from kernel import build_network, run, sample_batch
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,19 @@ def test_run_is_reproducible():
     b = run(D=400, S=4, T=100, batch=20, seed=3).to_dict()
     a.pop("seconds"), b.pop("seconds")
     assert a == b
+
+
+@pytest.mark.parametrize("family", ["signed", "gaussian"])
+def test_relu_term_of_signed_circuits_has_the_norm_of_the_total_error(family):
+    # docs/error-terms.md: for signed circuits |eps_relu| = |eps| exactly (the linear part of the
+    # error is antisymmetric on the (y+, y-) pairs, the |x| part of the ReLU symmetric); for
+    # gaussian circuits the two differ, so the identity is a property of the family, not of the code
+    from kernel.decompose import decompose
+
+    net = build_network(D=400, S=4, T=100, L=3, family=family, seed=1)
+    dec = decompose(net, sample_batch(net, 20, 3, seed=2))
+    relu = (dec.active_terms["relu"] ** 2).sum(-1)
+    total = (dec.active_total**2).sum(-1)
+    same = np.allclose(relu, total, rtol=1e-9, atol=1e-15) and np.allclose(
+        dec.inactive_terms_sq["relu"], dec.inactive_sq, rtol=1e-9, atol=1e-15)
+    assert same == (family == "signed")
