@@ -57,9 +57,16 @@ def circuit_moments(
 
     Parameters
     ----------
-    weights : (L, T, d, d); bias : (L, d); inputs : (T, d).
-    pairs : number of random ordered pairs u != v for the pair moments.
-    seed : seed of the pair draw.
+    weights : np.ndarray
+        (L, T, d, d) small-circuit weights.
+    bias : np.ndarray
+        (L, d) shared biases.
+    inputs : np.ndarray
+        (T, d) default inputs.
+    pairs : int
+        Number of random ordered pairs u != v for the pair moments.
+    seed : int
+        Seed of the pair draw.
 
     Notes
     -----
