@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel._jit_cavity import _cavity_chunk
 from kernel.patterns import offset_loads
 
 TERMS = ("overlap", "propagation", "relu")
@@ -64,11 +65,6 @@ class LayerPrediction:
     active_se: float  # std error of active["mse"]
     inactive_se: float
     frac_on_noise: float  # P(neuron used by no active circuit is on)
-
-
-def _read(vals: np.ndarray, S: int, c: float, block: np.ndarray) -> np.ndarray:
-    """Read-out of S neurons vals (M, S, d) with block sums block (M, d)."""
-    return (1.0 / S + c) * vals.sum(axis=1) - c * block
 
 
 def cavity_recursion(
@@ -117,6 +113,7 @@ def cavity_recursion(
                            dict.fromkeys(("mse", *TERMS), 0.0), 0.0, 0.0, 0.0)]
     p_other_active = (z - 1) / (T - 1) if T > 1 else 0.0
     p_other_for_inactive = z / (T - 1) if T > 1 else 0.0
+    no_far = np.zeros((min(M, chunk), 1), dtype=np.int64)  # plain read-out: nothing drawn
     for layer in range(1, L + 1):
         w = weights[layer - 1]
         b = bias[layer - 1]
@@ -127,56 +124,30 @@ def cavity_recursion(
         y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
         # noise-only neuron mean (for the corrected block sum) and on-probability
         noise_on, noise_mean = _noise_neuron(rng, loads, y_in, b, min(M, 20000))
+        y_total = S * (T - z) * y_in.mean(axis=0)  # inactive pushes in a block (corrected)
         results = {}
         for cls, tag_h, tag_y, p_act in (
             ("active", h_act, y_act, p_other_active),
             ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
         ):
+            is_active = cls == "active"
             eps_tot = np.zeros((M, d))
             terms = {k: np.zeros((M, d)) for k in TERMS}
+            truth = a_new if is_active else np.zeros((M, d))
             for lo in range(0, M, chunk):
-                sl = slice(lo, min(M, lo + chunk))
-                m = sl.stop - sl.start
+                m = min(M, lo + chunk) - lo
+                # the draws of one chunk, in a fixed order (the seed fixes every number)
                 rows = rng.integers(0, T, m)
-                others = loads[design[rows]] - 1  # (m, S)
+                others = loads[design[rows]] - 1  # (m, S) other circuits at each neuron
                 mmax = int(others.max()) if others.size else 0
-                slot = np.arange(mmax)[None, None, :] < others[:, :, None]  # (m, S, mmax)
-                is_act = (rng.random(slot.shape) < p_act) & slot
-                is_in = slot & ~is_act
-                ia = rng.integers(0, M, slot.shape)
-                ii = rng.integers(0, M, slot.shape)
-                X_o = np.where(is_act[..., None], h_act[ia], 0.0)  # (m, S, mmax, d)
-                Y_o = np.where(is_act[..., None], y_act[ia], 0.0) + np.where(
-                    is_in[..., None], y_in[ii], 0.0)
-                X = tag_h[sl][:, None, :] + X_o.sum(axis=2)  # (m, S, d)
-                P = X + tag_y[sl][:, None, :] + Y_o.sum(axis=2)
-                A = np.maximum(P + b, 0.0)
-                if read_c:
-                    n_act = is_act.sum(axis=(1, 2))  # other active circuits met at these neurons
-                    extra = z - (cls == "active") - n_act  # other active circuits elsewhere
-                    # active circuits met here: their other S-1 neurons carry their read-out
-                    met = (np.where(is_act[..., None], a_new[ia] + e_act[ia], 0.0)).sum(axis=(1, 2))
-                    far = rng.integers(0, M, (m, max(1, z)))
-                    use = (np.arange(far.shape[1]) < extra[:, None])[..., None]
-                    far_vals = (a_new[far] + e_act[far]) * use
-                    rest = n - S * z
-                    blockA = (A.sum(axis=1) + (S - 1) * met + S * far_vals.sum(axis=1)
-                              + rest * noise_mean)
-                    h_far = h_act[far] * (np.arange(far.shape[1]) < extra[:, None])[..., None]
-                    blockX = X.sum(axis=1) + (S - 1) * X_o.sum(axis=(1, 2)) + S * h_far.sum(axis=1)
-                    mean_y = y_in.mean(axis=0)
-                    blockP = (P.sum(axis=1) + (S - 1) * (X_o + Y_o).sum(axis=(1, 2))
-                              + S * h_far.sum(axis=1) + S * (T - z) * mean_y)
-                else:
-                    blockA = blockX = blockP = np.zeros((m, d))
-                rA = _read(A, S, read_c, blockA)
-                rX = _read(X, S, read_c, blockX)
-                rP = _read(P, S, read_c, blockP)
-                truth_a = a_new[sl] if cls == "active" else 0.0
-                truth_h = tag_h[sl]
-                eps_tot[sl] = rA - truth_a
-                terms["overlap"][sl] = rX - truth_h
-                terms["propagation"][sl] = rP - rX
+                u = rng.random((m, S, mmax))  # slot (q, j) holds an active circuit if u < p_act
+                ia = rng.integers(0, M, (m, S, mmax))
+                ii = rng.integers(0, M, (m, S, mmax))
+                far = rng.integers(0, M, (m, max(1, z))) if read_c else no_far[:m]
+                _cavity_chunk(lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth, h_act,
+                              y_act, y_in, a_new, e_act, b, 1.0 / S + read_c, float(read_c),
+                              z - is_active, n - S * z, noise_mean, y_total, eps_tot,
+                              terms["overlap"], terms["propagation"])
             terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
             sq = (eps_tot**2).sum(-1)
             results[cls] = (
