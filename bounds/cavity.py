@@ -45,11 +45,12 @@ Declared regime: z S^2 d/D <= 1.2, overlaps <= 1. The Monte Carlo's own std erro
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from kernel._jit_cavity import _cavity_chunk
+from kernel._jit_cavity import _cavity_chunk, _noise_activations
 from kernel.patterns import offset_loads
 
 TERMS = ("overlap", "propagation", "relu")
@@ -114,53 +115,69 @@ def cavity_recursion(
     p_other_active = (z - 1) / (T - 1) if T > 1 else 0.0
     p_other_for_inactive = z / (T - 1) if T > 1 else 0.0
     no_far = np.zeros((min(M, chunk), 1), dtype=np.int64)  # plain read-out: nothing drawn
-    for layer in range(1, L + 1):
-        w = weights[layer - 1]
-        b = bias[layer - 1]
-        # pushed vectors of the pools: signal part h and error part w eps
-        h_act = np.einsum("mij,mj->mi", w[ca], a_act)
-        y_act = np.einsum("mij,mj->mi", w[ca], e_act)
-        a_new = np.maximum(h_act + b, 0.0)
-        y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
-        # noise-only neuron mean (for the corrected block sum) and on-probability
-        noise_on, noise_mean = _noise_neuron(rng, loads, y_in, b, min(M, 20000))
-        y_total = S * (T - z) * y_in.mean(axis=0)  # inactive pushes in a block (corrected)
-        results = {}
-        for cls, tag_h, tag_y, p_act in (
-            ("active", h_act, y_act, p_other_active),
-            ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
-        ):
-            is_active = cls == "active"
-            eps_tot = np.zeros((M, d))
-            terms = {k: np.zeros((M, d)) for k in TERMS}
-            truth = a_new if is_active else np.zeros((M, d))
-            for lo in range(0, M, chunk):
-                m = min(M, lo + chunk) - lo
-                # the draws of one chunk, in a fixed order (the seed fixes every number)
-                rows = rng.integers(0, T, m)
-                others = loads[design[rows]] - 1  # (m, S) other circuits at each neuron
-                mmax = int(others.max()) if others.size else 0
-                u = rng.random((m, S, mmax))  # slot (q, j) holds an active circuit if u < p_act
-                ia = rng.integers(0, M, (m, S, mmax))
-                ii = rng.integers(0, M, (m, S, mmax))
-                far = rng.integers(0, M, (m, max(1, z))) if read_c else no_far[:m]
-                _cavity_chunk(lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth, h_act,
-                              y_act, y_in, a_new, e_act, b, 1.0 / S + read_c, float(read_c),
-                              z - is_active, n - S * z, noise_mean, y_total, eps_tot,
-                              terms["overlap"], terms["propagation"])
-            terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
-            sq = (eps_tot**2).sum(-1)
-            results[cls] = (
-                {"mse": float(sq.mean()),
-                 **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
-                float(sq.std(ddof=1) / np.sqrt(M)),
-                eps_tot,
-            )
-        e_act = results["active"][2]
-        a_act = a_new
-        e_in = results["inactive"][2]
-        out.append(LayerPrediction(layer, results["active"][0], results["inactive"][0],
-                                   results["active"][1], results["inactive"][1], noise_on))
+    # The compiled chunks run on a second thread (they release the GIL) while this one draws the
+    # next chunk's random numbers, which cost as much again. The draws keep their order and every
+    # chunk writes its own rows, so the numbers do not depend on the timing.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        for layer in range(1, L + 1):
+            w = weights[layer - 1]
+            b = np.ascontiguousarray(bias[layer - 1], dtype=np.float64)
+            # pushed vectors of the pools: signal part h and error part w eps
+            h_act = np.einsum("mij,mj->mi", w[ca], a_act)
+            y_act = np.einsum("mij,mj->mi", w[ca], e_act)
+            a_new = np.maximum(h_act + b, 0.0)
+            y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
+            # noise-only neuron mean (for the corrected block sum) and on-probability
+            noise_on, noise_mean = _noise_neuron(rng, loads, y_in, b, min(M, 20000))
+            y_total = S * (T - z) * y_in.mean(axis=0)  # inactive pushes in a block (corrected)
+            pending = None
+            classes = {}
+            for cls, tag_h, tag_y, p_act in (
+                ("active", h_act, y_act, p_other_active),
+                ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
+            ):
+                is_active = cls == "active"
+                eps_tot = np.zeros((M, d))
+                terms = {k: np.zeros((M, d)) for k in TERMS}
+                truth = a_new if is_active else np.zeros((M, d))
+                classes[cls] = (eps_tot, terms)
+                for lo in range(0, M, chunk):
+                    m = min(M, lo + chunk) - lo
+                    # the draws of one chunk, in a fixed order (the seed fixes every number);
+                    # indices < M < 2^31 are drawn as int32: the same numbers as int64, half the
+                    # memory
+                    rows = rng.integers(0, T, m)
+                    others = loads[design[rows]] - 1  # (m, S) other circuits at each neuron
+                    mmax = int(others.max()) if others.size else 0
+                    u = rng.random((m, S, mmax))  # slot (q, j): an active circuit if u < p_act
+                    ia = rng.integers(0, M, (m, S, mmax), dtype=np.int32)
+                    ii = rng.integers(0, M, (m, S, mmax), dtype=np.int32)
+                    far = (rng.integers(0, M, (m, max(1, z)), dtype=np.int32) if read_c
+                           else no_far[:m])
+                    if pending is not None:
+                        pending.result()
+                    pending = worker.submit(
+                        _cavity_chunk, lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth,
+                        h_act, y_act, y_in, a_new, e_act, b, 1.0 / S + read_c, float(read_c),
+                        z - is_active, n - S * z, noise_mean, y_total, eps_tot,
+                        terms["overlap"], terms["propagation"])
+            if pending is not None:
+                pending.result()
+            results = {}
+            for cls, (eps_tot, terms) in classes.items():
+                terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
+                sq = (eps_tot**2).sum(-1)
+                results[cls] = (
+                    {"mse": float(sq.mean()),
+                     **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
+                    float(sq.std(ddof=1) / np.sqrt(M)),
+                    eps_tot,
+                )
+            e_act = results["active"][2]
+            a_act = a_new
+            e_in = results["inactive"][2]
+            out.append(LayerPrediction(layer, results["active"][0], results["inactive"][0],
+                                       results["active"][1], results["inactive"][1], noise_on))
     return out
 
 
@@ -170,8 +187,7 @@ def _noise_neuron(rng: np.random.Generator, loads: np.ndarray, y_in: np.ndarray,
     M = y_in.shape[0]
     ld = loads[rng.integers(0, loads.size, m)]
     mmax = int(ld.max()) if ld.size else 0
-    slot = np.arange(mmax)[None, :] < ld[:, None]
-    ii = rng.integers(0, M, slot.shape)
-    P = (np.where(slot[..., None], y_in[ii], 0.0)).sum(axis=1)  # (m, d)
-    A = np.maximum(P + b, 0.0)
+    ii = rng.integers(0, M, (m, mmax), dtype=np.int32)  # the same numbers as int64
+    A = np.empty((m, y_in.shape[1]))
+    _noise_activations(ld, ii, y_in, b, A)
     return float((A > 0).mean()), A.mean(axis=0)

@@ -96,3 +96,21 @@ def _cavity_chunk(lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth, h_act,
             eps_out[g, i] = rA - truth[g, i]
             ovl_out[g, i] = rX - tag_h[g, i]
             prop_out[g, i] = rP - rX
+
+
+@njit(**JIT)
+def _noise_activations(ld, ii, y_in, b, A):
+    """A[r] = ReLU(sum_{j < ld[r]} y_in[ii[r, j]] + b): m neurons that no active circuit uses,
+    each carrying the pushed errors of its ld[r] (inactive) circuits. ld (m,) int64, ii (m, J)
+    pool indices, y_in (M, d), b (d,); output A (m, d)."""
+    m, J = ii.shape
+    d = y_in.shape[1]
+    p = np.zeros(d)
+    for r in range(m):
+        p[:] = 0.0
+        for j in range(min(J, ld[r])):
+            k = ii[r, j]
+            for i in range(d):
+                p[i] += y_in[k, i]
+        for i in range(d):
+            A[r, i] = max(p[i] + b[i], 0.0)
