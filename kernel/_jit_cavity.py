@@ -61,14 +61,18 @@ def _cavity_chunk(lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth, h_act,
                     for i in range(d):
                         xs[i] += h_act[k, i]
                         ys[i] += y_act[k, i]
-                        met[i] += a_new[k, i] + e_act[k, i]
-                        xo[i] += h_act[k, i]
-                        xy[i] += h_act[k, i] + y_act[k, i]
+                    if read_c != 0.0:  # sums only the corrected read-out's block sum needs
+                        for i in range(d):
+                            met[i] += a_new[k, i] + e_act[k, i]
+                            xo[i] += h_act[k, i]
+                            xy[i] += h_act[k, i] + y_act[k, i]
                 else:
                     k = ii[r, q, j]
                     for i in range(d):
                         ys[i] += y_in[k, i]
-                        xy[i] += y_in[k, i]
+                    if read_c != 0.0:
+                        for i in range(d):
+                            xy[i] += y_in[k, i]
             for i in range(d):
                 x = tag_h[g, i] + xs[i]
                 p = x + tag_y[g, i] + ys[i]

@@ -17,8 +17,8 @@ Since ``sum_u E_u w_u eps_u^{l-1} = W^l A^{l-1} - sum_{u active} E_u w_u a_u^{l-
 This is exact for every variant (``U_t E_t = I`` holds for plain, corrected and random). The
 compiled pass equals the NumPy oracle ``tests.reference.decompose_numpy`` to 1e-12 (relative to
 the size of the error vectors) and the forward engines to float64 rounding (both tested). Cost
-per layer and sample ``O(T d (S + d))``, about that of two forward layers; memory ``O(D + T d)``
-per worker beside the outputs.
+per layer and sample ``O(T d (S + d))``: two gathers (A and P - X) and one scatter per circuit,
+where the forward pass does one of each; memory ``O(D + T d)`` per worker beside the outputs.
 """
 
 from __future__ import annotations
