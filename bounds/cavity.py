@@ -150,16 +150,8 @@ def cavity_recursion(
                 classes[cls] = (eps_tot, terms)
                 for lo in range(0, M, chunk):
                     m = min(M, lo + chunk) - lo
-                    # the draws of one chunk, in a fixed order (the seed fixes every number);
-                    # indices < M < 2^31 are drawn as int32: the same numbers as int64, half the
-                    # memory
-                    rows = rng.integers(0, T, m)
-                    others = loads[design[rows]] - 1  # (m, S) other circuits at each neuron
-                    mmax = int(others.max()) if others.size else 0
-                    u = rng.random((m, S, mmax))  # slot (q, j): an active circuit if u < p_act
-                    ia = rng.integers(0, M, (m, S, mmax), dtype=np.int32)
-                    ii = rng.integers(0, M, (m, S, mmax), dtype=np.int32)
-                    far = (rng.integers(0, M, (m, max(1, z)), dtype=np.int32) if read_c
+                    others, u, ia, ii = _chunk_draws(rng, loads, design, m, M)
+                    far = (rng.integers(0, M, (m, max(1, z)), dtype=_index_dtype(M)) if read_c
                            else no_far[:m])
                     if pending is not None:
                         pending.result()
@@ -188,13 +180,34 @@ def cavity_recursion(
     return out
 
 
+def _index_dtype(M: int) -> type:
+    """Pool indices < M < 2^31 are drawn as int32: the same numbers as int64, half the memory."""
+    return np.int32 if M < 2**31 else np.int64
+
+
+def _chunk_draws(rng: np.random.Generator, loads: np.ndarray, design: np.ndarray, m: int,
+                 M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The random numbers of one chunk of m tagged circuits, in a fixed order: the tagged circuit
+    (its neurons' loads give ``others`` (m, S), the number of other circuits at each neuron), and
+    per slot (q, j) with j < max(others) a uniform ``u`` (an active circuit there if u < p) and
+    pool indices ``ia`` / ``ii`` of the active / inactive circuit."""
+    T, S = design.shape
+    rows = rng.integers(0, T, m)
+    others = loads[design[rows]] - 1
+    mmax = int(others.max()) if others.size else 0
+    u = rng.random((m, S, mmax))
+    ia = rng.integers(0, M, (m, S, mmax), dtype=_index_dtype(M))
+    ii = rng.integers(0, M, (m, S, mmax), dtype=_index_dtype(M))
+    return others, u, ia, ii
+
+
 def _noise_neuron(rng: np.random.Generator, loads: np.ndarray, y_in: np.ndarray, b: np.ndarray,
                   m: int) -> tuple[float, np.ndarray]:
     """On-probability and mean activation (d,) of a neuron used by no active circuit."""
     M = y_in.shape[0]
     ld = loads[rng.integers(0, loads.size, m)]
     mmax = int(ld.max()) if ld.size else 0
-    ii = rng.integers(0, M, (m, mmax), dtype=np.int32)  # the same numbers as int64
+    ii = rng.integers(0, M, (m, mmax), dtype=_index_dtype(M))
     A = np.empty((m, y_in.shape[1]))
     _noise_activations(ld, ii, y_in, b, A)
     return float((A > 0).mean()), A.mean(axis=0)
