@@ -224,9 +224,8 @@ def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, 
             else:
                 _propagate(P, off, weights[layer - 1], R, d)
             frac_on[s, layer] = _relu_bias(A, P, bias[layer - 1], d) / D
-            if layer > 1:
-                for j in range(D):
-                    Q[j] = P[j] - X[j]
+            for j in range(D):  # exactly 0 at layer 1, where P = X
+                Q[j] = P[j] - X[j]
             if read_c != 0.0:  # else the block sums stay 0
                 _block_sums(A, d, bsA)
                 _block_sums(X, d, bsX)
@@ -234,7 +233,6 @@ def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, 
             m, nk = _push_active_neurons(X, s, off, active, inv_indptr[layer - 1],
                                          inv_circuits[layer - 1], d, g, mark_k, mark_t,
                                          touched, kept)
-            prop = layer > 1
             sq_tot = 0.0
             sq_ovl = 0.0
             sq_prop = 0.0
@@ -246,7 +244,7 @@ def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, 
                 for i in range(d):
                     rA[i] = R[t, i]
                     rX[i] = coef * g[t, i] - read_c * bsX[i]
-                    rQ[i] = RQ[t, i] if prop else 0.0
+                    rQ[i] = RQ[t, i]
                 j = slot[t]
                 if j >= 0:
                     for i in range(d):

@@ -96,7 +96,11 @@ def _cap(n: int, S: int) -> int:
 def test_compiled_terms_equal_the_numpy_oracle(params, bias, z, size, batch_seed):
     net = build_network(**params, bias=bias)
     batch = sample_batch(net, size, min(z, net.T), seed=batch_seed)
-    assert_decompositions_equal(decompose(net, batch), decompose_numpy(net, batch))
+    dec = decompose(net, batch)
+    assert_decompositions_equal(dec, decompose_numpy(net, batch))
+    # layer 1 has no propagation term (P^1 = X^1), exactly
+    assert np.all(dec.active_terms["propagation"][:, 1] == 0.0)
+    assert np.all(dec.inactive_terms_sq["propagation"][:, 1] == 0.0)
 
 
 @pytest.mark.parametrize(("family", "d"), [("signed", 4), ("gaussian", 4), ("permutation", 6)])
