@@ -96,6 +96,8 @@ def cavity_recursion(
     design : (T, S) realised pattern offsets (its loads give the sharing statistics).
     n : block size D/d; z : active circuits per sample; read_c : c of the corrected read-out.
     samples : pool size M (Monte Carlo trajectories per class); seed : Monte Carlo seed.
+    chunk : tagged trajectories drawn at a time. The draws' shapes depend on it, so with the seed
+        it fixes the numbers.
 
     Returns
     -------
