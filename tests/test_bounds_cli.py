@@ -130,3 +130,21 @@ def test_capacity_inverse_problem_json(capsys):
         main(["capacity", "--n", "250", "--S", "6", "--json"])
     assert json.loads(capsys.readouterr().out) == {"n": 250, "S": 6, "T_max": 557,
                                                    "packing_bound": 250 * 249 // (6 * 5)}
+
+
+def test_compare_refuses_when_the_decomposition_disagrees_with_the_engine(monkeypatch):
+    import kernel.decompose
+    from bounds.compare import compare
+
+    real = kernel.decompose.decompose
+    params = dict(D=400, S=5, T=50, L=2, z=2, batch=20)
+    compare(params, samples=500)  # the two passes agree
+
+    def shifted(net, batch):  # a planted fault: one active error off by 1e-6
+        dec = real(net, batch)
+        dec.active_total[0, 1, 0, 0] += 1e-6
+        return dec
+
+    monkeypatch.setattr(kernel.decompose, "decompose", shifted)
+    with pytest.raises(RuntimeError, match="disagrees with the forward engine"):
+        compare(params, samples=500)
