@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernel.io as kio
+import kernel.io.netfile as kio
 from kernel import ConfigError, build_network, forward, run
 from kernel.io import NetworkFileError, load_network, read_network, save_network
 from properties.strategies import scenarios, user_circuits

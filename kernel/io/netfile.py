@@ -21,8 +21,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -116,12 +117,18 @@ def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
     body = memoryview(blob)[end:]
     digest = _content_hash(head, body)
     head = head.replace(_hash_field(_HASH_FILL), _hash_field(digest))
+    return write_atomic(path, lambda fh: (fh.write(head), fh.write(body)))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path`` and rename it to ``path``, so an
+    interrupted write never leaves a partial file; NetworkFileError (one line) on an OS error."""
+    path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(head)
-                fh.write(body)
+                write(fh)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
