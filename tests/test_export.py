@@ -211,8 +211,12 @@ def _doc_loader() -> str:
 DOC_LOADER = _doc_loader()
 
 
-def test_doc_loader_is_five_lines():
+def test_doc_loader_is_five_lines_and_the_readme_shows_the_same():
+    from pathlib import Path
+
     assert len([ln for ln in DOC_LOADER.splitlines() if ln.strip()]) == 5
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert DOC_LOADER.replace('"net.safetensors"', '"model.safetensors"') in readme
 
 
 def cis(*args: str) -> subprocess.CompletedProcess:

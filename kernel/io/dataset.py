@@ -173,7 +173,8 @@ def _write_shard(arrays: dict[str, np.ndarray], path: Path, fmt: str) -> None:
         _write_parquet(arrays, path)
     else:
         with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+            members: dict[str, Any] = arrays  # (numpy's stub types ** as allow_pickle)
+            np.savez(fh, **members)
 
 
 def _check_out(out: Path) -> None:

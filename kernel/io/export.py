@@ -145,7 +145,8 @@ def export_network(
         blob = save({k: np.asarray(v, order="C") for k, v in arrays.items()}, metadata=meta)
         write_atomic(out, lambda fh: fh.write(blob))
     else:
-        write_atomic(out, lambda fh: np.savez(fh, metadata=np.array(json.dumps(meta)), **arrays))
+        members: dict[str, Any] = {"metadata": np.array(json.dumps(meta)), **arrays}
+        write_atomic(out, lambda fh: np.savez(fh, **members))
     return out
 
 
