@@ -21,7 +21,7 @@ from kernel.io.export import FORMATS, export_network
 @click.option("--force", is_flag=True, help="write a dense export over the 4 GiB size limit")
 @_guard
 def export(network_file: str, fmt: str, out: str, dense: bool, force: bool) -> None:
-    """Export a saved network NET (from ``cis run --save``) for use without cis-toolkit."""
+    """Export a saved network NET (from cis run --save) for use without cis-toolkit."""
     net = load_network(network_file)
     path = export_network(net, out, fmt=fmt, dense=dense, force=force)
     layout = "dense" if dense else "factorised"

@@ -254,3 +254,9 @@ def test_cli_export_bad_input_exits_2_with_one_line(tmp_path, args, expected):
     res = cis("export", *[a.format(**fill) for a in args])
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
+
+
+def test_to_torch_without_torch_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    with pytest.raises(ConfigError, match="to_torch needs PyTorch: pip install torch"):
+        to_torch(build_network(D=40, d=4, S=2, T=5, L=1))

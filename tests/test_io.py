@@ -181,8 +181,7 @@ def test_foreign_files_are_refused(tmp_path):
     np.savez(tmp_path / "arrays.npz", a=np.arange(3))
     save_file({"w": np.ones(3)}, str(tmp_path / "other.safetensors"), metadata={"x": "y"})
     for name in [*cases, "arrays.npz", "other.safetensors"]:
-        msg = _load_error(tmp_path / name)
-        assert "not a cis network file" in msg or "truncated" in msg, msg
+        assert "not a cis network file" in _load_error(tmp_path / name)
     assert "cannot read" in _load_error(tmp_path / "missing.safetensors")
     assert "cannot read" in _load_error(tmp_path)  # a directory
 

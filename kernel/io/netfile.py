@@ -143,6 +143,8 @@ def _header(path: Path, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]
     if len(raw) < 8:
         raise NetworkFileError(f"{path}: not a cis network file (only {len(raw)} bytes)")
     size = int.from_bytes(raw[:8], "little")
+    if raw[8:9] != b"{":  # a safetensors header is a JSON object right after its length
+        raise NetworkFileError(f"{path}: not a cis network file (no safetensors header)")
     if size > len(raw) - 8:
         raise NetworkFileError(
             f"{path}: truncated or not a cis network file (header of {size} bytes announced, "
