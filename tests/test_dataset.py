@@ -123,6 +123,14 @@ def test_size_limit_refuses_with_the_estimate(net, tmp_path):
     assert per_sample == 8 * (1 + 2 + 2 * 4 + 3 * (2 * 2 * 4 + 120))  # the estimate's own terms
 
 
+def test_dense_matrices_of_activations_count_against_the_limit(net, tmp_path):
+    dense = 8 * (net.L - 1) * net.D**2  # W^2..W^L, float64
+    with pytest.raises(ConfigError, match=r"--activations forms the dense W\^2..W\^L of D=120"):
+        write_dataset(net, tmp_path / "a", samples=1, activations=True, limit=dense - 1)
+    write_dataset(net, tmp_path / "a", samples=1, activations=True, limit=dense)
+    write_dataset(net, tmp_path / "b", samples=1, limit=dense - 1)  # no A^l, no dense matrices
+
+
 def test_non_empty_output_directory_is_refused(net, tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
@@ -161,9 +169,10 @@ def test_cli_dataset_writes_shards(net, tmp_path):
         (["--samples", "100000000", "--activations"], "over the limit of 4.00 GiB"),
         (["--samples", "5", "--out", "{dir}/full"], "exists and is not an empty directory"),
         (["--out", "{dir}/o"], "Missing option '--samples'"),
+        (["--samples", "5", "--out", "{dir}/full/x/o"], "cannot write (Not a directory)"),
     ],
     ids=["samples-0", "z-too-big", "layer-0", "layer-too-big", "layer-word", "id-too-big",
-         "id-word", "shard-0", "format", "too-large", "out-not-empty", "no-samples"],
+         "id-word", "shard-0", "format", "too-large", "out-not-empty", "no-samples", "unwritable"],
 )
 def test_cli_dataset_bad_input_exits_2_with_one_line(net, tmp_path, args, expected):
     src = str(save_network(net, tmp_path / "net.safetensors"))

@@ -182,6 +182,42 @@ def _check_out(out: Path) -> None:
         raise validate.ConfigError(f"out={str(out)!r} exists and is not an empty directory")
 
 
+def _check_size(net: Network, cols: dict[str, Column], samples: int, activations: bool,
+                limit: int) -> None:
+    """Refuse (ConfigError with the estimate) a dataset, or the dense matrices that A^l needs,
+    over ``limit`` bytes."""
+    per_sample = sum(c.nbytes for c in cols.values())
+    total = per_sample * samples
+    if total > limit:
+        raise validate.ConfigError(
+            f"the dataset would take {total / 2**30:.2f} GiB ({per_sample} bytes per sample), "
+            f"over the limit of {limit / 2**30:.2f} GiB (use --force, fewer --samples or layers)"
+        )
+    dense = 8 * (net.L - 1) * net.D**2
+    if activations and dense > limit:
+        raise validate.ConfigError(
+            f"--activations forms the dense W^2..W^L of D={net.D}: {dense / 2**30:.2f} GiB, over "
+            f"the limit of {limit / 2**30:.2f} GiB (use --force)"
+        )
+
+
+def _manifest(meta: dict[str, str], cols: dict[str, Column], shards: list[dict[str, Any]],
+              **fields: Any) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": package_version(),
+        "network": {"file": NETWORK_FILE, "sha256": meta["sha256"],
+                    "config": json.loads(meta["config"])},
+        **fields,
+        "flattening": "parquet: columns of more than one number per sample are fixed-size lists "
+                      "of the row-major flattened shape; npz: arrays of shape (rows, *shape)",
+        "columns": {k: {"shape": list(c.shape), "dtype": c.dtype, "description": c.description}
+                    for k, c in cols.items()},
+        "shards": shards,
+    }
+
+
 def write_dataset(
     net: Network,
     out: str | os.PathLike[str],
@@ -201,10 +237,10 @@ def write_dataset(
 ) -> dict[str, Any]:
     """Write a dataset of ``samples`` forward passes of ``net`` to the directory ``out``.
 
-    Returns the manifest (also written to ``out/manifest.json``). The size is estimated before
-    any work; over ``limit`` bytes the call is refused (ConfigError with the estimate) unless
-    ``force``. ``out`` must not exist or be an empty directory. ``progress(items, description)``,
-    if given, wraps the loop over shards (e.g. a progress bar).
+    Returns the manifest (also written to ``out/manifest.json``, last: a directory without it is
+    incomplete). The size is estimated before any work; over ``limit`` bytes the call is refused
+    (ConfigError with the estimate) unless ``force``. ``out`` must not exist or be an empty
+    directory. ``progress(items, description)``, if given, wraps the loop over shards.
     """
     samples = validate.integer("samples", samples, low=1)
     z = validate.integer("z", z, low=1, high=net.T)
@@ -214,15 +250,10 @@ def write_dataset(
     layer_list = parse_layers(layers, net.L)
     ids = parse_ids(inactive, net.T)
     cols = columns(net, z, layer_list, ids, activations)
-    per_sample = sum(c.nbytes for c in cols.values())
-    total = per_sample * samples
-    if total > limit and not force:
-        raise validate.ConfigError(
-            f"the dataset would take {total / 2**30:.2f} GiB ({per_sample} bytes per sample), "
-            f"over the limit of {limit / 2**30:.2f} GiB (use --force, fewer --samples or layers)"
-        )
+    if not force:
+        _check_size(net, cols, samples, activations, limit)
     if shard_size is None:
-        shard_size = max(1, min(SHARD_SAMPLES, SHARD_BYTES // per_sample))
+        shard_size = max(1, min(SHARD_SAMPLES, SHARD_BYTES // sum(c.nbytes for c in cols.values())))
     shard_size = min(validate.integer("shard_size", shard_size, low=1), samples)
     if fmt == "parquet":
         try:
@@ -234,43 +265,33 @@ def write_dataset(
     out = Path(out)
     _check_out(out)
     dense_weights = None
-    if activations:  # A^l comes from the dense pass: form W^2..W^L once (refused for huge D)
+    if activations:  # A^l comes from the dense pass: form W^2..W^L once
         dense_weights = [net.dense_layer(layer).T for layer in range(2, net.L + 1)]
-    try:
-        (out / SHARDS).mkdir(parents=True, exist_ok=True)
-        save_network(net, out / NETWORK_FILE)
-    except OSError as exc:
-        raise validate.ConfigError(f"out={str(out)!r}: cannot write ({exc.strerror})") from None
     n_shards = -(-samples // shard_size)
-    shards = []
     steps: Iterable[int] = range(n_shards)
     if progress is not None:
         steps = progress(range(n_shards), f"{samples} samples, {n_shards} shards")
-    for k in steps:
-        first = k * shard_size
-        size = min(shard_size, samples - first)
-        arrays = shard_arrays(
-            net, cols, first=first, size=size, z=z, layers=layer_list, inactive=ids,
-            seed=_shard_seed(seed, k), engine=engine, dense_weights=dense_weights,
+    shards = []
+    try:
+        (out / SHARDS).mkdir(parents=True, exist_ok=True)
+        meta = read_network(save_network(net, out / NETWORK_FILE))[1]
+        for k in steps:
+            first = k * shard_size
+            size = min(shard_size, samples - first)
+            arrays = shard_arrays(
+                net, cols, first=first, size=size, z=z, layers=layer_list, inactive=ids,
+                seed=_shard_seed(seed, k), engine=engine, dense_weights=dense_weights,
+            )
+            name = f"{SHARDS}/shard-{k:05d}.{fmt}"
+            _write_shard(arrays, out / name, fmt)
+            shards.append({"file": name, "rows": size, "first_sample": first})
+        manifest = _manifest(
+            meta, cols, shards, samples=samples, z=z, seed=seed, shard_size=shard_size,
+            layers=list(layer_list), inactive_ids=ids.tolist(), activations=activations,
+            engine=engine, file_format=fmt,
         )
-        name = f"{SHARDS}/shard-{k:05d}.{fmt}"
-        _write_shard(arrays, out / name, fmt)
-        shards.append({"file": name, "rows": size, "first_sample": first})
-    meta = read_network(out / NETWORK_FILE)[1]
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "package_version": package_version(),
-        "network": {"file": NETWORK_FILE, "sha256": meta["sha256"],
-                    "config": json.loads(meta["config"])},
-        "samples": samples, "z": z, "seed": seed, "shard_size": shard_size,
-        "layers": list(layer_list), "inactive_ids": ids.tolist(),
-        "activations": activations, "engine": engine, "file_format": fmt,
-        "flattening": "parquet: columns of more than one number per sample are fixed-size lists "
-                      "of the row-major flattened shape; npz: arrays of shape (rows, *shape)",
-        "columns": {k: {"shape": list(c.shape), "dtype": c.dtype, "description": c.description}
-                    for k, c in cols.items()},
-        "shards": shards,
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise validate.ConfigError(f"out={str(out)!r}: cannot write ({why})") from None
     return manifest
