@@ -131,6 +131,17 @@ def test_dense_matrices_of_activations_count_against_the_limit(net, tmp_path):
     write_dataset(net, tmp_path / "b", samples=1, limit=dense - 1)  # no A^l, no dense matrices
 
 
+def test_default_shards_respect_the_sample_and_byte_caps(net, tmp_path, monkeypatch):
+    import kernel.io.dataset as ds
+
+    monkeypatch.setattr(ds, "SHARD_SAMPLES", 7)
+    assert write_dataset(net, tmp_path / "a", samples=20)["shard_size"] == 7
+    per_sample = 8 * (1 + 2 + 2 * 4 + 3 * 2 * 2 * 4)
+    monkeypatch.setattr(ds, "SHARD_BYTES", 5 * per_sample + 1)
+    manifest = write_dataset(net, tmp_path / "b", samples=20)
+    assert manifest["shard_size"] == 5 and len(manifest["shards"]) == 4
+
+
 def test_non_empty_output_directory_is_refused(net, tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
