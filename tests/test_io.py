@@ -216,6 +216,15 @@ def test_save_to_unwritable_path_is_one_line(tmp_path):
     assert not list(tmp_path.iterdir())  # no partial or temporary file left behind
 
 
+def test_missing_safetensors_is_one_line(saved, monkeypatch):
+    net, path = saved
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # as if the io extra were missing
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    for call in (lambda: save_network(net, path), lambda: load_network(path)):
+        with pytest.raises(NetworkFileError, match=r"^network files need the safetensors"):
+            call()
+
+
 def test_run_with_a_given_network(saved):
     net, path = saved
     a = run(network=load_network(path), z=2, batch=20, engine="factorised")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from kernel import validate
-from kernel.io.netfile import network_arrays, package_version, write_atomic
+from kernel.io.netfile import network_arrays, package_version, safetensors_numpy, write_atomic
 from kernel.network import Network
 
 #: default size limit of a dense export (bytes); larger ones need ``force``
@@ -140,9 +140,8 @@ def export_network(
     arrays = dense_arrays(net) if dense else factorised_arrays(net)
     meta = metadata(net, layout)
     if fmt == "safetensors":
-        from safetensors.numpy import save
-
-        blob = save({k: np.asarray(v, order="C") for k, v in arrays.items()}, metadata=meta)
+        contiguous = {k: np.asarray(v, order="C") for k, v in arrays.items()}
+        blob = safetensors_numpy().save(contiguous, metadata=meta)
         write_atomic(out, lambda fh: fh.write(blob))
     else:
         members: dict[str, Any] = {"metadata": np.array(json.dumps(meta)), **arrays}

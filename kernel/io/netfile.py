@@ -73,10 +73,11 @@ def network_arrays(net: Network) -> dict[str, np.ndarray]:
     }
 
 
-def _safetensors() -> Any:
+def safetensors_numpy() -> Any:
+    """``safetensors.numpy``, or a one-line NetworkFileError naming the extra that provides it."""
     try:
         import safetensors.numpy
-    except ModuleNotFoundError:  # pragma: no cover - the io extra is installed for the tests
+    except ModuleNotFoundError:
         raise NetworkFileError(
             "network files need the safetensors package: pip install 'cis-toolkit[io]'"
         ) from None
@@ -109,7 +110,7 @@ def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
         "family": net.circuits.family,
         HASH_KEY: _HASH_FILL,
     }
-    blob = _safetensors().save(network_arrays(net), metadata=metadata)
+    blob = safetensors_numpy().save(network_arrays(net), metadata=metadata)
     end = 8 + int.from_bytes(blob[:8], "little")
     head = bytes(blob[:end])
     if head.count(_hash_field(_HASH_FILL)) != 1:  # pragma: no cover - safetensors writes it once
@@ -255,8 +256,9 @@ def read_network(path: str | os.PathLike[str]) -> tuple[Network, dict[str, str]]
     raw = read_file(path)
     end, header, meta = _header(path, raw)
     _check_hash(path, raw, end, header, meta.get(HASH_KEY))
+    reader = safetensors_numpy()
     try:
-        arrays = _safetensors().load(raw)
+        arrays = reader.load(raw)
     except Exception as exc:  # the hash matched, so this is a file we did not write
         raise NetworkFileError(f"{path}: unreadable tensors ({exc})") from None
     return _network(path, meta, arrays), dict(meta)
