@@ -208,6 +208,13 @@ def test_read_network_returns_the_metadata(saved):
     assert meta["family"] == net.circuits.family and meta["format"] == "cis-network"
 
 
+def test_saved_file_has_the_mode_of_an_ordinary_new_file(saved, tmp_path):
+    _, path = saved
+    ordinary = tmp_path / "ordinary"
+    ordinary.write_bytes(b"")
+    assert path.stat().st_mode == ordinary.stat().st_mode  # not mkstemp's 0600
+
+
 def test_save_to_unwritable_path_is_one_line(tmp_path):
     net = build_network(D=40, d=4, S=2, T=5, L=1)
     with pytest.raises(NetworkFileError, match="cannot write") as exc:

@@ -121,6 +121,13 @@ def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
     return write_atomic(path, lambda fh: (fh.write(head), fh.write(body)))
 
 
+def _new_file_mode() -> int:
+    """0666 minus the process umask: the mode ``open(path, "w")`` gives a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path`` and rename it to ``path``, so an
     interrupted write never leaves a partial file; NetworkFileError (one line) on an OS error."""
@@ -130,6 +137,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         try:
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
+            os.chmod(tmp, _new_file_mode())  # mkstemp makes 0600; give what open() would
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
