@@ -117,7 +117,9 @@ def network_file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(wrapper)
 
 
-def _network_from_file(save: str | None, load: str | None, params: dict[str, Any]) -> dict:
+def _network_from_file(
+    save: str | None, load: str | None, params: dict[str, Any]
+) -> dict[str, Any]:
     """The command's parameters with the network options replaced by ``network=``."""
     from click.core import ParameterSource
 
