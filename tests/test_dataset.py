@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,6 +13,7 @@ from kernel.io import load_network, save_network
 from kernel.io.dataset import SHARDS, write_dataset
 from kernel.io.export import readout_matrix
 from tests.reference import forward_explicit
+from tests.test_io import cis, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +149,6 @@ def test_non_empty_output_directory_is_refused(net, tmp_path):
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
 
 
-def cis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cis", *args], capture_output=True, text=True)
 
 
 def test_cli_dataset_writes_shards(net, tmp_path):
@@ -192,7 +189,7 @@ def test_cli_dataset_bad_input_exits_2_with_one_line(net, tmp_path, args, expect
     args = [a.format(dir=tmp_path) for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "o")]
-    res = cis("dataset", src, *args)
+    res = run_cli("dataset", src, *args)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
     assert not (tmp_path / "o").exists()

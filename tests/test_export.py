@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -23,6 +22,7 @@ from kernel.io.export import (
     to_torch,
 )
 from properties.strategies import network_configs, scenarios
+from tests.test_io import run_cli
 
 FIXTURE = [HealthCheck.function_scoped_fixture]  # tmp_path is reused across examples
 
@@ -219,8 +219,6 @@ def test_doc_loader_is_five_lines_and_the_readme_shows_the_same():
     assert DOC_LOADER.replace('"net.safetensors"', '"model.safetensors"') in readme
 
 
-def cis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cis", *args], capture_output=True, text=True)
 
 
 def test_cli_export_writes_both_layouts(tmp_path):
@@ -228,7 +226,7 @@ def test_cli_export_writes_both_layouts(tmp_path):
     src = str(save_network(net, tmp_path / "net.safetensors"))
     for extra, fmt in (([], "npz"), (["--dense"], "safetensors")):
         out = str(tmp_path / f"e{len(extra)}.{fmt}")
-        res = cis("export", src, "--format", fmt, "--out", out, *extra)
+        res = run_cli("export", src, "--format", fmt, "--out", out, *extra)
         assert res.returncode == 0, res.stderr
         arrays, meta = read_export(out)
         assert meta["layout"] == ("dense" if extra else "factorised")
@@ -251,7 +249,7 @@ def test_cli_export_bad_input_exits_2_with_one_line(tmp_path, args, expected):
     (tmp_path / "notnet").write_text("hello\n")
     fill = {"net": str(src), "dir": str(tmp_path), "missing": str(tmp_path / "nope"),
             "notnet": str(tmp_path / "notnet")}
-    res = cis("export", *[a.format(**fill) for a in args])
+    res = run_cli("export", *[a.format(**fill) for a in args])
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -243,7 +246,29 @@ def test_run_with_a_given_network(saved):
         run(network=net, D=80)
 
 
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """``cis ARGS`` in this process (``cis.cli.main``: exit code, stdout, stderr)."""
+    from cis.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
 def cis(*args: str) -> subprocess.CompletedProcess:
+    """``python -m cis ARGS`` in a fresh process (the installed entry point, end to end)."""
     return subprocess.run([sys.executable, "-m", "cis", *args], capture_output=True, text=True)
 
 
@@ -259,11 +284,11 @@ def test_cli_run_save_then_load_gives_the_same_result(tmp_path):
             "--variant", "corrected", "--json"]
     saved_run = cis("run", *opts, "--save", path)
     assert saved_run.returncode == 0, saved_run.stderr
-    loaded_run = cis("run", "--load", path, "--batch", "40", "--json")
+    loaded_run = run_cli("run", "--load", path, "--batch", "40", "--json")
     assert loaded_run.returncode == 0, loaded_run.stderr
     assert _no_seconds(saved_run.stdout) == _no_seconds(loaded_run.stdout)
-    assert _no_seconds(cis("run", *opts).stdout) == _no_seconds(saved_run.stdout)
-    checked = cis("check", "--load", path, "--batch", "200", "--samples", "200", "--json")
+    assert _no_seconds(run_cli("run", *opts).stdout) == _no_seconds(saved_run.stdout)
+    checked = run_cli("check", "--load", path, "--batch", "200", "--samples", "200", "--json")
     assert checked.returncode in (0, 1), checked.stderr
     assert json.loads(checked.stdout)["config"]["variant"] == "corrected"
 
@@ -289,6 +314,6 @@ def test_cli_bad_network_files_exit_2_with_one_line(saved, tmp_path, args, expec
     raw[-1] ^= 1
     bad.write_bytes(raw)
     fill = {"net": str(path), "dir": str(tmp_path), "bad": str(bad)}
-    res = cis(*[a.format(**fill) for a in args])
+    res = run_cli(*[a.format(**fill) for a in args])
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
