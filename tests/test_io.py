@@ -91,6 +91,16 @@ def test_file_is_plain_safetensors_with_metadata(saved):
     assert len(meta["sha256"]) == 64
 
 
+def test_file_opens_in_pytorch(saved):
+    pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    net, path = saved
+    tensors = load_file(str(path))
+    for key, arr in kio.network_arrays(net).items():
+        np.testing.assert_array_equal(tensors[key].numpy(), arr)
+
+
 def _load_error(path: Path) -> str:
     with pytest.raises(NetworkFileError) as exc:
         load_network(path)
