@@ -7,6 +7,7 @@ Public API::
 
 from kernel.circuits import Circuits, circuits_from_arrays, make_circuits, run_small
 from kernel.engines import ENGINES, Batch, ForwardResult, forward, make_batch, sample_batch
+from kernel.io import load_network, save_network
 from kernel.measure import RunConfig, RunResult, layer_stats, run
 from kernel.network import Network, NetworkConfig, build_network, user_network
 from kernel.patterns import capacity, packing_bound, smallest_block
@@ -15,6 +16,6 @@ from kernel.validate import ConfigError
 __all__ = [
     "ENGINES", "Batch", "Circuits", "ConfigError", "ForwardResult", "Network", "NetworkConfig",
     "RunConfig", "RunResult", "build_network", "capacity", "circuits_from_arrays", "forward",
-    "layer_stats", "make_batch", "make_circuits", "packing_bound", "run", "run_small",
-    "sample_batch", "smallest_block", "user_network",
+    "layer_stats", "load_network", "make_batch", "make_circuits", "packing_bound", "run",
+    "run_small", "sample_batch", "save_network", "smallest_block", "user_network",
 ]
