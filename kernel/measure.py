@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kernel import validate
+from kernel import limits, validate
 from kernel.engines import ENGINES, ForwardResult, forward, sample_batch
 from kernel.network import Network, NetworkConfig, build_network
 
@@ -145,6 +145,7 @@ def run(config: RunConfig | None = None, **overrides: Any) -> RunResult:
     Keyword overrides are fields of RunConfig or of its NetworkConfig, e.g. ``run(D=1000, z=3)``.
     The batch is drawn from a stream independent of the network's (same ``seed``).
     """
+    limits.check_run({**(config or RunConfig()).as_dict(), **overrides})  # refuse what won't fit
     config = RunConfig.from_params(config, **overrides)
     net_cfg = config.network
     validate.choice("engine", config.engine, ENGINES)
