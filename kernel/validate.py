@@ -149,24 +149,28 @@ def batch_arrays(T: int, d: int, active: Any, inputs: Any) -> None:
                           "(build batches with make_batch)")
 
 
-def no_overflow(weights: np.ndarray, inputs: np.ndarray, max_load: int, spread: float,
-                dtype: Any) -> None:
-    """Refuse weights so large that the forward pass could overflow ``dtype``.
-
-    A rigorous bound: a large neuron sums at most ``max_load`` circuits' pushed read-outs, each
-    at most d max|w^l| times the largest entry of the previous layer times ``spread`` (the
-    read-out's row sum); the bound starts at max|inputs|. Compared in logarithms, so it cannot
-    itself overflow.
-    """
+def layer_gains(weights: np.ndarray, max_load: int, spread: float) -> np.ndarray:
+    """Per layer, the largest entry of weights (L, T, d, d) and the log of a rigorous bound on
+    how much a layer can grow the largest activation: a large neuron sums at most ``max_load``
+    circuits' pushed read-outs, each at most d max|w^l| times the largest entry of the previous
+    layer times ``spread`` (the read-out's row sum). Returns (L, 2): max|w^l|, log growth."""
     L, _, d, _ = weights.shape
-    big = float(np.finfo(dtype).max)
+    wmax = np.abs(weights.reshape(L, -1)).max(axis=1, initial=0.0)
+    with np.errstate(divide="ignore"):
+        growth = np.log(np.maximum(d * wmax * max(max_load, 1) * max(spread, 1.0), 1e-300))
+    return np.stack([wmax, growth], axis=1)
+
+
+def no_overflow(gains: np.ndarray, inputs: np.ndarray, dtype: Any) -> None:
+    """Refuse weights so large that the forward pass could overflow ``dtype``: the bound of
+    ``layer_gains`` from max|inputs|, compared in logarithms so it cannot itself overflow."""
+    log_big = math.log(float(np.finfo(dtype).max)) - 2  # e^2 of headroom for the sums' rounding
     log_bound = math.log(max(float(np.abs(inputs).max(initial=0.0)), 1e-300))
-    for layer in range(L):
-        wmax = float(np.abs(weights[layer]).max(initial=0.0))
-        log_bound += math.log(max(d * wmax * max(max_load, 1) * max(spread, 1.0), 1e-300))
-        if log_bound > math.log(big) - 2:  # keep e^2 of headroom for the sums' rounding
+    for layer, (wmax, growth) in enumerate(gains, start=1):
+        log_bound += float(growth)
+        if log_bound > log_big:
             raise ConfigError(
-                f"weights up to {wmax:.3g} at layer {layer + 1} could overflow {np.dtype(dtype)} "
+                f"weights up to {wmax:.3g} at layer {layer} could overflow {np.dtype(dtype)} "
                 f"in the forward pass (activations bounded by about e^{log_bound:.0f}); "
                 "scale the weights or inputs down"
             )
@@ -190,7 +194,10 @@ def forward_args(net: Any, batch: Any, dtype: Any) -> Any:
     batch_arrays(net.T, net.d, batch.active, batch.inputs)
     name = dtype_name(dtype)
     if name in ("float64", "float32"):
-        loads = np.diff(net.inv_indptr, axis=1).max(initial=1)
-        spread = 1.0 + net.read_c * (net.S + net.n)  # row sum of |u_t|, times S
-        no_overflow(net.circuits.weights, batch.inputs, int(loads), spread, name)
+        cache = net.__dict__.setdefault("_validate_cache", {})  # arrays are read-only: keep
+        if "gains" not in cache:
+            loads = int(np.diff(net.inv_indptr, axis=1).max(initial=1))
+            spread = 1.0 + net.read_c * (net.S + net.n)  # row sum of |u_t|, times S
+            cache["gains"] = layer_gains(net.circuits.weights, loads, spread)
+        no_overflow(cache["gains"], batch.inputs, name)
     return name
