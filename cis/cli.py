@@ -1,6 +1,8 @@
 """``cis``: the command line. Sub-commands parse options, call the library and render.
 
-Bad input exits with code 2 and a one-line message (click's convention), never a traceback.
+Every outcome is an exit code and at most one line on stderr (``cis.exits``): bad input exits 2
+with a message naming the parameter, never a traceback. T_max of a huge block is refused by the
+library's size check (``kernel.limits``), so ``cis capacity --n`` needs none of its own.
 """
 
 from __future__ import annotations
@@ -221,7 +223,6 @@ def capacity(
     if n is not None:
         if S is None:
             raise click.MissingParameter(param_hint="'--S'", param_type="option")
-        limits.check_capacity(n, S)  # T_max of a huge block: refuse by estimate
         out = {
             "n": n,
             "S": S,
@@ -239,8 +240,6 @@ def capacity(
 
             integer("samples", samples, low=CAVITY_MIN_SAMPLES)
             limits.check_cavity(samples, d, L, S or 6, runs=64)
-        if S is not None and D > 0 and d > 0 and D % d == 0:
-            limits.check_capacity(D // d, S if method == "post" else S or 6)
         out.update(
             inverse_problem(
                 budget,
