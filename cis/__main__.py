@@ -1,3 +1,3 @@
-from cis.cli import main
+from cis.entry import main
 
 main()

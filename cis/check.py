@@ -13,9 +13,12 @@ from typing import Any
 
 import click
 
+from bounds.assumptions import assumptions_of_params
 from bounds.compare import compare
 from cis import report
 from cis.cli import _guard, network_file_options, network_options
+from cis.paths import writable_figure_path
+from kernel import limits
 
 
 def check_tables(out: dict[str, Any]) -> list[Any]:
@@ -58,13 +61,21 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
               help="Monte Carlo trajectories of the cavity prediction (small circuits only)")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="also write a PNG of predicted vs measured MSE per layer (needs matplotlib)")
+@click.option("--assumptions", "show_assumptions", is_flag=True,
+              help="also report the assumptions A1-A5 (holds / violated / not applicable)")
 @_guard
-def check(as_json: bool, samples: int, plot_path: str | None, **params: Any) -> None:
+def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: bool,
+          **params: Any) -> None:
     """Predicted vs measured error per layer, class and term; PASS/FAIL/flags (SPEC §4)."""
     from kernel.validate import integer
 
     samples = integer("samples", samples, low=100)
+    if plot_path is not None:  # refuse a figure that cannot be written before computing it
+        writable_figure_path(plot_path)
+    limits.check_cavity(samples, params.get("d"), params.get("L"), params.get("S"))
     out, ok = compare(params, samples=samples)
+    if show_assumptions:  # JSON key "assumptions", and a table after the others
+        out["assumptions"] = assumptions_of_params(params)
     if plot_path:
         from cis.plot import check_figure
 
@@ -72,6 +83,6 @@ def check(as_json: bool, samples: int, plot_path: str | None, **params: Any) -> 
     if as_json:
         click.echo(report.dumps(out))
     else:
-        report.print_tables(*check_tables(out))
+        report.print_tables(*check_tables(out), *report.assumption_tables(out))
         click.echo("PASS" if ok else "FAIL")
     raise click.exceptions.Exit(0 if ok else 1)

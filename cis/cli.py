@@ -1,6 +1,8 @@
 """``cis``: the command line. Sub-commands parse options, call the library and render.
 
-Bad input exits with code 2 and a one-line message (click's convention), never a traceback.
+Every outcome is an exit code and at most one line on stderr (``cis.exits``): bad input exits 2
+with a message naming the parameter, never a traceback. T_max of a huge block is refused by the
+library's size check (``kernel.limits``), so ``cis capacity --n`` needs none of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import click
 
 from cis import report
-from kernel import patterns
+from kernel import limits, patterns
 from kernel.validate import ConfigError
 
 
@@ -143,27 +145,39 @@ def _network_from_file(
     return {**{k: v for k, v in params.items() if k not in NETWORK_FIELDS}, "network": net}
 
 
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cis-toolkit")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+#: set by the global ``--debug`` flag: internal errors print their traceback
+_STATE = {"debug": False}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """Circuits in superposition (Linsefors & Bushnaq 2025): build, run, measure, bound."""
+@click.version_option(_package_version(), "--version", prog_name="cis",
+                      message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="print the traceback of an internal error (exit 3)")
+def cli(debug: bool) -> None:
+    """Circuits in superposition (Linsefors & Bushnaq 2025): build, run, measure, bound.
+
+    Exit codes: 0 success, 1 a check or verification failed, 2 bad input or environment,
+    3 internal error, 130 interrupted."""
+    _STATE["debug"] = debug
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``cis``: every error is one line on stderr, exit code 2 for bad input."""
-    try:
-        rc = cli.main(args=argv, prog_name="cis", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:  # bare ``cis``: help, not an error
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        rc = 0
-    except click.ClickException as exc:
-        click.echo(f"cis: error: {exc.format_message()}", err=True)
-        rc = 2
-    except click.exceptions.Exit as exc:
-        rc = exc.exit_code
-    except click.Abort:
-        click.echo("cis: aborted", err=True)
-        rc = 1
-    sys.exit(rc if isinstance(rc, int) else 0)
+    """Entry point of ``cis``: every error is one line on stderr; exit codes 0 success, 1 a check
+    failed, 2 bad input or environment, 3 internal error, 130 interrupted (``cis.exits``)."""
+    from cis.exits import run_guarded
+
+    _STATE["debug"] = False
+    sys.exit(run_guarded(lambda: cli.main(args=argv, prog_name="cis", standalone_mode=False),
+                         debug=lambda: _STATE["debug"]))
 
 
 @cli.command()
@@ -258,8 +272,7 @@ def capacity(
     The inverse problem reports the cavity recursion's answer (largest_T = largest_T_cavity,
     smallest_D = smallest_D_cavity; S defaults to 6) and the post's leading-order answer beside it
     (largest_T_post, smallest_D_post), which is optimistic at bias 0."""
-    if budget is None and n is None:
-        raise click.UsageError("give --n and --S, or --budget and --D for the inverse problem")
+    _capacity_mode_options(n, budget, method)
     out: dict[str, Any] = {}
     if n is not None:
         if S is None:
@@ -270,11 +283,17 @@ def capacity(
             "T_max": patterns.capacity(n, S),
             "packing_bound": patterns.packing_bound(n, S),
         }
-    if budget is not None:
+    else:
+        assert budget is not None
         if D is None:
             raise click.MissingParameter(param_hint="'--D'", param_type="option")
         from bounds.capacity import inverse_problem
 
+        if method == "cavity":
+            from kernel.validate import integer
+
+            integer("samples", samples, low=CAVITY_MIN_SAMPLES)
+            limits.check_cavity(samples, d, L, S or 6, runs=64)
         out.update(
             inverse_problem(
                 budget,
@@ -302,6 +321,46 @@ def capacity(
         )
     else:
         report.print_tables(report.table("capacity", list(out), [list(out.values())]))
+
+
+#: fewest Monte Carlo trajectories the cavity prediction accepts (fewer: no usable statistics)
+CAVITY_MIN_SAMPLES = 100
+
+#: options of ``cis capacity`` by mode: the forward problem (--n --S) and the inverse problem
+#: (--budget --D ...); the cavity's own options only with --method cavity
+_CAPACITY_FORWARD = ("n", "S")
+_CAPACITY_CAVITY_ONLY = ("family", "bias", "variant", "seed", "samples")
+
+
+def _capacity_mode_options(n: int | None, budget: float | None, method: str) -> None:
+    """Refuse a mode that is unclear, and options the chosen mode would silently ignore."""
+    ctx = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (
+            click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
+
+    if budget is None and n is None:
+        raise click.UsageError("give --n and --S, or --budget and --D for the inverse problem")
+    if budget is not None and n is not None:
+        raise click.UsageError(
+            "--n (T_max of a block of n neurons) and --budget (the inverse problem, which takes "
+            "--D, so n = D/d) are different modes; give one of them"
+        )
+    allowed: tuple[str, ...]
+    if n is not None:
+        mode, allowed = "--n (capacity of a block)", _CAPACITY_FORWARD
+    else:
+        mode = f"--budget with --method {method}"
+        allowed = tuple(p.name for p in ctx.command.params if p.name and p.name != "n")
+        if method == "post":
+            allowed = tuple(a for a in allowed if a not in _CAPACITY_CAVITY_ONLY)
+    for p in ctx.command.params:
+        if p.name and p.name not in (*allowed, "as_json", "method") and given(p.name):
+            flag = p.opts[0] if isinstance(p, click.Option) else p.name
+            raise click.UsageError(f"{flag} is not used by {mode}; leave it out")
+    if n is not None and given("method"):
+        raise click.UsageError(f"--method is not used by {mode}; leave it out")
 
 
 def _register_optional_commands() -> None:

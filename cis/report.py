@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -47,7 +49,8 @@ def fmt(x: Any, digits: int = 4) -> str:
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c, justify="right" if c not in ("class", "property", "result") else "left")
+        t.add_column(c, justify="right" if c not in ("class", "property", "result") else "left",
+                     overflow="fold")  # a narrow terminal folds a cell, never cuts it short
     for r in rows:
         t.add_row(*[fmt(v) for v in r])
     return t
@@ -58,10 +61,22 @@ def progress(items: Sequence[Any], description: str) -> Iterable[Any]:
     return track(items, description=description, console=Console(stderr=True), transient=True)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:  # rich would exit 1; a closed pipe is an environment error
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
 def print_tables(*tables: Table) -> None:
-    console = Console(width=160)
+    # the terminal's width (COLUMNS, else the terminal), 160 when stdout is not a terminal
+    console = _Console(width=shutil.get_terminal_size((160, 24)).columns)
     for t in tables:
         console.print(t)
+
+
+def mean_square_ci_low(low: float | None) -> float | None:
+    """Lower end of a confidence interval of a mean square, clipped at 0 (a mean square is
+    never negative; the normal interval can reach below 0 when the spread is large)."""
+    return low if low is None or not math.isfinite(low) else max(0.0, low)
 
 
 def run_tables(result: dict[str, Any]) -> list[Table]:
@@ -75,10 +90,21 @@ def run_tables(result: dict[str, Any]) -> list[Table]:
             if s is None:
                 continue
             rows.append(
-                [lay["layer"], cls, s["mse"], s["mse_ci"][0], s["mse_ci"][1], s["max_abs"],
+                [lay["layer"], cls, s["mse"], mean_square_ci_low(s["mse_ci"][0]), s["mse_ci"][1],
+                 s["max_abs"],
                  lay["false_activation_rate"] if cls == "inactive" else None, lay["frac_on"]]
             )
     sec = result["seconds"]
     title = f"{head}\nbuild {sec['build']:.2f} s, forward {sec['forward']:.2f} s"
     cols = ["layer", "class", "mse", "ci lo", "ci hi", "max |err|", "false act.", "frac on"]
     return [table(title, cols, rows)]
+
+
+def assumption_tables(out: dict[str, Any]) -> list[Table]:
+    """The table of ``out["assumptions"]`` (``cis check --assumptions``), or none."""
+    rows = [[a["name"], a["status"], a["quantity"], a["value"], a["limit"], a["statement"]]
+            for a in out.get("assumptions") or ()]
+    if not rows:
+        return []
+    return [table("assumptions", ["name", "status", "quantity", "value", "limit", "statement"],
+                  rows)]

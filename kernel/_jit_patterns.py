@@ -9,13 +9,16 @@ from kernel._numba import JIT, njit
 
 @njit(**JIT)
 def _count_progressions(steps: np.ndarray, n: int, S: int) -> int:
-    """Number of progressions the fill order lays for these steps (T_max)."""
+    """Number of progressions the fill order lays for these steps (T_max).
+
+    Closed form per step, so the cost is O(len(steps)), not O(sum of steps): step k lays one
+    progression per start s in [0, n - (S-1)k) with s mod (S k) < k (start r < k, then every S k).
+    """
     total = 0
     for k in steps:
-        span = (S - 1) * k
-        for r in range(k):
-            if r + span < n:
-                total += (n - 1 - span - r) // (S * k) + 1
+        starts = n - (S - 1) * k  # progressions need start + (S-1)k < n
+        if starts > 0:
+            total += (starts // (S * k)) * k + min(starts % (S * k), k)
     return total
 
 

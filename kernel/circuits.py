@@ -140,7 +140,7 @@ def circuits_from_arrays(
     weights: np.ndarray, bias: float | np.ndarray, inputs: np.ndarray
 ) -> Circuits:
     """User circuits: weights (T, L, d, d), bias scalar or (L, d) (<= 0), inputs (T, d) (>= 0)."""
-    w = np.asarray(weights)
+    w = validate.as_array("weights", weights)
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
         raise validate.ConfigError(f"weights has shape {w.shape}, expected (T, L, d, d)")
     T, L, d, _ = w.shape

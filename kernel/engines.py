@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kernel import validate
+from kernel import limits, validate
 from kernel._jit import _forward_batch, _forward_split, _run_chunks
 from kernel._numba import n_threads
 from kernel.circuits import run_small
@@ -43,6 +43,7 @@ def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
     fed their default inputs ``net.circuits.inputs``."""
     batch = validate.integer("batch", batch, low=1)
     z = validate.integer("z", z, low=1, high=net.T)
+    limits.check_batch(net, batch, z)  # refuse a batch whose forward pass cannot fit
     rng = np.random.default_rng(validate.seed(seed))
     active = rng.integers(0, net.T, size=(batch, z))
     while True:  # redraw rows with repeated circuits (rare unless z ~ sqrt(T))
@@ -70,6 +71,7 @@ def make_batch(net: Network, active: Any, inputs: Any = None) -> Batch:
         x = validate.array("inputs", inputs, (act.shape[0], act.shape[1], net.d))
         if np.any(x < 0):
             raise validate.ConfigError("inputs has negative entries; a^0 is a ReLU state (>= 0)")
+    validate.batch_arrays(net.T, net.d, act, x)  # sizes: at least one sample, 1 <= z <= T
     return Batch(act, x)
 
 
@@ -330,14 +332,14 @@ def forward(
         large layers and weights in float32, statistics accumulated in float64; its error against
         float64 is measured in docs/performance.md).
     """
+    dtype = validate.forward_args(net, batch, dtype)  # batch belongs to net; no overflow
     engine = validate.choice("engine", engine, ENGINES)
     dtype = validate.choice("dtype", dtype, DTYPES)
     if engine == "dense" and dtype != "float64":
         raise validate.ConfigError(f"dtype={dtype!r} is not available for engine 'dense' (float64)")
     threshold_fraction = validate.real("threshold_fraction", threshold_fraction, low=0.0)
-    if batch.inputs.shape[2] != net.d or batch.active.max(initial=0) >= net.T:
-        raise validate.ConfigError("batch does not belong to this network (check d and T)")
     ids = _readout_ids(net, readout)
+    limits.check_forward(net, batch.size, batch.z, engine, ids.size)  # refuse what cannot fit
     t0 = time.perf_counter()
     h, a = run_small(net.circuits, batch.active, batch.inputs)
     thr = threshold_fraction * np.linalg.norm(a, axis=-1).mean(axis=(0, 2))  # (L+1,)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kernel import validate
+from kernel import limits, validate
 from kernel.engines import ENGINES, ForwardResult, forward, sample_batch
 from kernel.network import Network, NetworkConfig, build_network
 
@@ -155,6 +155,8 @@ def run(
             raise validate.ConfigError(
                 f"parameter(s) {clash} cannot be combined with a given network (it has its own)"
             )
+    given = network.config.as_dict() if network is not None else {}
+    limits.check_run({**(config or RunConfig()).as_dict(), **overrides, **given})  # fail fast
     config = RunConfig.from_params(config, **overrides)
     if network is not None:
         config = replace(config, network=network.config)

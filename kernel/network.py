@@ -6,12 +6,12 @@ for small D (the dense oracle engine and the tests).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from kernel import patterns, validate
+from kernel import limits, patterns, validate
 from kernel.circuits import FAMILIES, Circuits, circuits_from_arrays, make_circuits
 
 
@@ -187,7 +187,10 @@ def build_network(
             "family": "user",
             "bias": float(circuits.bias.max()),
         }
-    cfg = NetworkConfig(**{**base.as_dict(), **overrides}).validated()
+    validate.known_keywords("build_network", overrides, NetworkConfig.__dataclass_fields__)
+    raw = NetworkConfig(**{**base.as_dict(), **overrides})
+    limits.check_network(raw.D, raw.d, raw.S, raw.T, raw.L, raw.variant)  # refuse what cannot fit
+    cfg = raw.validated()
     n, S, T, L = cfg.D // cfg.d, cfg.S, int(cfg.T), cfg.L  # type: ignore[arg-type]
     s_circ, s_design, s_perm = np.random.SeedSequence(cfg.seed).spawn(3)
     t0 = time.perf_counter()
@@ -199,6 +202,11 @@ def build_network(
     if circuits is None:
         circ_seed = int(s_circ.generate_state(1)[0])
         circuits = make_circuits(cfg.family, T, L, cfg.d, bias=cfg.bias, seed=circ_seed)
+    else:  # the network owns its arrays: later changes to the caller's do not reach it
+        circuits = replace(circuits, weights=circuits.weights.copy(),
+                           bias=circuits.bias.copy(), inputs=circuits.inputs.copy())
+    validate.read_only(circuits.weights, circuits.bias, circuits.inputs, design, offsets,
+                       indptr, inv)
     t2 = time.perf_counter()
     return Network(
         config=cfg,

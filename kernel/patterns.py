@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kernel import validate
+from kernel import limits, validate
 from kernel._jit_patterns import _count_progressions, _inverse_index, _lay_progressions
 
 # ----------------------------------------------------------------------------- prime-step design
@@ -58,6 +58,7 @@ def capacity(n: int, S: int) -> int:
     (557, 8243)
     """
     n, S = _check_nS(n, S)
+    limits.check_capacity(n, S)  # a huge block: refuse by estimate rather than loop for hours
     return int(_count_progressions(allowed_steps(n, S), n, S))
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,7 +15,9 @@ from cis.cli import main
 
 
 def cis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cis", *args], capture_output=True, text=True)
+    # COLUMNS: under pytest, readline exports COLUMNS=80 to child processes; tables follow it
+    return subprocess.run([sys.executable, "-m", "cis", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "160"})
 
 
 def test_run_json_has_every_parameter_and_layer(capsys):
@@ -63,3 +68,172 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+# ----------------------------------------------------------------------------- exit-code contract
+
+
+def _main(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_version_prints_the_package_version(capsys):
+    from importlib.metadata import version
+
+    code, out, err = _main(["--version"], capsys)
+    assert code == 0 and out.strip() == f"cis {version('cis-toolkit')}" and err == ""
+
+
+def _boom(**params):
+    raise RuntimeError("boom")
+
+
+def test_internal_error_exits_3_with_one_line_and_traceback_only_under_debug(capsys, monkeypatch):
+    import kernel.measure
+
+    monkeypatch.setattr(kernel.measure, "run", _boom)
+    code, out, err = _main(["run"], capsys)
+    assert code == 3 and out == ""
+    assert err.strip().splitlines() == [
+        "cis: internal error: RuntimeError: boom (run 'cis --debug ...' for the traceback)"]
+    code, out, err = _main(["--debug", "run"], capsys)
+    assert code == 3
+    assert "Traceback (most recent call last)" in err and "_boom" in err
+    assert err.strip().splitlines()[-1] == "cis: internal error: RuntimeError: boom"
+
+
+def test_a_failed_check_exits_1(capsys, monkeypatch):
+    import cis.check
+
+    monkeypatch.setattr(cis.check, "compare", lambda params, samples: ({"config": {}}, False))
+    code, out, err = _main(["check", "--json", "--samples", "100"], capsys)
+    assert code == 1 and err == ""
+
+
+def test_memory_error_is_an_environment_error(capsys, monkeypatch):
+    import kernel.measure
+
+    def oom(**params):
+        raise MemoryError
+
+    monkeypatch.setattr(kernel.measure, "run", oom)
+    code, out, err = _main(["run"], capsys)
+    assert code == 2 and err.startswith("cis: error: out of memory")
+
+
+def test_bad_thread_count_is_refused_with_one_line():
+    for value in ("0", "-2", "many"):
+        proc = subprocess.run([sys.executable, "-m", "cis", "run"], capture_output=True,
+                              text=True, env={**os.environ, "NUMBA_NUM_THREADS": value})
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines() == [
+            f"cis: error: NUMBA_NUM_THREADS={value!r} must be a positive integer "
+            "(threads of the kernels)"]
+
+
+SMALL_RUN = ["run", "--D", "400", "--S", "5", "--T", "50", "--batch", "4"]
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "tables"])
+def test_closed_stdout_exits_2_with_one_line(as_json):
+    proc = subprocess.Popen([sys.executable, "-m", "cis", *SMALL_RUN, *(["--json"] * as_json)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 2
+    assert err.strip().splitlines() == [
+        "cis: error: cannot write output: the reading end of the pipe is closed"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_full_disk_exits_2_with_one_line():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "cis", *SMALL_RUN, "--json"], stdout=full,
+                              stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "cis: error: cannot write output: no space left on device"]
+
+
+@pytest.mark.parametrize("delay", [0.2, 6.0], ids=["during-start-up", "during-the-kernels"])
+def test_ctrl_c_exits_130_with_one_line(delay):
+    """Ctrl-C during the imports, and inside the compiled kernels (a run of about a minute).
+
+    The time from the signal to the exit is asserted loosely (< 5 s): it is well under a second
+    on an idle machine, but the test machine is shared."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cis", "run", "--D", "40000", "--batch", "300", "--engine",
+         "factorised"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["cis: interrupted"] and out == ""
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_capacity_of_a_huge_block_is_refused_or_interruptible():
+    proc = subprocess.Popen([sys.executable, "-m", "cis", "capacity", "--n", "50000000", "--S",
+                             "6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6.0)
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "cis: interrupted"
+    assert time.perf_counter() - t0 < 5.0  # loose, see test_ctrl_c_exits_130_with_one_line
+
+
+# ----------------------------------------------------------------------------- capacity modes
+
+
+def test_capacity_n_and_budget_together_is_refused(capsys):
+    code, out, err = _main(["capacity", "--n", "250", "--S", "6", "--budget", "0.1", "--D",
+                            "1000"], capsys)
+    assert code == 2 and "different modes" in err and out == ""
+
+
+def test_capacity_post_method_accepts_its_own_options(capsys):
+    code, out, err = _main(["capacity", "--budget", "0.05", "--D", "4000", "--S", "6", "--T",
+                            "100", "--method", "post", "--json"], capsys)
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["method"].startswith("post") and got["T"] == 100
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def test_tables_follow_the_terminal_width(monkeypatch):
+    import contextlib
+    import io
+
+    from cis import report
+
+    for width in (60, 200):
+        monkeypatch.setenv("COLUMNS", str(width))
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            report.print_tables(report.table("t", ["a", "b"], [["x" * 150, 1]]))
+        proc_lines = buf.getvalue().splitlines()
+        assert max(len(line) for line in proc_lines) <= width
+        assert max(len(line) for line in proc_lines) > min(width, 150) - 10
+
+
+def test_mean_square_confidence_interval_is_clipped_at_zero_in_tables():
+    from cis import report
+
+    result = {
+        "config": {"D": 8},
+        "seconds": {"build": 0.0, "forward": 0.0},
+        "layers": [{"layer": 1, "frac_on": 0.5, "false_activation_rate": 0.0, "inactive": None,
+                    "active": {"mse": 0.01, "mse_ci": [-0.02, 0.04], "max_abs": 0.3}}],
+    }
+    rows = report.run_tables(result)[0].columns
+    assert list(rows[3].cells) == ["0"]  # ci lo: -0.02 clipped
+    assert list(rows[4].cells) == ["0.04"]
+    assert report.mean_square_ci_low(float("nan")) != report.mean_square_ci_low(float("nan"))

@@ -1,0 +1,310 @@
+"""Every bad input, in one table: the command line exits 2 with one line naming the parameter, the
+Python API raises ConfigError naming it. Requests too large for the machine are refused by
+estimate before anything is allocated.
+
+Timing: the size refusals are asserted to take under 5 s in-process (they take well under a
+second on an idle machine; the bound is loose because the test machine is shared and loaded).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import numpy as np
+import pytest
+
+from bounds.assumptions import check_assumptions
+from cis.cli import main
+from kernel import (
+    Batch,
+    ConfigError,
+    build_network,
+    circuits_from_arrays,
+    forward,
+    make_batch,
+    run,
+    sample_batch,
+    user_network,
+)
+from kernel.patterns import capacity
+
+NET = dict(D=200, d=4, S=5, T=20, L=2)
+HUGE = "1000000000000"
+
+
+@cache
+def net():
+    return build_network(**NET)
+
+
+def _batch(active, inputs=None):
+    """A hand-built Batch (skips make_batch): forward must check it itself."""
+    active = np.asarray(active)
+    if inputs is None:
+        inputs = np.ones((*active.shape, 4)) if active.ndim == 2 else np.ones((1, 1, 4))
+    return Batch(active, inputs)
+
+
+def _fwd(active, inputs=None, **kw):
+    return lambda: forward(net(), _batch(active, inputs), **kw)
+
+
+def _user(**kw):
+    args = dict(weights=np.zeros((3, 2, 2, 2)), bias=0.0, inputs=np.ones((3, 2)), D=8, S=2)
+    args.update(kw)
+    return lambda: user_network(args.pop("weights"), args.pop("bias"), args.pop("inputs"),
+                                **args)
+
+
+SIZE = "(needs about .* GiB of memory, more than the limit|would take about)"
+
+# (id, argv, text the one line must contain)
+CLI = [
+    ("run-D-not-divisible", ["run", "--D", "1001"], "D=1001 must be divisible by d=4"),
+    ("run-D-zero", ["run", "--D", "0"], "D=0 must be >= 1"),
+    ("run-D-negative", ["run", "--D", "-8"], "D=-8 must be >= 1"),
+    ("run-D-text", ["run", "--D", "abc"], "'--D': 'abc' is not a valid integer"),
+    ("run-D-float", ["run", "--D", "1.5"], "'--D': '1.5' is not a valid integer"),
+    ("run-D-missing-value", ["run", "--D"], "--D"),
+    ("run-d-zero", ["run", "--d", "0"], "d=0 must be >= 1"),
+    ("run-d-odd-signed", ["run", "--D", "999", "--d", "3", "--S", "5"], "d=3 must be even"),
+    ("run-S-one", ["run", "--S", "1"], "S=1 must be >= 2"),
+    ("run-S-above-n", ["run", "--D", "20", "--S", "6"], "S=6 must be <= n=D/d=5"),
+    ("run-T-zero", ["run", "--T", "0"], "T=0 must be >= 1"),
+    ("run-T-negative", ["run", "--T", "-3"], "T=-3 must be >= 1"),
+    ("run-T-above-capacity", ["run", "--D", "1000", "--T", "900"], "T=900 exceeds"),
+    ("run-L-zero", ["run", "--L", "0"], "L=0 must be >= 1"),
+    ("run-z-zero", ["run", "--D", "200", "--T", "20", "--z", "0"], "z=0 must be >= 1"),
+    ("run-z-above-T", ["run", "--D", "200", "--T", "20", "--z", "21"], "z=21 must be <= 20"),
+    ("run-batch-zero", ["run", "--batch", "0"], "batch=0 must be >= 1"),
+    ("run-batch-negative", ["run", "--batch", "-4"], "batch=-4 must be >= 1"),
+    ("run-seed-negative", ["run", "--seed", "-1"], "seed=-1 must be >= 0"),
+    ("run-family", ["run", "--family", "relu"], "family='relu' is not one of"),
+    ("run-variant", ["run", "--variant", "x"], "variant='x' is not one of"),
+    ("run-random-needs-T", ["run", "--variant", "random"], "T must be given"),
+    ("run-engine", ["run", "--engine", "gpu"], "engine='gpu' is not one of"),
+    ("run-bias-positive", ["run", "--bias", "0.5"], "bias=0.5 must be <= 0"),
+    ("run-bias-nan", ["run", "--bias", "nan"], "bias=nan must be finite"),
+    ("run-bias-inf", ["run", "--bias", "-inf"], "bias=-inf must be finite"),
+    ("run-threshold-negative", ["run", "--threshold", "-0.1"], "threshold_fraction=-0.1"),
+    ("run-threshold-nan", ["run", "--threshold", "nan"], "threshold_fraction=nan"),
+    ("run-unknown-option", ["run", "--depth", "3"], "No such option '--depth'"),
+    ("run-huge-batch", ["run", "--D", "200", "--T", "20", "--batch", HUGE], "batch=" + HUGE),
+    ("run-huge-L", ["run", "--D", "200", "--T", "20", "--L", "1000000000"], "L=1000000000"),
+    ("run-huge-D", ["run", "--D", "4000000000"], "D=4000000000"),
+    ("run-huge-T-random", ["run", "--variant", "random", "--T", "100000000000"],
+     "T=100000000000"),
+    ("cis-unknown-command", ["simulate"], "No such command 'simulate'"),
+    ("cis-unknown-global-option", ["--verbose", "run"], "No such option '--verbose'"),
+    ("capacity-no-mode", ["capacity"], "give --n and --S, or --budget"),
+    ("capacity-n-without-S", ["capacity", "--n", "250"], "Missing option '--S'"),
+    ("capacity-n-below-S", ["capacity", "--n", "3", "--S", "6"], "n=3 must be >= 6"),
+    ("capacity-S-one", ["capacity", "--n", "250", "--S", "1"], "S=1 must be >= 2"),
+    ("capacity-n-text", ["capacity", "--n", "many", "--S", "6"], "'--n': 'many'"),
+    ("capacity-n-and-budget", ["capacity", "--n", "250", "--S", "6", "--budget", "0.1"],
+     "--n (T_max of a block of n neurons) and --budget"),
+    ("capacity-n-ignores-D", ["capacity", "--n", "250", "--S", "6", "--D", "400"],
+     "--D is not used by --n"),
+    ("capacity-n-ignores-samples", ["capacity", "--n", "250", "--S", "6", "--samples", "9"],
+     "--samples is not used by --n"),
+    ("capacity-n-ignores-method", ["capacity", "--n", "250", "--S", "6", "--method", "post"],
+     "--method is not used by --n"),
+    ("capacity-budget-without-D", ["capacity", "--budget", "0.1"], "Missing option '--D'"),
+    ("capacity-samples-zero", ["capacity", "--budget", "0.05", "--D", "4000", "--samples", "0"],
+     "samples=0 must be >= 100"),
+    ("capacity-samples-one", ["capacity", "--budget", "0.05", "--D", "4000", "--samples", "1"],
+     "samples=1 must be >= 100"),
+    ("capacity-post-ignores-samples",
+     ["capacity", "--budget", "0.05", "--D", "4000", "--method", "post", "--samples", "400"],
+     "--samples is not used by --budget with --method post"),
+    ("capacity-post-ignores-family",
+     ["capacity", "--budget", "0.05", "--D", "4000", "--method", "post", "--family", "gaussian"],
+     "--family is not used by --budget with --method post"),
+    ("capacity-method", ["capacity", "--budget", "0.05", "--D", "4000", "--method", "exact"],
+     "'--method': 'exact' is not one of"),
+    ("capacity-huge-n", ["capacity", "--n", HUGE, "--S", "6"], f"capacity n={HUGE}"),
+    ("capacity-huge-samples",
+     ["capacity", "--budget", "0.05", "--D", "4000", "--samples", "1000000000"],
+     "samples=1000000000"),
+    ("check-samples-few", ["check", "--samples", "5"], "samples=5 must be >= 100"),
+    ("check-huge-samples", ["check", "--samples", "10000000000"], "samples=10000000000"),
+    ("check-plot-empty", ["check", "--plot", ""], "--plot='' is empty"),
+    ("check-plot-format", ["check", "--plot", "errors.docx"], "extension 'docx'"),
+    ("check-plot-no-extension", ["check", "--plot", "errors"], "--plot='errors' has no extension"),
+    ("check-plot-missing-directory", ["check", "--plot", "/nonexistent-dir/e.png"],
+     "does not exist"),
+    ("check-D-not-divisible", ["check", "--D", "1001"], "D=1001 must be divisible by d=4"),
+]
+
+SIZE_IDS = {"run-huge-batch", "run-huge-L", "run-huge-D", "run-huge-T-random", "capacity-huge-n",
+            "capacity-huge-samples", "check-huge-samples"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [pytest.param(a, m, id=i) for i, a, m in CLI])
+def test_cli_bad_input_exits_2_with_one_line_naming_it(argv, message, capsys, request):
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    seconds = time.perf_counter() - t0
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2, err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cis: error: "), err
+    assert message in lines[0], err
+    if request.node.callspec.id in SIZE_IDS:
+        assert "GiB" in lines[0] or "would take about" in lines[0], err
+        assert seconds < 5.0, seconds  # loose: under a second on an idle machine
+
+
+# (id, call, regex the ConfigError message must match)
+API = [
+    ("build-D-not-divisible", lambda: build_network(D=1001, d=4), r"D=1001 must be divisible"),
+    ("build-D-text", lambda: build_network(D="many"), r"D='many' must be an integer"),
+    ("build-D-none", lambda: build_network(D=None), r"D=None must be an integer"),
+    ("build-S-one", lambda: build_network(D=100, S=1), r"S=1 must be >= 2"),
+    ("build-T-zero", lambda: build_network(D=1000, T=0), r"T=0 must be >= 1"),
+    ("build-T-float", lambda: build_network(D=1000, T=2.5), r"T=2.5 must be an integer"),
+    ("build-L-zero", lambda: build_network(D=1000, L=0), r"L=0 must be >= 1"),
+    ("build-bias-positive", lambda: build_network(D=1000, bias=0.1), r"bias=0.1 must be <= 0"),
+    ("build-family", lambda: build_network(D=1000, family="relu"), r"family='relu'"),
+    ("build-unknown-keyword", lambda: build_network(depth=3), r"unknown parameter\(s\) 'depth'"),
+    ("build-huge-D", lambda: build_network(D=4 * 10**9), r"D=4000000000, .*" + SIZE),
+    ("build-huge-L", lambda: build_network(**{**NET, "L": 10**9}), r"L=1000000000 .*" + SIZE),
+    ("run-unknown-keyword", lambda: run(foo=1), r"unknown parameter\(s\) \['foo'\]"),
+    ("run-z-zero", lambda: run(**NET, z=0), r"z=0 must be >= 1"),
+    ("run-batch-zero", lambda: run(**NET, batch=0), r"batch=0 must be >= 1"),
+    ("run-engine", lambda: run(**NET, engine="gpu"), r"engine='gpu' is not one of"),
+    ("run-huge-batch", lambda: run(**NET, batch=10**12), r"batch=1000000000000.*" + SIZE),
+    ("sample-batch-zero", lambda: sample_batch(net(), 0, 2), r"batch=0 must be >= 1"),
+    ("sample-z-above-T", lambda: sample_batch(net(), 3, 21), r"z=21 must be <= 20"),
+    ("sample-huge-batch", lambda: sample_batch(net(), 10**12, 2), r"batch=1000000000000"),
+    ("make-active-negative", lambda: make_batch(net(), [[-1, 2]]), r"active has indices in \[-1"),
+    ("make-active-out-of-range", lambda: make_batch(net(), [[0, 20]]), r"active has indices"),
+    ("make-active-repeated", lambda: make_batch(net(), [[3, 3]]), r"active has a repeated"),
+    ("make-active-ragged", lambda: make_batch(net(), [[0, 1], [2]]), r"active could not be"),
+    ("make-active-float", lambda: make_batch(net(), [[0.5, 1.0]]), r"active has dtype float64"),
+    ("make-active-complex", lambda: make_batch(net(), [[1j, 2]]), r"active has dtype complex"),
+    ("make-active-object", lambda: make_batch(net(), np.array([[0, None]], dtype=object)),
+     r"active has dtype object"),
+    ("make-active-1d", lambda: make_batch(net(), [0, 1]), r"active has shape \(2,\)"),
+    ("make-active-empty", lambda: make_batch(net(), np.zeros((0, 2), dtype=int)),
+     r"batch.active has B=0 samples"),
+    ("make-active-no-circuits", lambda: make_batch(net(), np.zeros((3, 0), dtype=int)),
+     r"batch.active has z=0 circuits"),
+    ("make-inputs-shape", lambda: make_batch(net(), [[0, 1]], np.ones((1, 2, 3))),
+     r"inputs has shape \(1, 2, 3\), expected \(1, 2, 4\)"),
+    ("make-inputs-nan", lambda: make_batch(net(), [[0, 1]], np.full((1, 2, 4), np.nan)),
+     r"inputs contains non-finite"),
+    ("make-inputs-negative", lambda: make_batch(net(), [[0, 1]], -np.ones((1, 2, 4))),
+     r"inputs has negative entries"),
+    ("make-inputs-complex", lambda: make_batch(net(), [[0, 1]], np.ones((1, 2, 4)) * 1j),
+     r"inputs has dtype complex"),
+    ("forward-hand-built-repeated", _fwd([[4, 4]]), r"batch.active has a repeated circuit"),
+    ("forward-hand-built-negative", _fwd([[-1, 3]]), r"batch.active has indices in \[-1, 3\]"),
+    ("forward-hand-built-out-of-range", _fwd([[0, 99]]), r"batch.active has indices in \[0, 99"),
+    ("forward-hand-built-float-active", _fwd(np.array([[0.0, 1.0]])),
+     r"batch.active has shape \(1, 2\) and dtype float64"),
+    ("forward-hand-built-1d-active", _fwd(np.array([0, 1])), r"batch.active has shape \(2,\)"),
+    ("forward-hand-built-empty", _fwd(np.zeros((0, 2), dtype=int), np.ones((0, 2, 4))),
+     r"batch.active has B=0"),
+    ("forward-hand-built-object-inputs", _fwd([[0, 1]], np.ones((1, 2, 4)).astype(object)),
+     r"batch.inputs has dtype object"),
+    ("forward-hand-built-complex-inputs", _fwd([[0, 1]], np.ones((1, 2, 4)) + 0j),
+     r"batch.inputs has dtype complex"),
+    ("forward-hand-built-nan-inputs", _fwd([[0, 1]], np.full((1, 2, 4), np.nan)),
+     r"batch.inputs contains non-finite"),
+    ("forward-hand-built-inputs-shape", _fwd([[0, 1]], np.ones((1, 2, 3))),
+     r"batch.inputs has shape \(1, 2, 3\), expected \(1, 2, 4\)"),
+    ("forward-hand-built-float32-inputs", _fwd([[0, 1]], np.ones((1, 2, 4), np.float32)),
+     r"batch.inputs has dtype float32"),
+    ("forward-not-a-batch", lambda: forward(net(), ([[0, 1]], None)), r"batch=tuple must be"),
+    ("forward-engine", _fwd([[0, 1]], engine="gpu"), r"engine='gpu' is not one of"),
+    ("forward-dtype-name", _fwd([[0, 1]], dtype="float16"), r"dtype='float16' is not one of"),
+    ("forward-dtype-type", _fwd([[0, 1]], dtype=np.float16), r"dtype='float16' is not one of"),
+    ("forward-dtype-dense", _fwd([[0, 1]], engine="dense", dtype=np.float32),
+     r"dtype='float32' is not available for engine 'dense'"),
+    ("forward-readout-range", _fwd([[0, 1]], readout=[25]), r"readout has ids in \[25, 25\]"),
+    ("forward-readout-word", _fwd([[0, 1]], readout="some"), r"readout='some' is not one of"),
+    ("forward-threshold-nan", _fwd([[0, 1]], threshold_fraction=float("nan")),
+     r"threshold_fraction=nan must be finite"),
+    ("forward-huge-weights",
+     lambda: forward((un := user_network(np.full((3, 2, 2, 2), 1e200), 0.0, np.ones((3, 2)),
+                                         D=8, S=2)), sample_batch(un, 1, 1)),
+     r"weights up to 1e\+200 at layer 2 could overflow float64"),
+    ("user-weights-ragged", _user(weights=[[[[1.0]]], [[[1.0, 2.0]]]]), r"weights"),
+    ("user-weights-rank", _user(weights=np.zeros((3, 2, 2))), r"weights has shape \(3, 2, 2\)"),
+    ("user-weights-complex", _user(weights=np.zeros((3, 2, 2, 2)) * 1j),
+     r"weights has dtype complex"),
+    ("user-weights-object", _user(weights=np.zeros((3, 2, 2, 2)).astype(object)),
+     r"weights has dtype object"),
+    ("user-weights-inf", _user(weights=np.full((3, 2, 2, 2), np.inf)),
+     r"weights contains non-finite"),
+    ("user-inputs-negative", _user(inputs=-np.ones((3, 2))), r"inputs has negative entries"),
+    ("user-inputs-shape", _user(inputs=np.ones((4, 2))), r"inputs has shape \(4, 2\)"),
+    ("user-bias-positive", _user(bias=0.5), r"bias"),
+    ("user-D-not-divisible", _user(D=7), r"D=7 must be divisible by d=2"),
+    ("user-S-above-n", _user(S=5), r"S=5 must be <= n=D/d=4"),
+    ("circuits-inputs-text", lambda: circuits_from_arrays(np.zeros((2, 1, 2, 2)), 0.0, "ab"),
+     r"inputs"),
+    ("capacity-n-below-S", lambda: capacity(3, 6), r"n=3 must be >= 6"),
+    ("capacity-huge-n", lambda: capacity(10**13, 6), r"capacity n=10000000000000.*" + SIZE),
+    ("assumptions-z-zero", lambda: check_assumptions(net(), z=0), r"z=0 must be >= 1"),
+    ("assumptions-z-above-T", lambda: check_assumptions(net(), z=21), r"z=21 must be <= 20"),
+]
+
+
+@pytest.mark.parametrize(("call", "match"), [pytest.param(c, m, id=i) for i, c, m in API])
+def test_api_bad_input_raises_config_error_naming_it(call, match):
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=match) as exc:
+        call()
+    assert "\n" not in str(exc.value)
+    assert time.perf_counter() - t0 < 5.0  # loose: size refusals are estimates, not attempts
+
+
+def test_the_table_has_at_least_80_cases():
+    assert len(CLI) + len(API) >= 80
+    for table in (CLI, API):
+        ids = [c[0] for c in table]
+        assert len(set(ids)) == len(ids)
+
+
+def test_user_network_owns_read_only_copies_of_its_arrays():
+    w, x = np.full((3, 2, 2, 2), 0.5), np.ones((3, 2))
+    un = user_network(w, 0.0, x, D=8, S=2)
+    before = forward(un, make_batch(un, [[0, 1]])).active_readout.copy()
+    w[:] = 7.0  # the caller changes their arrays afterwards: the network does not see it
+    x[:] = 3.0
+    assert np.all(un.circuits.weights == 0.5) and np.all(un.circuits.inputs == 1.0)
+    np.testing.assert_array_equal(forward(un, make_batch(un, [[0, 1]])).active_readout, before)
+    for arr in (un.circuits.weights, un.circuits.bias, un.circuits.inputs, un.offsets,
+                un.design, un.inv_indptr, un.inv_circuits):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[(0,) * arr.ndim] = 1
+
+
+def test_dtype_may_be_given_as_a_numpy_type():
+    b = sample_batch(net(), 4, 2, seed=1)
+    by_type = forward(net(), b, dtype=np.float32, engine="factorised")
+    by_name = forward(net(), b, dtype="float32", engine="factorised")
+    np.testing.assert_array_equal(by_type.active_readout, by_name.active_readout)
+
+
+def test_overflow_bound_refuses_only_what_could_overflow():
+    ok = user_network(np.full((3, 2, 2, 2), 1e30), 0.0, np.ones((3, 2)), D=8, S=2)
+    res = forward(ok, sample_batch(ok, 2, 1))  # (1e30 * load * d)^2 is far below float64's max
+    assert np.all(np.isfinite(res.active_readout))
+    with pytest.raises(ConfigError, match="could overflow float32"):
+        forward(ok, sample_batch(ok, 2, 1), dtype="float32", engine="factorised")
+
+
+def test_memory_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CIS_MEMORY_LIMIT_GB", "0.000001")
+    with pytest.raises(ConfigError, match=r"limit of 1e-06 GiB \(CIS_MEMORY_LIMIT_GB\)"):
+        run(**NET, batch=10)
+    monkeypatch.setenv("CIS_MEMORY_LIMIT_GB", "lots")
+    with pytest.raises(ConfigError, match=r"CIS_MEMORY_LIMIT_GB='lots' must be a positive"):
+        run(**NET, batch=10)
+
