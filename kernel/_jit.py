@@ -514,7 +514,7 @@ def _pass_groups(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
 
 
 @njit(**JIT)
-def _readout_layer(A, An, s0, ncol, layer, scatter, sparse, net, bat, out, wk):
+def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
     """Stage 1 of layer ``layer + 1`` for the chunk: every circuit read out (statistics kept per
     column in wk), and the next layer's pre-activation An scattered if ``scatter``.
 
@@ -573,7 +573,7 @@ def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
         sparse = net.read_c[0] == 0.0 and top < sparse_below * D
         if scatter:
             An[:, :] = 0.0
-        _readout_layer(A, An, s0, ncol, layer, scatter, sparse, net, bat, out, wk)
+        _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk)
         for s in range(ncol):
             out.sq[s0 + s, layer] = wk.sq[s]
             out.absmax[s0 + s, layer] = wk.absmax[s]

@@ -147,21 +147,19 @@ def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
     """The network's arrays as the kernels' record, in the compute ``dtype`` (the one place the
-    record is built; weights converted once per network and dtype)."""
+    record is built; the weights are converted once per network and dtype by ``weights_as``)."""
     dt = DTYPES[dtype]
-    cache = net.__dict__.setdefault("_net_arrays_cache", {})
-    if dtype not in cache:
-        cache[dtype] = NetArrays(
-            offsets=net.offsets,
-            weights=net.weights_as(dt),
-            bias=np.ascontiguousarray(net.circuits.bias, dtype=dt),
-            coef=np.array([1.0 / net.S + net.read_c], dtype=dt),
-            read_c=np.array([net.read_c], dtype=dt),
-            inv_indptr=net.inv_indptr,
-            inv_circuits=net.inv_circuits,
-            all_circuits=np.arange(net.T, dtype=np.int32),
-        )
-    return cache[dtype]
+    return NetArrays(
+        offsets=net.offsets,
+        weights=net.weights_as(dt),
+        bias=np.ascontiguousarray(net.circuits.bias, dtype=dt),
+        # 1/S from the patterns themselves (the offsets' last axis), as the kernels always did
+        coef=np.array([1.0 / net.offsets.shape[2] + net.read_c], dtype=dt),
+        read_c=np.array([net.read_c], dtype=dt),
+        inv_indptr=net.inv_indptr,
+        inv_circuits=net.inv_circuits,
+        all_circuits=np.arange(net.T, dtype=np.int32),
+    )
 
 
 def chunk_plan(B: int, mode: str, dtype: str) -> tuple[int, float]:
