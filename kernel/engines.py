@@ -124,8 +124,11 @@ def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 #: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype; widths
-#: that are multiples of 8 run the written-out 8-column pass. Results do not depend on it.
-CHUNK = {"float64": 8, "float32": 32}
+#: that are multiples of 8 run the written-out 8-column pass. Results do not depend on it. Both
+#: give the same working set (two layers of D * C values: 1 MB at D = 8000), which stays in a
+#: 2 MiB L2; float32 at 32 (2 MB) spills, and measured 10-20% slower than 16 at D = 8000, batch
+#: 256 (loaded machine; 8, 16, 24, 32 in float64: 8 fastest)
+CHUNK = {"float64": 8, "float32": 16}
 
 #: ``auto``: the activation-sparse pass is used for a layer when the chunk's densest sample has
 #: fewer than this fraction of neurons on (calibrated in docs/performance.md). Results do not
