@@ -18,7 +18,7 @@ import numpy as np
 from kernel import validate
 from kernel._jit import _forward_batch, _forward_split, _run_chunks
 from kernel._numba import n_threads
-from kernel.circuits import run_small
+from kernel.circuits import run_small, sample_inputs
 from kernel.network import Network
 
 
@@ -40,7 +40,8 @@ class Batch:
 
 def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
     """Draw ``batch`` samples, each with z distinct active circuits chosen uniformly (SPEC §7),
-    fed their default inputs ``net.circuits.inputs``."""
+    fed their family's per-sample inputs (``rotation``: a fresh angle) or else their default
+    inputs ``net.circuits.inputs``."""
     batch = validate.integer("batch", batch, low=1)
     z = validate.integer("z", z, low=1, high=net.T)
     rng = np.random.default_rng(validate.seed(seed))
@@ -51,7 +52,7 @@ def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
         if bad.size == 0:
             break
         active[bad] = np.stack([rng.choice(net.T, z, replace=False) for _ in bad])
-    return Batch(active, net.circuits.inputs[active])
+    return Batch(active, sample_inputs(net.circuits, active, rng))
 
 
 def make_batch(net: Network, active: Any, inputs: Any = None) -> Batch:
