@@ -14,7 +14,9 @@ Since ``sum_u E_u w_u eps_u^{l-1} = W^l A^{l-1} - sum_{u active} E_u w_u a_u^{l-
 - eps_relu ("double-dot" eps) ``= eps_t^l - eps_overlap - eps_propagation``,
   with ``eps_t^l = U_t A^l - a_t^l``.
 
-This is exact for every variant (``U_t E_t = I`` holds for plain, corrected and random) and
+For the follow-up's constructions (``kernel.constructions``) ``P^l`` is their W^l A^{l-1}; the
+propagation term then holds everything their W^l adds beyond the ideal ``X^l`` (the three terms
+still sum to eps exactly). This is exact for every variant (``U_t E_t = I`` holds for plain, corrected and random) and
 agrees with ``kernel.engines.forward`` to float64 rounding. Cost per layer and sample
 ``O(T d (S + d))``; memory ``O(chunk * T * d * S)``.
 """
@@ -27,6 +29,7 @@ import numpy as np
 
 from kernel import validate
 from kernel.circuits import run_small
+from kernel.constructions import apply_layer
 from kernel.engines import Batch
 from kernel.network import Network
 
@@ -140,6 +143,8 @@ def decompose(net: Network, batch: Batch, *, chunk: int | None = None) -> Decomp
             if layer == 1:
                 P = X
                 frac_on[sl, 0] = (X > 0).mean(axis=1)
+            elif net.config.construction != "cis2":  # the follow-up's W^l (kernel.constructions)
+                P = apply_layer(net.construction, net.offsets, net.n, layer, A_prev)
             else:
                 r = _readout(net, A_prev, idx[layer - 1])  # (b, T, d)
                 y = np.einsum("tij,btj->bti", weights[layer - 1], r)
