@@ -16,9 +16,9 @@ Since ``sum_u E_u w_u eps_u^{l-1} = W^l A^{l-1} - sum_{u active} E_u w_u a_u^{l-
 
 For the follow-up's constructions (``kernel.constructions``) ``P^l`` is their W^l A^{l-1}; the
 propagation term then holds everything their W^l adds beyond the ideal ``X^l`` (the three terms
-still sum to eps exactly). This is exact for every variant (``U_t E_t = I`` holds for plain, corrected and random) and
-agrees with ``kernel.engines.forward`` to float64 rounding. Cost per layer and sample
-``O(T d (S + d))``; memory ``O(chunk * T * d * S)``.
+still sum to eps exactly). This is exact for every variant (``U_t E_t = I`` holds for plain,
+corrected and random) and agrees with ``kernel.engines.forward`` to float64 rounding. Cost per
+layer and sample ``O(T d (S + d))``; memory ``O(chunk * T * d * S)``.
 """
 
 from __future__ import annotations
