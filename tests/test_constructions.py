@@ -190,3 +190,26 @@ def test_a_single_circuit_has_no_pairs_and_kappa_zero():
     for con in CONSTRUCTIONS:
         net = build_network(D=40, d=4, S=3, T=1, L=2, construction=con)
         assert np.all(net.construction.kappa == 0.0) and net.construction.c == 0.0
+
+
+def _offset_major(A: np.ndarray, d: int, n: int) -> np.ndarray:
+    """(b, D) block-major rows -> (D, b) offset-major columns (neuron (i, k) at row k*d + i)."""
+    return np.ascontiguousarray(A.reshape(-1, d, n).transpose(2, 1, 0).reshape(n * d, -1))
+
+
+@given(small_nets(), st.integers(0, 2**16))
+def test_numba_layer_of_a_construction_equals_the_numpy_layer(params, seed):
+    from kernel._jit_constructions import _apply_layer_cols
+
+    net = build_network(**params)
+    con, d, n = net.construction, net.d, net.n
+    A = np.maximum(np.random.default_rng(seed).standard_normal((3, net.D)), 0.0)
+    for layer in range(2, net.L + 1):
+        li = layer - 1
+        An = np.zeros((net.D, 3))
+        _apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
+                          con.weights[li], con.gather[li], con.gather_shift[li], con.rank_y[li],
+                          con.rank_x[li], con.rank_bs[li], con.cap_indptr[li], con.cap_indices,
+                          con.cap_weight[li], con.has_cap)
+        want = apply_layer(con, net.offsets, n, layer, A)
+        np.testing.assert_allclose(An, _offset_major(want, d, n), rtol=1e-12, atol=1e-12)

@@ -174,3 +174,40 @@ def test_on_indicator_circuits_run_through_every_construction(construction):
                 np.testing.assert_allclose(r[:, 1:], want[t], atol=1e-10)
             else:
                 np.testing.assert_allclose(r, 0.0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ the follow-up's formulas
+
+
+def test_post_formula_holds_at_layers_one_and_two_of_the_capped_main_network():
+    """The regime bounds.rotation states for the post's MSE_x formula, measured on the follow-up's
+    main network (D = 1000, T = 557, S = 6), z = 2: layers 1-2 in regime and within tolerance;
+    layer 3 outside its regime, and indeed far above it (the departure the regime excludes)."""
+    from bounds.predict import judge
+    from bounds.rotation import rotation_estimates
+
+    res = run(D=1000, d=4, S=6, T=557, L=3, z=2, batch=1500, family="rotation",
+              construction="ris-capped", engine="dense", seed=1)
+    est = rotation_estimates(res.network, 2)
+    for layer in (1, 2):
+        post = next(e for e in est[layer]["active"] if e.model == "ris-post")
+        meas = res.layers[layer].task["active"]["x"]
+        verdict, ratio, _ = judge(post, meas.mse, (meas.mse_ci[1] - meas.mse_ci[0]) / 2)
+        assert post.in_regime and verdict == "PASS", (layer, ratio)
+    post3 = next(e for e in est[3]["active"] if e.model == "ris-post")
+    assert not post3.in_regime
+    assert res.layers[3].task["active"]["x"].mse > 1.5 * post3.mse
+
+
+def test_cis_check_judges_the_follow_up_formulas_beside_ours():
+    from bounds.compare import compare
+    from bounds.predict import VERDICTS
+
+    out, _ = compare(dict(D=240, d=4, S=4, T=60, L=3, z=2, batch=200, family="rotation",
+                          construction="ris-capped", engine="dense"), samples=400)
+    lines = out["layers"][1]["task"]["active"]["x_estimates"]
+    assert {ln["model"] for ln in lines} == {"ris-post", "ris-code"}
+    assert all(ln["verdict"] in VERDICTS for ln in lines)
+    assert out["layers"][1]["active"]["bound"]["verdict"] == "PASS"  # rigorous, batch's max h
+    # our cis2 models beyond layer 1 do not describe this construction
+    assert all(e["verdict"] == "OUT-OF-REGIME" for e in out["layers"][2]["active"]["estimates"])
