@@ -5,7 +5,15 @@ Public API::
     from kernel import NetworkConfig, build_network, sample_batch, forward, run
 """
 
-from kernel.circuits import Circuits, circuits_from_arrays, make_circuits, run_small
+from kernel.circuits import (
+    FAMILIES,
+    Circuits,
+    circuits_from_arrays,
+    make_circuits,
+    run_small,
+    with_on_indicator,
+)
+from kernel.constructions import CONSTRUCTIONS, Construction
 from kernel.engines import ENGINES, Batch, ForwardResult, forward, make_batch, sample_batch
 from kernel.measure import RunConfig, RunResult, layer_stats, run
 from kernel.network import Network, NetworkConfig, build_network, user_network
@@ -13,8 +21,9 @@ from kernel.patterns import capacity, packing_bound, smallest_block
 from kernel.validate import ConfigError
 
 __all__ = [
-    "ENGINES", "Batch", "Circuits", "ConfigError", "ForwardResult", "Network", "NetworkConfig",
+    "CONSTRUCTIONS", "ENGINES", "FAMILIES", "Batch", "Circuits", "ConfigError", "Construction",
+    "ForwardResult", "Network", "NetworkConfig",
     "RunConfig", "RunResult", "build_network", "capacity", "circuits_from_arrays", "forward",
     "layer_stats", "make_batch", "make_circuits", "packing_bound", "run", "run_small",
-    "sample_batch", "smallest_block", "user_network",
+    "sample_batch", "smallest_block", "user_network", "with_on_indicator",
 ]
