@@ -1,27 +1,32 @@
 """How the large weights W^l (l >= 2) are formed: ours (``cis2``) and the follow-up's three.
 
-Every construction acts on a layer as the same four pieces, which is all an engine needs
-(never a D x D matrix):
+Every construction acts on a layer as the ``cis2`` pass plus a few cheap terms, which is all an
+engine needs (never a D x D matrix):
 
-1. per circuit t: gather ``x_t = gather * sum_{m in e_t^{l-1}} A_(j,m) - gather_shift * bs_j``
-   (bs_j the sum of block j), then scatter ``y_t = M_t x_t`` onto t's neurons e_t^l;
-2. a rank-one part: every neuron of block i receives
-   ``rho_i = rank_y * (sum_t y_t)_i + (rank_x @ sum_t x_t)_i + (rank_bs @ bs)_i``;
-3. ``ris-capped`` only: a sparse 0/1 offset matrix C^l (n x n, at most T S^2 ones), applied in
-   every block: block i receives ``sum_j cap_weight_ij (C^l A_j)``;
-4. the read-out ``u_t = (1/S + read_c) e_t - read_c 1`` of each circuit (per layer).
+1. per circuit t: the read-out ``r_t = U_t^{l-1} A`` (``u = (1/S + read_c) e - read_c 1`` per
+   block), then ``y_t = M_t r_t`` scattered onto t's neurons e_t^l (``cis2``: M_t = w_t);
+2. a write-offset term: neuron (i, k) receives ``(N_k bs)_i`` (bs_j the sum of block j of A);
+3. a rank-one term: every neuron of block i receives
+   ``rho_i = sum_m (G_m A_(., m))_i + (R bs)_i``;
+4. ``ris-capped`` only: a sparse 0/1 offset matrix C^l (n x n, at most T S^2 ones), applied in
+   every block: block i receives ``sum_j cap_weight_ij (C^l A_j)``.
+
+N (n, d, d), G (n, d, d) and R (d, d) are per-layer sums over circuits, so terms 2-4 cost
+O(n d^2 + nnz(C) d) per sample against the pass's O(T d (S + d)).
 
 With block (i, j) mapping small neuron j to small neuron i, ``e_t^l`` circuit t's offsets at
-layer l, ``w_bar`` the mean of the circuits' weights over circuits and ``dw_t = w_t - w_bar``:
+layer l, ``acc_t = (e_t^{l-1})^T A_j`` the raw sums, ``w_bar`` the mean of the circuits' weights
+over circuits and ``dw_t = w_t - w_bar``:
 
-- ``cis2``: ``W = sum_t E_t w_t U_t``; M_t = w_t, gather 1/S + c_read, shift c_read (the
-  variant's read-out constant, 0 for plain).
-- ``ris-uncapped``: ``W_ij = sum_t w_t,ij u_t e_t^T``; M_t = (1/S + c) w_t, gather 1, and the
-  ``-c 1`` of u_t gives ``rho = -c sum_t w_t x_t = -c/(1/S + c) sum_t y_t``.
-- ``ris-split``: ``W_ij = w_bar_ij sum_t u_t e_t^T + (1/S) sum_t dw_t,ij e_t e_t^T``;
-  M_t = w_t/S + c w_bar, ``rho = -c w_bar sum_t x_t``.
+- ``cis2``: ``W = sum_t E_t w_t U_t``; read_c the variant's (0 for plain); no extra terms.
+- ``ris-uncapped``: ``W_ij = sum_t w_t,ij u_t e_t^T`` with ``u_t = (1/S + c) e_t - c 1``; its
+  read-out is u_t, so ``(1/S + c) acc_t = r_t + c bs``: M_t = w_t, ``N_k = c sum_{t: k in e_t^l}
+  w_t`` and ``G_m = -c sum_{t: m in e_t^{l-1}} w_t``.
+- ``ris-split``: ``W_ij = w_bar_ij sum_t u_t e_t^T + (1/S) sum_t dw_t,ij e_t e_t^T``; read-out u_t;
+  with ``M0_t = w_t/S + c w_bar``: M_t = M0_t/(1/S + c), ``N_k = c sum_{t: k in e_t^l} M_t``,
+  ``G_m = -c load_m w_bar`` (load_m the circuits using offset m at layer l-1).
 - ``ris-capped``: ``W_ij = (1/S)[sum_t dw_t,ij e_t e_t^T + w_bar_ij (C - kappa (1 1^T - C))]``;
-  M_t = dw_t/S, cap_weight (1 + kappa) w_bar/S, ``rho = -(kappa/S) w_bar bs``; plain read-out.
+  plain read-out: M_t = dw_t, ``R = -(kappa/S) w_bar``, cap_weight ``(1 + kappa) w_bar/S``.
 
 Here ``p = S(T S/n - 1)/(T - 1)``, ``c = p/((S - p) S)``, ``C^l = min(1, sum_t e_t^l
 (e_t^{l-1})^T)`` and ``kappa^l = kappa_scale * X/(P - X)`` with X the number of pairs t < u
@@ -33,6 +38,7 @@ every construction: ``A^0 = sum_active E_t w_t^1 a_t^0`` and ``W^1 = I``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,20 +57,20 @@ CONSTRUCTIONS: dict[str, str] = {
 class Construction:
     """Everything the engines need to apply W^l, stacked over layers (index l-1 holds layer l;
     index 0, layer 1, is W^1 = I: its weights are the circuits' w^1 used by the embedding and its
-    other entries are unused zeros).
+    extra terms are zero).
 
     Attributes
     ----------
     name : one of ``CONSTRUCTIONS``.
-    p, c : mean pair overlap S(TS/n - 1)/(T - 1) and c = p/((S - p) S) (ris-* write side).
+    p, c : mean pair overlap S(TS/n - 1)/(T - 1) and c = p/((S - p) S) (ris-uncapped, ris-split;
+        0 for cis2).
     kappa_scale : factor on kappa (1: the follow-up's default, 1.15 its "more suppression").
     read_c : c of the read-out u_t = (1/S + read_c) e_t - read_c 1 (every layer).
     wbar : (L, d, d) mean weight over circuits per layer.
-    weights : (L, T, d, d) effective per-circuit weights M_t.
-    gather, gather_shift : (L,) coefficients of the gather x_t.
-    rank_y : (L,); rank_x, rank_bs, cap_weight : (L, d, d) the rank-one and capped parts.
-    cap_indptr : (L, n+1) int64 CSR of C^l, rows = offsets at layer l, positions into
-        ``cap_indices`` (one array over all layers; empty unless ris-capped).
+    weights : (L, T, d, d) per-circuit weights M_t applied to the read-outs r_t.
+    write_offset : (L, n, d, d) N_k; read_offset : (L, n, d, d) G_m; rank_bs : (L, d, d) R.
+    cap_weight : (L, d, d); cap_indptr : (L, n+1) int64 CSR of C^l, rows = offsets at layer l,
+        positions into ``cap_indices`` (one array over all layers; empty unless ris-capped).
     cap_indices : (nnz,) int32 columns = offsets at layer l-1.
     kappa : (L,) kappa^l actually used (times kappa_scale; 0 unless ris-capped).
     """
@@ -76,10 +82,8 @@ class Construction:
     read_c: float
     wbar: np.ndarray
     weights: np.ndarray
-    gather: np.ndarray
-    gather_shift: np.ndarray
-    rank_y: np.ndarray
-    rank_x: np.ndarray
+    write_offset: np.ndarray
+    read_offset: np.ndarray
     rank_bs: np.ndarray
     cap_weight: np.ndarray
     cap_indptr: np.ndarray
@@ -87,12 +91,22 @@ class Construction:
     kappa: np.ndarray
 
     @property
-    def has_rank_one(self) -> bool:
-        return bool(np.any(self.rank_y) or np.any(self.rank_x) or np.any(self.rank_bs))
+    def has_extra(self) -> bool:
+        """Whether any term beyond the per-circuit pass is nonzero."""
+        return bool(np.any(self.write_offset) or np.any(self.read_offset)
+                    or np.any(self.rank_bs) or self.has_cap)
 
     @property
     def has_cap(self) -> bool:
         return self.cap_indices.size > 0
+
+    def weights_as(self, dtype: Any) -> np.ndarray:
+        """``weights`` in ``dtype``, C-contiguous; converted once, cached."""
+        dtype = np.dtype(dtype)
+        cache = self.__dict__.setdefault("_weights_cache", {})
+        if dtype not in cache:
+            cache[dtype] = np.ascontiguousarray(self.weights, dtype=dtype)
+        return cache[dtype]
 
     def cap_matrix(self, layer: int, n: int) -> np.ndarray:
         """C^l as a dense n x n 0/1 array (small n; tests and the dense oracle)."""
@@ -167,6 +181,14 @@ def write_correction(n: int, S: int, T: int) -> tuple[float, float]:
     return p, patterns.read_correction(S, p)
 
 
+def _offset_sums(M: np.ndarray, off: np.ndarray, n: int) -> np.ndarray:
+    """(n, d, d): sum of M_t (T, d, d) over the circuits t using each offset (off (T, S))."""
+    T, S = off.shape
+    out = np.zeros((n, *M.shape[1:]))
+    np.add.at(out, off.ravel(), np.repeat(M, S, axis=0))
+    return out
+
+
 def build_construction(
     name: str,
     weights: np.ndarray,
@@ -196,42 +218,41 @@ def build_construction(
     p, c_formula = write_correction(n, S, T)
     c = c_formula if c is None else float(c)
     wbar = weights.mean(axis=1) if wbar is None else np.asarray(wbar, dtype=np.float64)
-    zero_dd = np.zeros((L, d, d))
-    eff = np.array(weights, dtype=np.float64, copy=True)
-    gather = np.ones(L)
-    shift = np.zeros(L)
-    rank_y = np.zeros(L)
-    rank_x, rank_bs, cap_w = zero_dd.copy(), zero_dd.copy(), zero_dd.copy()
+    M = np.array(weights, dtype=np.float64, copy=True)
+    N = np.zeros((L, n, d, d))
+    G = np.zeros((L, n, d, d))
+    R = np.zeros((L, d, d))
+    cap_w = np.zeros((L, d, d))
     kappa = np.zeros(L)
     cap_ptr = np.zeros((L, n + 1), dtype=np.int64)
     cap_idx: list[np.ndarray] = []
     out_read_c = c
     if name == "cis2":
-        gather[:] = 1.0 / S + read_c
-        shift[:] = read_c
-        out_read_c = read_c
-        p, c = 0.0, 0.0
-    elif name == "ris-uncapped":
-        eff[1:] = (1.0 / S + c) * weights[1:]
-        rank_y[1:] = -c / (1.0 / S + c)
-    elif name == "ris-split":
-        eff[1:] = weights[1:] / S + c * wbar[1:, None]
-        rank_x[1:] = -c * wbar[1:]
-    else:  # ris-capped
-        out_read_c = 0.0
-        eff[1:] = (weights[1:] - wbar[1:, None]) / S
-        total = 0
-        for layer in range(2, L + 1):
-            off_w, off_r = offsets[layer - 1], offsets[layer - 2]
+        out_read_c, p, c = read_c, 0.0, 0.0
+    for layer in range(2, L + 1):
+        li = layer - 1
+        off_w, off_r = offsets[li], offsets[li - 1]
+        if name == "ris-uncapped":
+            N[li] = c * _offset_sums(weights[li], off_w, n)
+            G[li] = -c * _offset_sums(weights[li], off_r, n)
+        elif name == "ris-split":
+            M[li] = (weights[li] / S + c * wbar[li]) / (1.0 / S + c)
+            N[li] = c * _offset_sums(M[li], off_w, n)
+            load = np.bincount(off_r.ravel(), minlength=n).astype(np.float64)
+            G[li] = -c * load[:, None, None] * wbar[li]
+        elif name == "ris-capped":
+            out_read_c = 0.0
+            M[li] = weights[li] - wbar[li]
             ptr, idx = capped_offsets(off_w, off_r, n)
             X = linked_pairs_below(off_w, off_r, n, ptr, idx)
             kap = kappa_scale * kappa_of(X, T, S)
-            kappa[layer - 1] = kap
-            cap_w[layer - 1] = (1.0 + kap) * wbar[layer - 1] / S
-            rank_bs[layer - 1] = -kap * wbar[layer - 1] / S
-            cap_ptr[layer - 1] = ptr + total
+            kappa[li] = kap
+            cap_w[li] = (1.0 + kap) * wbar[li] / S
+            R[li] = -kap * wbar[li] / S
+            cap_ptr[li] = ptr + sum(a.size for a in cap_idx)
             cap_idx.append(idx)
-            total += idx.size
+    if name == "ris-capped":
+        out_read_c = 0.0
     return Construction(
         name=name,
         p=float(p),
@@ -239,12 +260,10 @@ def build_construction(
         kappa_scale=kappa_scale,
         read_c=float(out_read_c),
         wbar=np.ascontiguousarray(wbar),
-        weights=np.ascontiguousarray(eff),
-        gather=gather,
-        gather_shift=shift,
-        rank_y=rank_y,
-        rank_x=rank_x,
-        rank_bs=rank_bs,
+        weights=np.ascontiguousarray(M),
+        write_offset=N,
+        read_offset=G,
+        rank_bs=R,
         cap_weight=cap_w,
         cap_indptr=cap_ptr,
         cap_indices=(
@@ -267,22 +286,20 @@ def apply_layer(
     """
     b, D = A.shape
     L, T, d, _ = con.weights.shape
+    S = offsets.shape[2]
     li = layer - 1
     off_r, off_w = offsets[layer - 2], offsets[layer - 1]
     blocks = A.reshape(b, d, n)
     bs = blocks.sum(axis=2)  # (b, d)
     sums = blocks[:, :, off_r].sum(axis=-1).transpose(0, 2, 1)  # (b, T, d)
-    x = con.gather[li] * sums - con.gather_shift[li] * bs[:, None, :]
-    y = np.einsum("tij,btj->bti", con.weights[li], x)
+    r = (1.0 / S + con.read_c) * sums - con.read_c * bs[:, None, :]
+    y = np.einsum("tij,btj->bti", con.weights[li], r)
     rows = np.arange(d)[None, :, None] * n + off_w[:, None, :]  # (T, d, S)
     flat = (np.arange(b)[:, None, None, None] * D + rows[None]).ravel()
-    vals = np.broadcast_to(y[..., None], (b, T, d, off_w.shape[1])).ravel()
+    vals = np.broadcast_to(y[..., None], (b, T, d, S)).ravel()
     out = np.bincount(flat, weights=vals, minlength=b * D).reshape(b, d, n)
-    rho = (
-        con.rank_y[li] * y.sum(axis=1)
-        + x.sum(axis=1) @ con.rank_x[li].T
-        + bs @ con.rank_bs[li].T
-    )
+    out += np.einsum("kij,bj->bik", con.write_offset[li], bs)
+    rho = np.einsum("mij,bjm->bi", con.read_offset[li], blocks) + bs @ con.rank_bs[li].T
     out += rho[:, :, None]
     if con.has_cap:
         ptr = con.cap_indptr[li]
@@ -297,29 +314,26 @@ def apply_layer(
 def dense_weight(con: Construction, offsets: np.ndarray, n: int, layer: int) -> np.ndarray:
     """W^l (D x D) assembled from the construction's data (small D: the ``dense`` engine)."""
     L, T, d, _ = con.weights.shape
+    S = offsets.shape[2]
     D = d * n
     li = layer - 1
     off_r, off_w = offsets[layer - 2], offsets[layer - 1]
     M = con.weights[li]
-    g, sh = con.gather[li], con.gather_shift[li]
+    coef, rc = 1.0 / S + con.read_c, con.read_c
     rows = np.arange(d)[None, :, None] * n + off_w[:, None, :]  # (T, d, S)
     cols = np.arange(d)[None, :, None] * n + off_r[:, None, :]  # (T, d, S)
     flat = rows[:, :, None, :, None] * D + cols[:, None, :, None, :]  # (T, d, d, S, S)
-    vals = np.broadcast_to((M * g)[:, :, :, None, None], flat.shape)
+    vals = np.broadcast_to((M * coef)[:, :, :, None, None], flat.shape)
     W = np.bincount(flat.ravel(), weights=vals.ravel(), minlength=D * D).reshape(D, D)
     Wb = W.reshape(d, n, d, n)  # (i, k, j, m) view
-    inc_r = np.zeros((T, n))
-    np.put_along_axis(inc_r, off_r.astype(np.int64), 1.0, axis=1)
-    if sh:
-        # -shift * bs_j inside x_t: row (i, k in e_t) gets -shift M_t[i, j] on all of block j
-        inc_w = np.zeros((T, n))
-        np.put_along_axis(inc_w, off_w.astype(np.int64), 1.0, axis=1)
-        Wb -= sh * np.einsum("tk,tij->ikj", inc_w, M)[:, :, :, None]
-    # rho = rank_y sum_t M_t x_t + rank_x sum_t x_t + rank_bs bs, on every row of block i
-    row_vec = con.rank_y[li] * np.einsum("tij,tm->ijm", M, g * inc_r - sh)
-    row_vec += np.einsum("ij,m->ijm", con.rank_x[li], g * inc_r.sum(axis=0) - sh * T)
-    row_vec += con.rank_bs[li][:, :, None]
-    Wb += row_vec[:, None, :, :]
+    # the -read_c 1 part of the read-out: row (i, k in e_t) gets -read_c M_t[i, j] on block j;
+    # the write-offset term N_k bs: row (i, k) gets N_k[i, j] on all of block j
+    per_row = con.write_offset[li].transpose(1, 0, 2).copy()  # (i, k, j)
+    if rc:
+        per_row -= rc * _offset_sums(M, off_w, n).transpose(1, 0, 2)
+    Wb += per_row[:, :, :, None]
+    # rho = sum_m G_m A_m + R bs on every row of block i
+    Wb += (con.read_offset[li].transpose(1, 2, 0) + con.rank_bs[li][:, :, None])[:, None, :, :]
     if con.has_cap:
         C = con.cap_matrix(layer, n)
         Wb += np.einsum("ij,km->ikjm", con.cap_weight[li], C)

@@ -35,7 +35,7 @@ def small_nets(draw, constructions=tuple(CONSTRUCTIONS), L=None):
     con = draw(st.sampled_from(constructions))
     variants = ["plain", "random"] + (["corrected"] if con == "cis2" else [])
     return dict(
-        D=d * n, d=d, S=S, T=T, L=draw(L or st.integers(2, 3)), family=family,
+        D=d * n, d=d, S=S, T=T, L=draw(st.integers(2, 3) if L is None else L), family=family,
         construction=con,
         variant=draw(st.sampled_from(variants)),
         kappa_scale=draw(st.sampled_from([1.0, 1.15]) | st.floats(0.0, 2.0)),
@@ -208,8 +208,8 @@ def test_numba_layer_of_a_construction_equals_the_numpy_layer(params, seed):
         li = layer - 1
         An = np.zeros((net.D, 3))
         _apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
-                          con.weights[li], con.gather[li], con.gather_shift[li], con.rank_y[li],
-                          con.rank_x[li], con.rank_bs[li], con.cap_indptr[li], con.cap_indices,
-                          con.cap_weight[li], con.has_cap)
+                          con.weights[li], con.read_c, con.write_offset[li],
+                          con.read_offset[li], con.rank_bs[li], con.cap_indptr[li],
+                          con.cap_indices, con.cap_weight[li], con.has_cap)
         want = apply_layer(con, net.offsets, n, layer, A)
         np.testing.assert_allclose(An, _offset_major(want, d, n), rtol=1e-12, atol=1e-12)
