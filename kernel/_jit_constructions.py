@@ -8,10 +8,10 @@ layer's input A,
 
 - the write-offset term: neuron (i, k) gets ``(N_k bs)_i`` (bs_j = sum of block j of A);
 - the rank-one term: every neuron of block i gets ``rho_i = sum_m (G_m A_(., m))_i + (R bs)_i``;
-- ``has_cap``: the sparse offset matrix C^l in every block, neuron (i, k) gets
-  ``sum_j cap_w[i, j] sum_{m in C row k} A[(j, m)]``.
+- ``has_sparse``: a sparse n x n matrix K^l in every block, neuron (i, k) gets
+  ``sum_j sp_w[i, j] sum_{m in K row k} K_km A[(j, m)]``.
 
-Cost per column O(n d^2 + nnz(C) d). ``_apply_layer_cols`` is a whole layer in this layout, the
+Cost per column O(n d^2 + nnz(K) d). ``_apply_layer_cols`` is a whole layer in this layout, the
 serial reference the engines are checked against, itself tested against
 ``kernel.constructions.apply_layer``.
 """
@@ -39,11 +39,12 @@ def _block_sums(A, bs, ncol):
 
 
 @njit(**JIT)
-def _add_extra_terms(A, An, bs, N, G, R, cap_ptr, cap_idx, cap_w, has_cap, ncol, rho, ca):
-    """An += write-offset, rank-one and capped terms of one layer (columns s < ncol).
+def _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_sparse, ncol, rho,
+                     ca):
+    """An += write-offset, rank-one and sparse terms of one layer (columns s < ncol).
 
-    A, An (D, C); bs (d, C) block sums of A; N, G (n, d, d); R, cap_w (d, d); cap_ptr (n+1,)
-    positions into cap_idx; rho, ca (d, C) work buffers.
+    A, An (D, C); bs (d, C) block sums of A; N, G (n, d, d); R, sp_w (d, d); sp_ptr (n+1,)
+    positions into sp_idx, sp_val (CSR of K); rho, ca (d, C) work buffers.
     """
     D, C = An.shape
     d = bs.shape[0]
@@ -70,28 +71,31 @@ def _add_extra_terms(A, An, bs, N, G, R, cap_ptr, cap_idx, cap_w, has_cap, ncol,
                 for j in range(d):
                     v += N[k, i, j] * bs[j, s]
                 An[row, s] += v
-    if has_cap:
+    if has_sparse:
         for k in range(n):
+            if sp_ptr[k + 1] == sp_ptr[k]:
+                continue
             for j in range(d):
                 for s in range(ncol):
                     ca[j, s] = 0.0
-            for p in range(cap_ptr[k], cap_ptr[k + 1]):
-                base = cap_idx[p] * d
+            for p in range(sp_ptr[k], sp_ptr[k + 1]):
+                base = sp_idx[p] * d
+                v = sp_val[p]
                 for j in range(d):
                     for s in range(ncol):
-                        ca[j, s] += A[base + j, s]
+                        ca[j, s] += v * A[base + j, s]
             for i in range(d):
                 row = k * d + i
                 for j in range(d):
-                    w = cap_w[i, j]
+                    w = sp_w[i, j]
                     if w != 0.0:
                         for s in range(ncol):
                             An[row, s] += w * ca[j, s]
 
 
 @njit(**JIT)
-def _apply_layer_cols(A, An, off_r, off_w, M, read_c, N, G, R, cap_ptr, cap_idx, cap_w,
-                      has_cap):
+def _apply_layer_cols(A, An, off_r, off_w, M, read_c, N, G, R, sp_ptr, sp_idx, sp_val, sp_w,
+                      has_sparse):
     """An = W A for one layer of a construction (An zeroed here), all C columns, serially:
     r_t = (1/S + read_c) sum_q A[(j, off_r[t, q])] - read_c bs_j, M_t r_t scattered onto
     off_w[t], then ``_add_extra_terms``."""
@@ -117,5 +121,5 @@ def _apply_layer_cols(A, An, off_r, off_w, M, read_c, N, G, R, cap_ptr, cap_idx,
                     y += M[t, i, j] * r[j, s]
                 for q in range(S):
                     An[off_w[t, q] * d + i, s] += y
-    _add_extra_terms(A, An, bs, N, G, R, cap_ptr, cap_idx, cap_w, has_cap, C,
+    _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_sparse, C,
                      np.zeros((d, C), dtype=A.dtype), np.zeros((d, C), dtype=A.dtype))

@@ -8,11 +8,11 @@ engine needs (never a D x D matrix):
 2. a write-offset term: neuron (i, k) receives ``(N_k bs)_i`` (bs_j the sum of block j of A);
 3. a rank-one term: every neuron of block i receives
    ``rho_i = sum_m (G_m A_(., m))_i + (R bs)_i``;
-4. ``ris-capped`` only: a sparse 0/1 offset matrix C^l (n x n, at most T S^2 ones), applied in
-   every block: block i receives ``sum_j cap_weight_ij (C^l A_j)``.
+4. ``ris-capped`` only: a sparse n x n matrix K^l applied in every block: block i receives
+   ``sum_j sparse_weight_ij (K^l A_j)``.
 
 N (n, d, d), G (n, d, d) and R (d, d) are per-layer sums over circuits, so terms 2-4 cost
-O(n d^2 + nnz(C) d) per sample against the pass's O(T d (S + d)).
+O(n d^2 + nnz(K) d) per sample against the pass's O(T d (S + d)).
 
 With block (i, j) mapping small neuron j to small neuron i, ``e_t^l`` circuit t's offsets at
 layer l, ``acc_t = (e_t^{l-1})^T A_j`` the raw sums, ``w_bar`` the mean of the circuits' weights
@@ -26,7 +26,10 @@ over circuits and ``dw_t = w_t - w_bar``:
   with ``M0_t = w_t/S + c w_bar``: M_t = M0_t/(1/S + c), ``N_k = c sum_{t: k in e_t^l} M_t``,
   ``G_m = -c load_m w_bar`` (load_m the circuits using offset m at layer l-1).
 - ``ris-capped``: ``W_ij = (1/S)[sum_t dw_t,ij e_t e_t^T + w_bar_ij (C - kappa (1 1^T - C))]``;
-  plain read-out: M_t = dw_t, ``R = -(kappa/S) w_bar``, cap_weight ``(1 + kappa) w_bar/S``.
+  plain read-out. ``C = sum_t e_t e_t^T - K`` with K the excess multiplicity of the offset
+  pairs routed by two or more circuits (far fewer than C's ones), so the ones of C ride on the
+  per-circuit pass: M_t = w_t + kappa w_bar, ``R = -(kappa/S) w_bar`` and sparse_weight
+  ``-(1 + kappa) w_bar/S`` on K. C itself is kept (``cap_*``) for checks and the dense form.
 
 Here ``p = S(T S/n - 1)/(T - 1)``, ``c = p/((S - p) S)``, ``C^l = min(1, sum_t e_t^l
 (e_t^{l-1})^T)`` and ``kappa^l = kappa_scale * X/(P - X)`` with X the number of pairs t < u
@@ -69,9 +72,11 @@ class Construction:
     wbar : (L, d, d) mean weight over circuits per layer.
     weights : (L, T, d, d) per-circuit weights M_t applied to the read-outs r_t.
     write_offset : (L, n, d, d) N_k; read_offset : (L, n, d, d) G_m; rank_bs : (L, d, d) R.
-    cap_weight : (L, d, d); cap_indptr : (L, n+1) int64 CSR of C^l, rows = offsets at layer l,
-        positions into ``cap_indices`` (one array over all layers; empty unless ris-capped).
+    cap_indptr : (L, n+1) int64 CSR of C^l, rows = offsets at layer l, positions into
+        ``cap_indices`` (one array over all layers; empty unless ris-capped).
     cap_indices : (nnz,) int32 columns = offsets at layer l-1.
+    sparse_indptr, sparse_indices, sparse_values : the same CSR layout for K^l (values > 0).
+    sparse_weight : (L, d, d) the block weights of K^l.
     kappa : (L,) kappa^l actually used (times kappa_scale; 0 unless ris-capped).
     """
 
@@ -85,20 +90,23 @@ class Construction:
     write_offset: np.ndarray
     read_offset: np.ndarray
     rank_bs: np.ndarray
-    cap_weight: np.ndarray
     cap_indptr: np.ndarray
     cap_indices: np.ndarray
+    sparse_indptr: np.ndarray
+    sparse_indices: np.ndarray
+    sparse_values: np.ndarray
+    sparse_weight: np.ndarray
     kappa: np.ndarray
 
     @property
     def has_extra(self) -> bool:
         """Whether any term beyond the per-circuit pass is nonzero."""
         return bool(np.any(self.write_offset) or np.any(self.read_offset)
-                    or np.any(self.rank_bs) or self.has_cap)
+                    or np.any(self.rank_bs) or self.has_sparse)
 
     @property
-    def has_cap(self) -> bool:
-        return self.cap_indices.size > 0
+    def has_sparse(self) -> bool:
+        return self.sparse_indices.size > 0
 
     def weights_as(self, dtype: Any) -> np.ndarray:
         """``weights`` in ``dtype``, C-contiguous; converted once, cached."""
@@ -133,6 +141,26 @@ def capped_offsets(off_w: np.ndarray, off_r: np.ndarray, n: int) -> tuple[np.nda
     keys = np.unique(rows * n + cols)
     indptr = np.searchsorted(keys, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64)
     return indptr, (keys % n).astype(np.int32)
+
+
+def repeated_routes(
+    off_w: np.ndarray, off_r: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K = sum_t e_t^w (e_t^r)^T - C: the offset pairs (k, m) routed by two or more circuits,
+    with value (number of circuits - 1). CSR: indptr (n+1,) int64, indices int32, values
+    float64."""
+    T, S = off_w.shape
+    rows = np.repeat(off_w.astype(np.int64), S, axis=1).ravel()
+    cols = np.tile(off_r.astype(np.int64), (1, S)).ravel()
+    keys, counts = np.unique(rows * n + cols, return_counts=True)
+    many = counts > 1
+    keys, extra = keys[many], (counts[many] - 1).astype(np.float64)
+    indptr = np.searchsorted(keys, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64)
+    return indptr, (keys % n).astype(np.int32), extra
+
+
+def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
 def linked_pairs_below(
@@ -218,14 +246,18 @@ def build_construction(
     p, c_formula = write_correction(n, S, T)
     c = c_formula if c is None else float(c)
     wbar = weights.mean(axis=1) if wbar is None else np.asarray(wbar, dtype=np.float64)
-    M = np.array(weights, dtype=np.float64, copy=True)
+    # cis2 keeps the circuits' own array (no copy: T may be 10^6)
+    M = weights if name == "cis2" else np.array(weights, dtype=np.float64, copy=True)
     N = np.zeros((L, n, d, d))
     G = np.zeros((L, n, d, d))
     R = np.zeros((L, d, d))
-    cap_w = np.zeros((L, d, d))
+    sp_w = np.zeros((L, d, d))
     kappa = np.zeros(L)
     cap_ptr = np.zeros((L, n + 1), dtype=np.int64)
     cap_idx: list[np.ndarray] = []
+    sp_ptr = np.zeros((L, n + 1), dtype=np.int64)
+    sp_idx: list[np.ndarray] = []
+    sp_val: list[np.ndarray] = []
     out_read_c = c
     if name == "cis2":
         out_read_c, p, c = read_c, 0.0, 0.0
@@ -241,16 +273,19 @@ def build_construction(
             load = np.bincount(off_r.ravel(), minlength=n).astype(np.float64)
             G[li] = -c * load[:, None, None] * wbar[li]
         elif name == "ris-capped":
-            out_read_c = 0.0
-            M[li] = weights[li] - wbar[li]
             ptr, idx = capped_offsets(off_w, off_r, n)
             X = linked_pairs_below(off_w, off_r, n, ptr, idx)
             kap = kappa_scale * kappa_of(X, T, S)
             kappa[li] = kap
-            cap_w[li] = (1.0 + kap) * wbar[li] / S
+            M[li] = weights[li] + kap * wbar[li]
             R[li] = -kap * wbar[li] / S
+            sp_w[li] = -(1.0 + kap) * wbar[li] / S
             cap_ptr[li] = ptr + sum(a.size for a in cap_idx)
             cap_idx.append(idx)
+            kptr, kidx, kval = repeated_routes(off_w, off_r, n)
+            sp_ptr[li] = kptr + sum(a.size for a in sp_idx)
+            sp_idx.append(kidx)
+            sp_val.append(kval)
     if name == "ris-capped":
         out_read_c = 0.0
     return Construction(
@@ -264,11 +299,12 @@ def build_construction(
         write_offset=N,
         read_offset=G,
         rank_bs=R,
-        cap_weight=cap_w,
         cap_indptr=cap_ptr,
-        cap_indices=(
-            np.concatenate(cap_idx).astype(np.int32) if cap_idx else np.zeros(0, dtype=np.int32)
-        ),
+        cap_indices=_joined(cap_idx, np.int32),
+        sparse_indptr=sp_ptr,
+        sparse_indices=_joined(sp_idx, np.int32),
+        sparse_values=_joined(sp_val, np.float64),
+        sparse_weight=sp_w,
         kappa=kappa,
     )
 
@@ -301,13 +337,14 @@ def apply_layer(
     out += np.einsum("kij,bj->bik", con.write_offset[li], bs)
     rho = np.einsum("mij,bjm->bi", con.read_offset[li], blocks) + bs @ con.rank_bs[li].T
     out += rho[:, :, None]
-    if con.has_cap:
-        ptr = con.cap_indptr[li]
+    if con.has_sparse:
+        ptr = con.sparse_indptr[li]
         row_of = np.repeat(np.arange(n), np.diff(ptr))
-        cols = con.cap_indices[ptr[0] : ptr[-1]]
-        CA = np.zeros((b, d, n))
-        np.add.at(CA, (slice(None), slice(None), row_of), blocks[:, :, cols])
-        out += np.einsum("ij,bjn->bin", con.cap_weight[li], CA)
+        cols = con.sparse_indices[ptr[0] : ptr[-1]]
+        vals = con.sparse_values[ptr[0] : ptr[-1]]
+        KA = np.zeros((b, d, n))
+        np.add.at(KA, (slice(None), slice(None), row_of), blocks[:, :, cols] * vals)
+        out += np.einsum("ij,bjn->bin", con.sparse_weight[li], KA)
     return out.reshape(b, D)
 
 
@@ -334,7 +371,11 @@ def dense_weight(con: Construction, offsets: np.ndarray, n: int, layer: int) -> 
     Wb += per_row[:, :, :, None]
     # rho = sum_m G_m A_m + R bs on every row of block i
     Wb += (con.read_offset[li].transpose(1, 2, 0) + con.rank_bs[li][:, :, None])[:, None, :, :]
-    if con.has_cap:
-        C = con.cap_matrix(layer, n)
-        Wb += np.einsum("ij,km->ikjm", con.cap_weight[li], C)
+    if con.has_sparse:
+        ptr = con.sparse_indptr[li]
+        K = np.zeros((n, n))
+        for k in range(n):
+            sl = slice(ptr[k], ptr[k + 1])
+            K[k, con.sparse_indices[sl]] = con.sparse_values[sl]
+        Wb += np.einsum("ij,km->ikjm", con.sparse_weight[li], K)
     return W

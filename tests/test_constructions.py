@@ -122,6 +122,14 @@ def test_capped_offsets_and_kappa_match_the_literal_definitions(params):
         C_lit, kappa = ref.literal_capped(net.offsets[layer - 1], net.offsets[layer - 2], n, S,
                                           params["kappa_scale"])
         np.testing.assert_array_equal(C, C_lit)
+        # the engines' sparse term K: the excess of the plain route sum over C
+        e_w = ref.pattern_vectors(net.offsets[layer - 1], n)
+        e_r = ref.pattern_vectors(net.offsets[layer - 2], n)
+        ptr = con.sparse_indptr[layer - 1]
+        K = np.zeros((n, n))
+        for k in range(n):
+            K[k, con.sparse_indices[ptr[k]:ptr[k + 1]]] = con.sparse_values[ptr[k]:ptr[k + 1]]
+        np.testing.assert_array_equal(K, e_w.T @ e_r - C_lit)
         assert set(np.unique(C)) <= {0.0, 1.0}
         assert C.sum() <= T * S * S
         assert con.kappa[layer - 1] >= 0.0
@@ -209,7 +217,8 @@ def test_numba_layer_of_a_construction_equals_the_numpy_layer(params, seed):
         An = np.zeros((net.D, 3))
         _apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
                           con.weights[li], con.read_c, con.write_offset[li],
-                          con.read_offset[li], con.rank_bs[li], con.cap_indptr[li],
-                          con.cap_indices, con.cap_weight[li], con.has_cap)
+                          con.read_offset[li], con.rank_bs[li], con.sparse_indptr[li],
+                          con.sparse_indices, con.sparse_values, con.sparse_weight[li],
+                          con.has_sparse)
         want = apply_layer(con, net.offsets, n, layer, A)
         np.testing.assert_allclose(An, _offset_major(want, d, n), rtol=1e-12, atol=1e-12)
