@@ -4,7 +4,10 @@ The follow-up (*Rotations in Superposition*) states its predictions for the task
 rotated vector, ``MSE_x = E|x - x_hat|^2`` summed over the two components, of active circuits, and
 ``E|x_hat|^2`` of inactive ones (``kernel.measure.task_stats``). Each formula is a small pure
 function; ``rotation_estimates`` sets them, per layer and class, as ``bounds.predict.Estimate``
-lines that ``bounds.compare`` judges against the measured task metrics.
+lines that ``bounds.compare`` judges against the measured task metrics, beside our own layer-1
+estimate (``task_layer1``: realised overlap moments, the read-out's c and the bias counted once on
+neurons shared by two active circuits; measured within 3% at 20000 samples, D = 1000, z = 2, and
+within 2.5% for z = 3, d = 3 and d = 4, plain and corrected read-outs, at 3000 samples).
 
 Regimes (measured with ``docs/rotations.md``'s sweep: D = 1000, T = 557, S = 6, L = 5, d = 4,
 b = 1, z = 1, 2, 3, 3000 samples): the post's active formula is within 15% of the measured MSE_x
@@ -16,9 +19,14 @@ and departs geometrically after layer 2 (2.3x at layer 3, z = 2); the uncapped c
 
 from __future__ import annotations
 
+from math import comb
 from typing import Any
 
+import numpy as np
+
 from bounds.predict import Estimate
+from kernel.circuits import rotation_inputs, rotation_task
+from kernel.patterns import offset_loads, realised_pair_overlap_mean
 
 #: the post's formulas claim leading order; measured within 15% in their regime (layers <= 2)
 TOL_ACTIVE = 0.2
@@ -26,6 +34,10 @@ TOL_ACTIVE = 0.2
 TOL_INACTIVE = 0.3
 #: last layer of the stated regime (the post: "layer 2 near the formula")
 LAST_LAYER = 2
+#: our layer-1 task estimate: finite-size moments of the realised design, no free constant
+TOL_OURS = 0.2
+#: input angles of the exact average over theta (the task reads are quadratic in cos, sin)
+ANGLES = 16
 
 
 def finite_eps(d: int, D: int, S: int, T: int) -> float:
@@ -60,9 +72,68 @@ def post_inactive_x(z: int, eps: float) -> float:
     return eps * z
 
 
+def triple_share(design: np.ndarray, n: int) -> float:
+    """P(two other circuits both use the same offset of a circuit): sum_k l_k (l_k - 1)(l_k - 2)
+    over ordered triples T (T - 1)(T - 2), l_k the loads of the realised design."""
+    T = design.shape[0]
+    if T < 3:
+        return 0.0
+    lo = offset_loads(design, n).astype(np.float64)
+    return float((lo * (lo - 1) * (lo - 2)).sum() / (T * (T - 1) * (T - 2)))
+
+
+def _moments(p: float, v1: np.ndarray, v0: np.ndarray) -> tuple[float, float]:
+    """(E|e|^2, |E e|^2) of e = v1 with probability p, v0 otherwise (rows: equally likely
+    circuits and input angles)."""
+    second = p * float((v1**2).sum(1).mean()) + (1 - p) * float((v0**2).sum(1).mean())
+    mean = p * v1.mean(0) + (1 - p) * v0.mean(0)
+    return second, float((mean**2).sum())
+
+
+def task_layer1(net: Any, z: int) -> tuple[float, float]:
+    """Our layer-1 x-task estimates (active MSE_x, inactive E|x_hat|^2) for rotation circuits.
+
+    At layer 1 an active circuit u adds non-negative amounts to the neurons it shares, so the
+    ReLU cuts nothing, and the task read P (``x = x-neurons - on``) is linear. With the read-out
+    ``(1/S + c) e_t - c 1`` (c = 0: plain) and o in {0, 1} the overlap of t and u in a block,
+    u changes t's read by
+
+    - ``e = (o/S) h_u - c (S - o) a_u`` if t is active (the shared neuron holds a_t + h_u, the
+      block sum S a_t + (S - o) a_u + o h_u);
+    - ``e = (o/S - c (S - o)) a_u`` if t is inactive;
+
+    with h_u = w_u a_u^0 and a_u = ReLU(h_u + b). Over independent others:
+    active ``(z-1) E|P e|^2 + (z-1)(z-2) |E P e|^2``; inactive ``z E|P e|^2 + z(z-1) |E P e|^2``
+    plus ``C(z, 2) q3 |P(-b)|^2 / S^2`` for neurons of t shared by two active circuits (the bias
+    is subtracted once, not twice; q3 = ``triple_share``). P(o = 1) is the realised mean pair
+    overlap; means over inputs are exact (an evenly spaced grid of angles). For plain read-outs
+    this is ``bounds.refined``'s overlap term applied to the task. Regime: layer 1, overlaps <= 1
+    (not the ``random`` variant), A1.
+    """
+    c = net.circuits
+    S, rc = net.S, net.read_c
+    theta = np.linspace(0.0, 2.0 * np.pi, ANGLES, endpoint=False)
+    x0 = rotation_inputs(net.d, theta)  # (K, d)
+    h = np.einsum("tij,kj->tki", c.weights[0], x0).reshape(-1, net.d)
+    a = np.maximum(h + c.bias[0], 0.0)
+
+    def P(v: np.ndarray) -> np.ndarray:
+        return rotation_task(v)["x"]
+
+    p = realised_pair_overlap_mean(net.design, net.n)
+    second, mean2 = _moments(p, P(h / S - rc * (S - 1) * a), P(-rc * S * a))
+    active = (z - 1) * second + (z - 1) * (z - 2) * mean2
+    second, mean2 = _moments(p, P((1.0 / S - rc * (S - 1)) * a), P(-rc * S * a))
+    pb = P(-c.bias[0][None, :])[0]
+    inactive = (z * second + z * (z - 1) * mean2
+                + comb(z, 2) * triple_share(net.design, net.n) * float((pb**2).sum()) / S**2)
+    return active, inactive
+
+
 def rotation_estimates(net: Any, z: int) -> list[dict[str, list[Estimate]]]:
     """Per layer 0..L: ``{"active": [...], "inactive": [...]}`` estimates of the x task metric
-    (active MSE_x, inactive E|x_hat|^2) for a network of rotation circuits; empty lists for other
+    (active MSE_x, inactive E|x_hat|^2) for a network of rotation circuits: the authors'
+    (``ris-post``, ``ris-code``) and ours at layer 1 (``ours-layer1``); empty lists for other
     families."""
     cfg = net.config
     L = net.L
@@ -71,6 +142,13 @@ def rotation_estimates(net: Any, z: int) -> list[dict[str, list[Estimate]]]:
         return out
     eps = finite_eps(net.d, net.D, net.S, net.T)
     capped = cfg.construction == "ris-capped"
+    ours_act, ours_in = task_layer1(net, z)
+    ours_why = ["variant 'random' has overlaps > 1"] if cfg.variant == "random" else []
+    ours_regime = "layer 1, overlaps <= 1" + _why(ours_why)
+    out[1]["active"].append(Estimate("ours-layer1", ours_act, {}, 0.0, TOL_OURS, not ours_why,
+                                     ours_regime))
+    out[1]["inactive"].append(Estimate("ours-layer1", ours_in, {}, 0.0, TOL_OURS,
+                                       not ours_why, ours_regime))
     for layer in range(1, L + 1):
         why = []
         if layer > LAST_LAYER:

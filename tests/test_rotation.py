@@ -206,8 +206,27 @@ def test_cis_check_judges_the_follow_up_formulas_beside_ours():
     out, _ = compare(dict(D=240, d=4, S=4, T=60, L=3, z=2, batch=200, family="rotation",
                           construction="ris-capped", engine="dense"), samples=400)
     lines = out["layers"][1]["task"]["active"]["x_estimates"]
-    assert {ln["model"] for ln in lines} == {"ris-post", "ris-code"}
+    assert {ln["model"] for ln in lines} == {"ris-post", "ris-code", "ours-layer1"}
     assert all(ln["verdict"] in VERDICTS for ln in lines)
     assert out["layers"][1]["active"]["bound"]["verdict"] == "PASS"  # rigorous, batch's max h
     # our cis2 models beyond layer 1 do not describe this construction
     assert all(e["verdict"] == "OUT-OF-REGIME" for e in out["layers"][2]["active"]["estimates"])
+
+
+@pytest.mark.parametrize("construction, d, z", [("ris-capped", 4, 3), ("ris-uncapped", 4, 3),
+                                                ("ris-capped", 3, 2)])
+def test_our_layer1_task_estimate_holds(construction, d, z):
+    """bounds.rotation.task_layer1 against the measured layer-1 task metrics, plain and corrected
+    read-outs, d = 4 and 3 (layer 1 needs no W, so the dense engine is cheap at D ~ 1000)."""
+    from bounds.predict import judge
+    from bounds.rotation import rotation_estimates
+
+    res = run(D=1000 if d == 4 else 999, d=d, S=6, T=557 if d == 4 else 500, L=1, z=z,
+              batch=8000, family="rotation", construction=construction, engine="dense", seed=3)
+    est = rotation_estimates(res.network, z)[1]
+    for cls in ("active", "inactive"):
+        ours = next(e for e in est[cls] if e.model == "ours-layer1")
+        meas = res.layers[1].task[cls]["x"]
+        verdict, ratio, _ = judge(ours, meas.mse, (meas.mse_ci[1] - meas.mse_ci[0]) / 2)
+        assert ours.in_regime and verdict == "PASS", (cls, ratio)
+        assert abs(ratio - 1) < 0.1, (cls, ratio)
