@@ -31,7 +31,7 @@ over circuits and ``dw_t = w_t - w_bar``:
   per-circuit pass: M_t = w_t + kappa w_bar, ``R = -(kappa/S) w_bar`` and sparse_weight
   ``-(1 + kappa) w_bar/S`` on K. C itself is kept (``cap_*``) for checks and the dense form.
 
-Here ``p = S(T S/n - 1)/(T - 1)``, ``c = p/((S - p) S)``, ``C^l = min(1, sum_t e_t^l
+Here ``p = max(0, S(T S/n - 1)/(T - 1))``, ``c = p/((S - p) S)``, ``C^l = min(1, sum_t e_t^l
 (e_t^{l-1})^T)`` and ``kappa^l = kappa_scale * X/(P - X)`` with X the number of pairs t < u
 (circuit index after the layer's shuffle) of a neuron of t at layer l and one of u at layer l-1
 linked by C^l, and P = S^2 T (T - 1)/2 all such pairs. Layer 0 and layer 1 are the same for
@@ -203,9 +203,10 @@ def kappa_of(X: int, T: int, S: int) -> float:
 
 
 def write_correction(n: int, S: int, T: int) -> tuple[float, float]:
-    """(p, c) of the follow-up's write-side correction: p = S(TS/n - 1)/(T - 1),
-    c = p/((S - p) S)."""
-    p = patterns.pair_overlap_mean(n, S, T)
+    """(p, c) of the follow-up's write-side correction: p = max(0, S(TS/n - 1)/(T - 1)),
+    c = p/((S - p) S). The formula assumes every offset in use (T S >= n); below that it turns
+    negative, which no overlap can be, so it is clamped at 0 (then c = 0)."""
+    p = max(0.0, patterns.pair_overlap_mean(n, S, T))
     return p, patterns.read_correction(S, p)
 
 

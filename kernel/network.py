@@ -13,7 +13,13 @@ import numpy as np
 
 from kernel import patterns, validate
 from kernel.circuits import FAMILIES, Circuits, circuits_from_arrays, make_circuits
-from kernel.constructions import CONSTRUCTIONS, Construction, build_construction, dense_weight
+from kernel.constructions import (
+    CONSTRUCTIONS,
+    Construction,
+    build_construction,
+    dense_weight,
+    write_correction,
+)
 
 
 @dataclass(frozen=True)
@@ -243,7 +249,7 @@ def _read_c(
         return patterns.read_correction(S, patterns.realised_pair_overlap_mean(design, n))
     if construction == "ris-capped":
         return 0.0
-    return patterns.read_correction(S, patterns.pair_overlap_mean(n, S, T))
+    return write_correction(n, S, T)[1]
 
 
 def user_network(

@@ -21,8 +21,9 @@ def pattern_vectors(offsets_l: np.ndarray, n: int) -> np.ndarray:
 
 
 def p_and_c(n: int, S: int, T: int) -> tuple[float, float]:
-    """p = S(T S/n - 1)/(T - 1) and c = p/((S - p) S)."""
-    p = S * (T * S / n - 1) / (T - 1) if T > 1 else 0.0
+    """p = S(T S/n - 1)/(T - 1), clamped at 0 (an expected overlap; the formula turns negative
+    when T S < n), and c = p/((S - p) S)."""
+    p = max(0.0, S * (T * S / n - 1) / (T - 1)) if T > 1 else 0.0
     return p, p / ((S - p) * S)
 
 

@@ -200,6 +200,14 @@ def test_a_single_circuit_has_no_pairs_and_kappa_zero():
         assert np.all(net.construction.kappa == 0.0) and net.construction.c == 0.0
 
 
+def test_write_correction_is_clamped_below_full_use_of_the_offsets():
+    """T S < n: S(TS/n - 1)/(T - 1) < 0, which no expected overlap can be; c is 0 then."""
+    net = build_network(D=4 * 30, d=4, S=3, T=5, L=2, construction="ris-split")
+    assert net.construction.p == 0.0 and net.construction.c == 0.0 and net.read_c == 0.0
+    more = build_network(D=4 * 30, d=4, S=3, T=40, L=2, construction="ris-split")
+    assert more.construction.p > 0.0 and more.read_c == more.construction.c > 0.0
+
+
 def _offset_major(A: np.ndarray, d: int, n: int) -> np.ndarray:
     """(b, D) block-major rows -> (D, b) offset-major columns (neuron (i, k) at row k*d + i)."""
     return np.ascontiguousarray(A.reshape(-1, d, n).transpose(2, 1, 0).reshape(n * d, -1))
