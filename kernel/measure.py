@@ -52,7 +52,7 @@ class LayerStats:
 
 
 #: inactive task metrics are read from this many fixed circuits (those inactive in a sample)
-TASK_READOUT = 64
+TASK_READOUT = 32
 
 
 def task_readout_ids(net: Network, seed: int = 0) -> np.ndarray:

@@ -76,7 +76,7 @@ def test_rotation_batches_draw_an_input_angle_per_sample():
 def test_task_metrics_equal_a_direct_computation(construction):
     """T <= the task read-out subset, so the inactive metrics cover every inactive circuit; set
     them against the full read-outs of every circuit computed directly."""
-    net = build_network(D=4 * 40, d=4, S=4, T=40, L=3, family="rotation",
+    net = build_network(D=4 * 40, d=4, S=4, T=30, L=3, family="rotation",
                         construction=construction, seed=2)
     batch = sample_batch(net, 30, 3, seed=4)
     res = forward(net, batch, engine="dense", readout="all")
