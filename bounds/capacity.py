@@ -1,10 +1,10 @@
-"""SPEC §2, §4 capacity [P]: T_max of the design, the packing bound, the T log T d^2/D^2
+"""Capacity (docs/capacity.md): T_max of the design, the packing bound, the T log T d^2/D^2
 condition, and the inverse problem (largest T, smallest D for an error budget).
 
 Two inverse problems live here:
 
 * the *post's* (``largest_T``, ``smallest_D``): closed forms from the leading-order active MSE
-  ``L (z-1)(d/D)|a|^2 + (L-1) z T (d/D)^2 |wa|^2`` (SPEC §4 [P]). Its regime is A1, A2, A4 and
+  ``L (z-1)(d/D)|a|^2 + (L-1) z T (d/D)^2 |wa|^2`` (the post). Its regime is A1, A2, A4 and
   every active neuron on. It is **optimistic at beta = 0**: with ``signed`` circuits, D = 4000,
   d = 4, z = 2, L = 4, S = 6 and a budget of 0.05 it allows T <= 7666, while at T = 3000 the
   measured layer-4 active MSE is already 0.16 (3x the budget; ``cis run`` and
@@ -34,7 +34,7 @@ CAVITY_SAMPLES = 4000
 
 
 def t_max(n: int, S: int) -> int:
-    """T_max(n, S) of the prime-step design (SPEC §2 [R]).
+    """T_max(n, S) of the prime-step design (see docs/capacity.md).
 
     >>> t_max(250, 6)
     557
@@ -43,7 +43,8 @@ def t_max(n: int, S: int) -> int:
 
 
 def packing_bound(n: int, S: int) -> int:
-    """floor(n (n-1) / (S (S-1))): largest T of any design with pairwise overlap <= 1 (SPEC §2).
+    """floor(n (n-1) / (S (S-1))): largest T of any design with pairwise overlap <= 1
+    (docs/capacity.md).
 
     >>> packing_bound(250, 6)
     2075
@@ -52,7 +53,7 @@ def packing_bound(n: int, S: int) -> int:
 
 
 def tlogt_condition(T: int, d: int, D: int) -> float:
-    """T log(T) d^2 / D^2 (SPEC §4 [P]): must be small for the worst case over all circuits.
+    """T log(T) d^2 / D^2 (docs/capacity.md): must be small for the worst case over all circuits.
 
     >>> round(tlogt_condition(3000, 4, 4000), 4)
     0.024
@@ -62,7 +63,7 @@ def tlogt_condition(T: int, d: int, D: int) -> float:
 
 def largest_T(budget: float, D: int, d: int, z: int, L: int, a2: float = 1.0,
               wa2: float = 1.0) -> int:
-    """Largest T with the post's active MSE at layer L within ``budget`` (SPEC §4 capacity [P]).
+    """Largest T with the post's active MSE at layer L within ``budget`` (see docs/capacity.md).
 
     Solves ``L (z-1)(d/D) a2 + (L-1) z T (d/D)^2 wa2 <= budget`` for T. Returns 0 when even the
     overlap part alone exceeds the budget. For L = 1 (no propagation term) the formula puts no
@@ -95,7 +96,7 @@ def smallest_D(budget: float, T: int, d: int, z: int, L: int, a2: float = 1.0,
                wa2: float = 1.0) -> int:
     """Smallest D (a multiple of d) with the post's active MSE at layer L within ``budget``.
 
-    Positive root x = d/D of ``(L-1) z T wa2 x^2 + L (z-1) a2 x - budget = 0`` (SPEC §4 [P]).
+    Positive root x = d/D of ``(L-1) z T wa2 x^2 + L (z-1) a2 x - budget = 0`` (docs/capacity.md).
     Regime: as ``largest_T``. Raises ConfigError for a non-positive budget.
 
     >>> smallest_D(0.05, 3000, 4, 2, 4)
@@ -154,7 +155,7 @@ def cavity_largest_T(budget: float, D: int, d: int, z: int, L: int, S: int, *,
                      ) -> dict[str, object]:
     """Largest T <= T_max(D/d, S) whose cavity-predicted active MSE at layer L is <= ``budget``.
 
-    Semi-analytic capacity (SPEC §4 capacity, with the [N] inactive feedback): integer bisection
+    Semi-analytic capacity (docs/capacity.md, with the inactive feedback): integer bisection
     over T in [z, T_max(n, S)] on ``cavity_active_mse`` (about log2(T_max) evaluations, each a
     cavity recursion with ``samples`` trajectories; seeds fixed, so the answer is reproducible).
 
@@ -261,7 +262,7 @@ def inverse_problem(budget: float, D: int, d: int, z: int, L: int, *, S: int | N
                     method: str = "cavity", bias: float = 0.0, family: str = "signed",
                     variant: str = "plain", seed: int = 0, samples: int = CAVITY_SAMPLES
                     ) -> dict[str, object]:
-    """The capacity answer of ``cis capacity --budget`` (SPEC §4 capacity).
+    """The capacity answer of ``cis capacity --budget`` (see docs/capacity.md).
 
     ``largest_T`` (and ``smallest_D`` when T is given) is the semi-analytic cavity answer
     (``cavity_largest_T`` / ``cavity_smallest_D``; S defaults to 6, the network default) when

@@ -41,14 +41,23 @@ z = 4, 8 (z S^2 d/D = 0.29): 0.99-1.04; D = 1000 z = 8 (z S^2 d/D = 1.15) and D 
 0.96-1.04; ``corrected``: 1.02-1.05; ``gaussian`` beta 0: 0.88-1.12 at layers 1-4;
 ``permutation`` (A4 fails): 1.02-1.04; ``random`` (outside: overlaps > 1): 0.91-1.00.
 Declared regime: z S^2 d/D <= 1.2, overlaps <= 1. The Monte Carlo's own std error is returned.
+
+Implementation: this module draws every random number (NumPy, one generator seeded by ``seed``,
+chunks of ``chunk`` tagged trajectories) and keeps the pools and the statistics; the loops over the
+tagged trajectories, their S neurons and the circuits sharing them are compiled
+(``kernel._jit_cavity``) and run on a second thread while the next chunk is drawn. The order of
+the draws is fixed, so the same arguments give the same numbers, equal to rounding to those of
+the plain NumPy recursion kept as the test oracle.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from kernel._jit_cavity import _cavity_chunk, _noise_activations
 from kernel.patterns import offset_loads
 
 TERMS = ("overlap", "propagation", "relu")
@@ -64,11 +73,6 @@ class LayerPrediction:
     active_se: float  # std error of active["mse"]
     inactive_se: float
     frac_on_noise: float  # P(neuron used by no active circuit is on)
-
-
-def _read(vals: np.ndarray, S: int, c: float, block: np.ndarray) -> np.ndarray:
-    """Read-out of S neurons vals (M, S, d) with block sums block (M, d)."""
-    return (1.0 / S + c) * vals.sum(axis=1) - c * block
 
 
 def cavity_recursion(
@@ -92,6 +96,8 @@ def cavity_recursion(
     design : (T, S) realised pattern offsets (its loads give the sharing statistics).
     n : block size D/d; z : active circuits per sample; read_c : c of the corrected read-out.
     samples : pool size M (Monte Carlo trajectories per class); seed : Monte Carlo seed.
+    chunk : tagged trajectories drawn at a time. The draws' shapes depend on it, so with the seed
+        it fixes the numbers.
 
     Returns
     -------
@@ -117,80 +123,84 @@ def cavity_recursion(
                            dict.fromkeys(("mse", *TERMS), 0.0), 0.0, 0.0, 0.0)]
     p_other_active = (z - 1) / (T - 1) if T > 1 else 0.0
     p_other_for_inactive = z / (T - 1) if T > 1 else 0.0
-    for layer in range(1, L + 1):
-        w = weights[layer - 1]
-        b = bias[layer - 1]
-        # pushed vectors of the pools: signal part h and error part w eps
-        h_act = np.einsum("mij,mj->mi", w[ca], a_act)
-        y_act = np.einsum("mij,mj->mi", w[ca], e_act)
-        a_new = np.maximum(h_act + b, 0.0)
-        y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
-        # noise-only neuron mean (for the corrected block sum) and on-probability
-        noise_on, noise_mean = _noise_neuron(rng, loads, y_in, b, min(M, 20000))
-        results = {}
-        for cls, tag_h, tag_y, p_act in (
-            ("active", h_act, y_act, p_other_active),
-            ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
-        ):
-            eps_tot = np.zeros((M, d))
-            terms = {k: np.zeros((M, d)) for k in TERMS}
-            for lo in range(0, M, chunk):
-                sl = slice(lo, min(M, lo + chunk))
-                m = sl.stop - sl.start
-                rows = rng.integers(0, T, m)
-                others = loads[design[rows]] - 1  # (m, S)
-                mmax = int(others.max()) if others.size else 0
-                slot = np.arange(mmax)[None, None, :] < others[:, :, None]  # (m, S, mmax)
-                is_act = (rng.random(slot.shape) < p_act) & slot
-                is_in = slot & ~is_act
-                ia = rng.integers(0, M, slot.shape)
-                ii = rng.integers(0, M, slot.shape)
-                X_o = np.where(is_act[..., None], h_act[ia], 0.0)  # (m, S, mmax, d)
-                Y_o = np.where(is_act[..., None], y_act[ia], 0.0) + np.where(
-                    is_in[..., None], y_in[ii], 0.0)
-                X = tag_h[sl][:, None, :] + X_o.sum(axis=2)  # (m, S, d)
-                P = X + tag_y[sl][:, None, :] + Y_o.sum(axis=2)
-                A = np.maximum(P + b, 0.0)
-                if read_c:
-                    n_act = is_act.sum(axis=(1, 2))  # other active circuits met at these neurons
-                    extra = z - (cls == "active") - n_act  # other active circuits elsewhere
-                    # active circuits met here: their other S-1 neurons carry their read-out
-                    met = (np.where(is_act[..., None], a_new[ia] + e_act[ia], 0.0)).sum(axis=(1, 2))
-                    far = rng.integers(0, M, (m, max(1, z)))
-                    use = (np.arange(far.shape[1]) < extra[:, None])[..., None]
-                    far_vals = (a_new[far] + e_act[far]) * use
-                    rest = n - S * z
-                    blockA = (A.sum(axis=1) + (S - 1) * met + S * far_vals.sum(axis=1)
-                              + rest * noise_mean)
-                    h_far = h_act[far] * (np.arange(far.shape[1]) < extra[:, None])[..., None]
-                    blockX = X.sum(axis=1) + (S - 1) * X_o.sum(axis=(1, 2)) + S * h_far.sum(axis=1)
-                    mean_y = y_in.mean(axis=0)
-                    blockP = (P.sum(axis=1) + (S - 1) * (X_o + Y_o).sum(axis=(1, 2))
-                              + S * h_far.sum(axis=1) + S * (T - z) * mean_y)
-                else:
-                    blockA = blockX = blockP = np.zeros((m, d))
-                rA = _read(A, S, read_c, blockA)
-                rX = _read(X, S, read_c, blockX)
-                rP = _read(P, S, read_c, blockP)
-                truth_a = a_new[sl] if cls == "active" else 0.0
-                truth_h = tag_h[sl]
-                eps_tot[sl] = rA - truth_a
-                terms["overlap"][sl] = rX - truth_h
-                terms["propagation"][sl] = rP - rX
-            terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
-            sq = (eps_tot**2).sum(-1)
-            results[cls] = (
-                {"mse": float(sq.mean()),
-                 **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
-                float(sq.std(ddof=1) / np.sqrt(M)),
-                eps_tot,
-            )
-        e_act = results["active"][2]
-        a_act = a_new
-        e_in = results["inactive"][2]
-        out.append(LayerPrediction(layer, results["active"][0], results["inactive"][0],
-                                   results["active"][1], results["inactive"][1], noise_on))
+    no_far = np.zeros((min(M, chunk), 1), dtype=np.int64)  # plain read-out: nothing drawn
+    # The compiled chunks run on a second thread (they release the GIL) while this one draws the
+    # next chunk's random numbers, which cost as much again. The draws keep their order and every
+    # chunk writes its own rows, so the numbers do not depend on the timing.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        for layer in range(1, L + 1):
+            w = weights[layer - 1]
+            b = np.ascontiguousarray(bias[layer - 1], dtype=np.float64)
+            # pushed vectors of the pools: signal part h and error part w eps
+            h_act = np.einsum("mij,mj->mi", w[ca], a_act)
+            y_act = np.einsum("mij,mj->mi", w[ca], e_act)
+            a_new = np.maximum(h_act + b, 0.0)
+            y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
+            # noise-only neuron mean (for the corrected block sum) and on-probability
+            noise_on, noise_mean = _noise_neuron(rng, loads, y_in, b, min(M, 20000))
+            y_total = S * (T - z) * y_in.mean(axis=0)  # inactive pushes in a block (corrected)
+            pending = None
+            classes = {}
+            for cls, tag_h, tag_y, p_act in (
+                ("active", h_act, y_act, p_other_active),
+                ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
+            ):
+                is_active = cls == "active"
+                eps_tot = np.zeros((M, d))
+                terms = {k: np.zeros((M, d)) for k in TERMS}
+                truth = a_new if is_active else np.zeros((M, d))
+                classes[cls] = (eps_tot, terms)
+                for lo in range(0, M, chunk):
+                    m = min(M, lo + chunk) - lo
+                    others, u, ia, ii = _chunk_draws(rng, loads, design, m, M)
+                    far = (rng.integers(0, M, (m, max(1, z)), dtype=_index_dtype(M)) if read_c
+                           else no_far[:m])
+                    if pending is not None:
+                        pending.result()
+                    pending = worker.submit(
+                        _cavity_chunk, lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth,
+                        h_act, y_act, y_in, a_new, e_act, b, 1.0 / S + read_c, float(read_c),
+                        z - is_active, n - S * z, noise_mean, y_total, eps_tot,
+                        terms["overlap"], terms["propagation"])
+            if pending is not None:
+                pending.result()
+            results = {}
+            for cls, (eps_tot, terms) in classes.items():
+                terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
+                sq = (eps_tot**2).sum(-1)
+                results[cls] = (
+                    {"mse": float(sq.mean()),
+                     **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
+                    float(sq.std(ddof=1) / np.sqrt(M)),
+                    eps_tot,
+                )
+            e_act = results["active"][2]
+            a_act = a_new
+            e_in = results["inactive"][2]
+            out.append(LayerPrediction(layer, results["active"][0], results["inactive"][0],
+                                       results["active"][1], results["inactive"][1], noise_on))
     return out
+
+
+def _index_dtype(M: int) -> type:
+    """Pool indices < M < 2^31 are drawn as int32: the same numbers as int64, half the memory."""
+    return np.int32 if M < 2**31 else np.int64
+
+
+def _chunk_draws(rng: np.random.Generator, loads: np.ndarray, design: np.ndarray, m: int,
+                 M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The random numbers of one chunk of m tagged circuits, in a fixed order: the tagged circuit
+    (its neurons' loads give ``others`` (m, S), the number of other circuits at each neuron), and
+    per slot (q, j) with j < max(others) a uniform ``u`` (an active circuit there if u < p) and
+    pool indices ``ia`` / ``ii`` of the active / inactive circuit."""
+    T, S = design.shape
+    rows = rng.integers(0, T, m)
+    others = loads[design[rows]] - 1
+    mmax = int(others.max()) if others.size else 0
+    u = rng.random((m, S, mmax))
+    ia = rng.integers(0, M, (m, S, mmax), dtype=_index_dtype(M))
+    ii = rng.integers(0, M, (m, S, mmax), dtype=_index_dtype(M))
+    return others, u, ia, ii
 
 
 def _noise_neuron(rng: np.random.Generator, loads: np.ndarray, y_in: np.ndarray, b: np.ndarray,
@@ -199,8 +209,7 @@ def _noise_neuron(rng: np.random.Generator, loads: np.ndarray, y_in: np.ndarray,
     M = y_in.shape[0]
     ld = loads[rng.integers(0, loads.size, m)]
     mmax = int(ld.max()) if ld.size else 0
-    slot = np.arange(mmax)[None, :] < ld[:, None]
-    ii = rng.integers(0, M, slot.shape)
-    P = (np.where(slot[..., None], y_in[ii], 0.0)).sum(axis=1)  # (m, d)
-    A = np.maximum(P + b, 0.0)
+    ii = rng.integers(0, M, (m, mmax), dtype=_index_dtype(M))
+    A = np.empty((m, y_in.shape[1]))
+    _noise_activations(ld, ii, y_in, b, A)
     return float((A > 0).mean()), A.mean(axis=0)

@@ -1,7 +1,9 @@
-"""SPEC §4 [P/R]: the post's leading-order mean-square estimates, term by term and layer by layer.
+"""The post's leading-order mean-square estimates, term by term and layer by layer.
+
+Derivation: docs/error-terms.md, "Leading-order estimates".
 
 All functions are closed forms in the moments of the small circuits (``bounds.moments``).
-Shared regime (post, SPEC §4): A1 (z << D/d), A2 (inactive circuits stay off: these formulas drop
+Shared regime (the post): A1 (z << D/d), A2 (inactive circuits stay off: these formulas drop
 the inactive noise that re-enters through W), A4, A5 (gamma = 1), and every neuron of an active
 circuit on (so eps_relu ~ 0 and |h| = |a|; true for ``permutation``, not for ``signed`` or
 ``gaussian``, whose ReLUs cut about half). d/D stands for E[(o/S)^2] (finite-size version in
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 
 
 def overlap_term_active(z: int, D: int, d: int, h2: float) -> float:
-    """E|eps_overlap|^2 of an active circuit at one layer: (z-1) (d/D) <|h^l|^2> (SPEC §4 [P]).
+    """E|eps_overlap|^2 of an active circuit at one layer: (z-1) (d/D) <|h^l|^2>.
 
     Regime: A1, A4; the d/D is the leading order of E[(o/S)^2] (error ~ S^2 d/D relative, see
     ``bounds.refined.overlap_second_moment``).
@@ -31,7 +33,7 @@ def overlap_term_active(z: int, D: int, d: int, h2: float) -> float:
 
 
 def overlap_term_inactive(z: int, D: int, d: int, h2: float) -> float:
-    """E|eps_overlap|^2 of an inactive circuit at one layer: z (d/D) <|h^l|^2> (SPEC §4 [P/R]).
+    """E|eps_overlap|^2 of an inactive circuit at one layer: z (d/D) <|h^l|^2>.
 
     Regime: A1, A4 (the z active circuits each overlap it with probability ~ S^2 d/D).
     """
@@ -41,7 +43,7 @@ def overlap_term_inactive(z: int, D: int, d: int, h2: float) -> float:
 def propagation_step(z: int, T: int, D: int, d: int, wa2: float) -> float:
     """One layer's fresh propagation error of an active circuit: z T (d/D)^2 <|w_u a_v|^2>.
 
-    SPEC §4 [P]: the read-out errors of the T inactive circuits (each ~ z (d/D) |a|^2, A2) are
+    The read-out errors of the T inactive circuits (each ~ z (d/D) |a|^2, A2) are
     pushed through their weights and read back with weight E[(o/S)^2] ~ d/D. Regime: A1, A2, A4.
     """
     return z * T * (d / D) ** 2 * wa2
@@ -49,7 +51,7 @@ def propagation_step(z: int, T: int, D: int, d: int, wa2: float) -> float:
 
 def active_mse(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[float],
                wa2: Sequence[float]) -> float:
-    """Leading-order E|eps_t^l|^2 of an active circuit (SPEC §4 [P/R]).
+    """Leading-order E|eps_t^l|^2 of an active circuit (see docs/error-terms.md).
 
     ``sum_{k=1..l} (z-1)(d/D) <|h^k|^2> + sum_{k=2..l} z T (d/D)^2 <|w_u^k a_v^{k-1}|^2>``;
     ``h2[k]``, ``wa2[k]`` indexed by layer (entry 0 unused). Regime: as the module (A1, A2, A4,
@@ -67,7 +69,7 @@ def active_mse(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[float],
 
 def active_propagation(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[float],
                        wa2: Sequence[float]) -> float:
-    """Leading-order E|eps_propagation|^2 of an active circuit at layer l (SPEC §4).
+    """Leading-order E|eps_propagation|^2 of an active circuit at layer l (see docs/error-terms.md).
 
     With A5 (gamma = 1) the own error of layer l-1 is passed on unchanged, so the propagation term
     at layer l is the whole error of layer l-1 plus the fresh push: ``active_mse(l-1) +
@@ -79,7 +81,7 @@ def active_propagation(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[
 
 
 def inactive_mse(z: int, D: int, d: int, a2: float) -> float:
-    """Leading-order E|eps_t^l|^2 of an inactive circuit: z (d/D) <|a^l|^2> (SPEC §4 [P]).
+    """Leading-order E|eps_t^l|^2 of an inactive circuit: z (d/D) <|a^l|^2>.
 
     No accumulation with depth *if* A2 holds (negative bias margin; the noise pushed into an
     inactive circuit's neurons is cut by its ReLU). Regime: A1, A2, A4. Measured: exact to the
@@ -94,7 +96,7 @@ def inactive_mse(z: int, D: int, d: int, a2: float) -> float:
 
 def post_active_mse(layer: int, z: int, T: int, D: int, d: int, a2: float = 1.0,
                     wa2: float = 1.0) -> float:
-    """The post's equal-magnitude form ``l (z-1)(d/D)|a|^2 + (l-1) z T (d/D)^2 |wa|^2`` (SPEC §4).
+    """The post's equal-magnitude form ``l (z-1)(d/D)|a|^2 + (l-1) z T (d/D)^2 |wa|^2``.
 
     Regime: as ``active_mse`` with every layer's moments equal.
 

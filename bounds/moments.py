@@ -1,6 +1,6 @@
-"""SPEC §4: the moments of the *small* circuits that the error formulas take as input.
+"""The moments of the *small* circuits that the error formulas (docs/error-terms.md) take as input.
 
-Everything here runs the T small circuits on their own (d x d weights, the ground truth of SPEC §1)
+Everything here runs the T small circuits on their own (d x d weights, the ground truth)
 or Monte Carlo pairs of them; nothing runs the large network.
 """
 
@@ -19,11 +19,12 @@ class CircuitMoments:
 
     h2 : <|h^l|^2>, mean over circuits of the squared norm of the bias-free pre-activation.
     a2 : <|a^l|^2>, of the activation.
-    wa2 : <|w_u^l a_v^{l-1}|^2> over pairs u != v (SPEC §4 "u != v, v active"); 0 at layer 0.
+    wa2 : <|w_u^l a_v^{l-1}|^2> over pairs u != v (v active); 0 at layer 0.
     h_mean : (L+1, d) <h^l>, the mean pre-activation vector (for the plain mean shift).
-    frac_on : fraction of components with a^l > 0 (the on-weighting of SPEC §4).
+    frac_on : fraction of components with a^l > 0 (for the on-weighting).
     h2_on : <sum_i [a_t^l[i] > 0] h_u^l[i]^2> over pairs t != u (noise weighted by t's on set).
-    gain : <|w_u^l x|^2 / |x|^2> for x = a_v^{l-1} of another circuit v (the g of SPEC §4).
+    gain : <|w_u^l x|^2 / |x|^2> for x = a_v^{l-1} of another circuit v (the gain g
+        of the inactive feedback).
     """
 
     h2: np.ndarray
@@ -38,7 +39,7 @@ class CircuitMoments:
 def small_forward(
     weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run every small circuit on its default input: h, a of shape (L+1, T, d) (SPEC §1).
+    """Run every small circuit on its default input: h, a of shape (L+1, T, d).
 
     weights (L, T, d, d), bias (L, d), inputs (T, d); h[0] = 0, a[0] = inputs.
     """
@@ -52,13 +53,20 @@ def small_forward(
 def circuit_moments(
     weights: np.ndarray, bias: np.ndarray, inputs: np.ndarray, *, pairs: int = 20000, seed: int = 0
 ) -> CircuitMoments:
-    """Moments of SPEC §4 from the small circuits (means over circuits; pairs by Monte Carlo).
+    """Moments the error formulas need, from the small circuits (pairs by Monte Carlo).
 
     Parameters
     ----------
-    weights : (L, T, d, d); bias : (L, d); inputs : (T, d).
-    pairs : number of random ordered pairs u != v for the pair moments.
-    seed : seed of the pair draw.
+    weights : np.ndarray
+        (L, T, d, d) small-circuit weights.
+    bias : np.ndarray
+        (L, d) shared biases.
+    inputs : np.ndarray
+        (T, d) default inputs.
+    pairs : int
+        Number of random ordered pairs u != v for the pair moments.
+    seed : int
+        Seed of the pair draw.
 
     Notes
     -----

@@ -245,10 +245,35 @@ VERDICTS = ("PASS", "FAIL", "OUT-OF-REGIME", "LOW-STATS", "ZERO")
 def judge(est: Estimate, measured: float, half_width: float) -> tuple[str, float, float]:
     """Verdict of an estimate against a measured mean with 95% half-width ``half_width``.
 
-    Returns (verdict, ratio predicted/measured, relative 95% uncertainty of the ratio). PASS when
-    the ratio's 95% interval meets [1 - tol, 1 + tol]; FAIL otherwise; LOW-STATS when that
-    uncertainty alone exceeds tol (the line could not fail); OUT-OF-REGIME when the estimate is
-    used outside its stated regime; ZERO when both are below 1e-12.
+    Parameters
+    ----------
+    est : Estimate
+        The prediction, with its Monte Carlo std error ``se``, its tolerance ``tol`` and whether
+        it is used inside its regime.
+    measured : float
+        The measured mean-square error.
+    half_width : float
+        Half-width of the measurement's 95% confidence interval.
+
+    Returns
+    -------
+    verdict : str
+        One of ``VERDICTS``.
+    ratio : float
+        predicted / measured.
+    rel : float
+        Relative 95% uncertainty of the ratio: the measurement's ``half_width / measured`` and the
+        prediction's ``1.96 se / mse`` added in quadrature.
+
+    Notes
+    -----
+    In this order: ZERO when prediction and measurement are both below 1e-12; OUT-OF-REGIME when
+    the estimate is used outside its stated regime; LOW-STATS when ``rel > tol`` (the measurement
+    cannot resolve the tolerance); PASS when the point ratio is inside the band
+    ``[1 - tol, 1 + tol]``; FAIL when the ratio's whole 95% interval
+    ``[ratio (1 - rel), ratio (1 + rel)]`` lies outside the band; LOW-STATS otherwise (the point
+    ratio is outside the band but its interval reaches into it: undecided). So a PASS always
+    means a ratio within the stated tolerance, and a FAIL is significant at the 95% level.
     """
     if measured < 1e-12 and est.mse < 1e-12:
         return "ZERO", float("nan"), float("nan")
@@ -259,6 +284,7 @@ def judge(est: Estimate, measured: float, half_width: float) -> tuple[str, float
         return "OUT-OF-REGIME", ratio, rel
     if rel > est.tol:
         return "LOW-STATS", ratio, rel
-    lo, hi = ratio * (1 - rel), ratio * (1 + rel)
-    ok = hi >= 1 - est.tol and lo <= 1 + est.tol
-    return ("PASS" if ok else "FAIL"), ratio, rel
+    if 1 - est.tol <= ratio <= 1 + est.tol:
+        return "PASS", ratio, rel
+    outside = ratio * (1 - rel) > 1 + est.tol or ratio * (1 + rel) < 1 - est.tol
+    return ("FAIL" if outside else "LOW-STATS"), ratio, rel

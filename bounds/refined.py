@@ -1,4 +1,4 @@
-"""SPEC §4 [R/N]: finite-size and ReLU-aware refinements of the leading-order estimates.
+"""Finite-size and ReLU-aware refinements of the leading-order estimates (docs/error-terms.md).
 
 - exact overlap moments of the design, ``E[o/S]``, ``E[(o/S)^2]`` (closed form for a
   load-balanced design, and from the realised design's loads);
@@ -6,7 +6,7 @@
 - on-weighting of active estimates by which of t's neurons are on;
 - the exact layer-1 estimate (a Monte Carlo over pairs of small circuits: the ReLU of the shared
   neuron is kept, so eps_relu is included);
-- the closed-form inactive-feedback recursion of SPEC §4 (first sketch).
+- the closed-form inactive-feedback recursion (a first sketch).
 
 The full ReLU-aware recursion over depth is ``bounds.cavity``.
 """
@@ -21,7 +21,7 @@ from kernel.patterns import pair_overlap_mean, realised_pair_overlap_mean
 
 
 def overlap_mean(n: int, S: int, T: int) -> float:
-    """E[o/S] over pairs t != u: (T S/n - 1)/(T - 1) ~ S d/D (SPEC §4 finite-size, [R]).
+    """E[o/S] over pairs t != u: (T S/n - 1)/(T - 1) ~ S d/D (see docs/error-terms.md).
 
     Assumes a load-balanced design (every offset carries T S/n circuits). Regime: T >= 2.
 
@@ -32,7 +32,7 @@ def overlap_mean(n: int, S: int, T: int) -> float:
 
 
 def overlap_second_moment(n: int, S: int, T: int) -> float:
-    """E[(o/S)^2] = (T S/n - 1)/(S (T - 1)) ~ d/D - 1/(S T) (SPEC §4, [R]); o in {0, 1}.
+    """E[(o/S)^2] = (T S/n - 1)/(S (T - 1)) ~ d/D - 1/(S T) (see docs/error-terms.md); o in {0, 1}.
 
     Assumes overlaps <= 1 (prime-step design) and load balance. Regime: T >= 2.
 
@@ -43,7 +43,7 @@ def overlap_second_moment(n: int, S: int, T: int) -> float:
 
 
 def realised_overlap_moments(design: np.ndarray, n: int) -> tuple[float, float]:
-    """(E[o/S], E[(o/S)^2]) of a realised <=1-overlap design, from its loads (SPEC §4 [R]).
+    """(E[o/S], E[(o/S)^2]) of a realised <=1-overlap design, from its loads.
 
     E[o] over ordered pairs = sum_k l_k (l_k - 1) / (T (T - 1)), l_k the load of offset k; with
     o in {0, 1}, E[o^2] = E[o]. Regime: overlaps <= 1 (``plain``/``corrected``; the ``random``
@@ -57,7 +57,7 @@ def realised_overlap_moments(design: np.ndarray, n: int) -> tuple[float, float]:
 def corrected_coefficient_moments(S: int, c: float, p: float) -> tuple[float, float]:
     """Mean and mean square of the corrected cross-talk coefficient kappa = (1/S + c) o - c S.
 
-    SPEC §2/§4 [R]: ``U_t E_u = kappa_tu I`` with u_t = (1/S + c) e_t - c 1; o in {0, 1} with
+    ``U_t E_u = kappa_tu I`` with u_t = (1/S + c) e_t - c 1; o in {0, 1} with
     P(o = 1) = p. With c = p/((S - p) S) the mean is 0. c = 0 gives the plain (E[o/S], E[(o/S)^2]).
 
     >>> m, m2 = corrected_coefficient_moments(6, 0.0, 0.036)
@@ -71,7 +71,7 @@ def corrected_coefficient_moments(S: int, c: float, p: float) -> tuple[float, fl
 
 def overlap_term_active_refined(z: int, m1: float, m2: float, h2: float,
                                 h_mean_sq: float) -> float:
-    """E|eps_overlap|^2 of an active circuit with exact coefficient moments (SPEC §4 [R]).
+    """E|eps_overlap|^2 of an active circuit with exact coefficient moments.
 
     ``(z-1) m2 <|h|^2> + (z-1)(z-2) m1^2 |<h>|^2``: the second term is the plain variant's mean
     shift (m1 = E[o/S] ~ S d/D); it vanishes for ``corrected`` (m1 = 0) and for z = 2.
@@ -82,13 +82,13 @@ def overlap_term_active_refined(z: int, m1: float, m2: float, h2: float,
 
 def overlap_term_inactive_refined(z: int, m1: float, m2: float, h2: float,
                                   h_mean_sq: float) -> float:
-    """E|eps_overlap|^2 of an inactive circuit (SPEC §4):
+    """E|eps_overlap|^2 of an inactive circuit (see docs/error-terms.md):
     ``z m2 <|h|^2> + z (z-1) m1^2 |<h>|^2``."""
     return z * m2 * h2 + z * (z - 1) * m1**2 * h_mean_sq
 
 
 def plain_mean_shift(z: int, S: int, D: int, d: int, a2: float) -> float:
-    """SPEC §4's mean-shift estimate ``(z-1)^2 S^2 (d/D)^2 |a|^2`` of the ``plain`` variant.
+    """The mean-shift estimate ``(z-1)^2 S^2 (d/D)^2 |a|^2`` of the ``plain`` variant.
 
     The square of the mean cross-talk E[o/S] ~ S d/D summed over z-1 others with a common-sign
     signal. Regime: non-negative signals (|<h>|^2 ~ |h|^2); for zero-mean h (``signed``) the
@@ -98,7 +98,7 @@ def plain_mean_shift(z: int, S: int, D: int, d: int, a2: float) -> float:
 
 
 def on_weighted(estimate: float, frac_on: float) -> float:
-    """On-weighting of an active estimate (SPEC §4): noise passes only t's on neurons.
+    """On-weighting of an active estimate: noise passes only t's on neurons.
 
     Assumes the noise isotropic over t's d components and independent of which are on.
     Regime: layer 1 (deeper layers also compound the cut, see ``bounds.cavity``); tolerance 30%.
@@ -111,7 +111,7 @@ def on_weighted(estimate: float, frac_on: float) -> float:
 
 def layer1_exact(h1: np.ndarray, beta: np.ndarray, S: int, z: int, p: float, *,
                  pairs: int = 40000, seed: int = 0) -> tuple[float, float]:
-    """Layer-1 MSE (active, inactive) keeping the ReLU of the shared neuron (SPEC §4 [R], plain).
+    """Layer-1 MSE (active, inactive) keeping the ReLU of the shared neuron (``plain`` read-out).
 
     With overlaps <= 1 a circuit t shares one neuron per block with each other active u with
     probability p (the realised pair mean), and the change of that neuron is
@@ -147,7 +147,7 @@ def layer1_exact(h1: np.ndarray, beta: np.ndarray, S: int, z: int, p: float, *,
 
 def rectified_factor(S: int) -> float:
     """(1/(2S) + (1 - 1/S)/(2 pi)): E[eps^2] per unit sigma^2 of an average of S rectified
-    Gaussians (SPEC §4 "Inactive feedback" [N]); does not vanish as S grows.
+    Gaussians (see docs/error-terms.md); does not vanish as S grows.
 
     >>> round(rectified_factor(6), 4)
     0.2159
@@ -158,10 +158,10 @@ def rectified_factor(S: int) -> float:
 def inactive_feedback_growth(c: float, g: float, S: int) -> float:
     """Growth factor per layer of the inactive MSE at beta = 0: ``c g (1/(2S) + (1-1/S)/(2pi))``.
 
-    SPEC §4 [N] first sketch: a noise-only neuron sums c = T S/n pushed errors w_u eps_u (Gaussian,
-    variance c g I/d per component) and passes ReLU(N). Regime: beta = 0, Gaussian noise (many
-    contributions), layer 2 (g measured on the layer-1 error vectors). A factor > 1: noise
-    compounds. Measured: ``signed`` D = 4000, T = 3000: 0.0174 predicted at layer 2 vs 0.0180
+    First sketch (docs/error-terms.md): a noise-only neuron sums c = T S/n pushed errors w_u eps_u
+    (Gaussian, variance c g I/d per component) and passes ReLU(N). Regime: beta = 0, Gaussian
+    noise (many contributions), layer 2 (g measured on the layer-1 error vectors). A factor > 1:
+    noise compounds. Measured: ``signed`` D = 4000, T = 3000: 0.0174 predicted at layer 2 vs 0.0180
     measured; at layers 3-4 it overshoots (g falls once eps is rectified noise) - use
     ``bounds.cavity`` there.
     """
@@ -169,7 +169,7 @@ def inactive_feedback_growth(c: float, g: float, S: int) -> float:
 
 
 def inactive_feedback_recursion(fresh: list[float], c: float, g: float, S: int) -> list[float]:
-    """I^l = growth * I^{l-1} + fresh[l] with I^0 = 0 (SPEC §4 [N] sketch); fresh[l] is the
+    """I^l = growth * I^{l-1} + fresh[l] with I^0 = 0 (the sketch); fresh[l] is the
     layer's z (d/D) <|a^l|^2>-type overlap term. Returns I^0..I^L. Regime: as
     ``inactive_feedback_growth`` (reliable at layer 2 only)."""
     growth = inactive_feedback_growth(c, g, S)

@@ -1,4 +1,4 @@
-"""SPEC §4 [P/R]: worst-case bounds and the log-T tail estimate.
+"""Worst-case bounds and the log-T tail estimate (docs/error-terms.md, "Worst case").
 
 Rigorous (no statistics involved): the layer-1 bound, for every variant. Conditional: the
 per-layer overlap bound for inactive circuits, valid only while A2 holds. Estimate: the tail of the
@@ -14,7 +14,7 @@ import numpy as np
 
 def layer1_coefficient(S: int, c: float = 0.0, o_max: int = 1) -> float:
     """max over o in 0..o_max of ``o/S + c (S - o)``: the weight of one other active circuit in
-    the layer-1 bound (SPEC §4 worst case [P], extended here to the corrected read-out).
+    the layer-1 bound (extended here to the corrected read-out).
 
     Derivation: at layer 1, ``A_k = ReLU(sum_{u active, k in e_u} h_u + b)`` and, alone, circuit t
     would give A_k = ReLU(h_t + b) on its own neurons and ReLU(b) = 0 elsewhere (b <= 0, A3).
@@ -35,7 +35,7 @@ def layer1_bound(z_other: int, max_h: np.ndarray | float, S: int, c: float = 0.0
                  o_max: int = 1) -> np.ndarray | float:
     """Rigorous bound on ``|eps_t^1[i]|``: ``z_t * layer1_coefficient(S, c, o_max) * max|h^1[i]|``.
 
-    SPEC §4 worst case [P]: ``|eps_t^1[i]| <= (1/S) sum_{u active, u != t} o_tu |h_u^1[i]| <=
+    ``|eps_t^1[i]| <= (1/S) sum_{u active, u != t} o_tu |h_u^1[i]| <=
     (z_t/S) max_u |h_u^1[i]|`` for the plain read-out (c = 0, o <= 1). z_other = z_t: the number
     of *other* active circuits (z - 1 for an active t, z for an inactive t). max_h: max over the
     circuits that can be active of |h^1[i]| (per component or overall). Regime: always (A3: b <= 0;
@@ -49,7 +49,7 @@ def layer1_bound(z_other: int, max_h: np.ndarray | float, S: int, c: float = 0.0
 
 def layer1_bound_pairs(h_other: np.ndarray, overlaps: np.ndarray, S: int, c: float = 0.0
                        ) -> np.ndarray:
-    """The sharper per-sample layer-1 bound with the realised overlaps (SPEC §4 [P]).
+    """The sharper per-sample layer-1 bound with the realised overlaps (see docs/error-terms.md).
 
     h_other : (z_t, d) layer-1 pre-activations of the other active circuits; overlaps : (z_t,) the
     o_tu. Returns (d,) ``sum_u (o_tu/S + c (S - o_tu)) |h_u|``. Regime: always (b <= 0, c >= 0).
@@ -59,7 +59,7 @@ def layer1_bound_pairs(h_other: np.ndarray, overlaps: np.ndarray, S: int, c: flo
 
 
 def inactive_overlap_bound(z: int, max_h: float, S: int) -> float:
-    """Per-layer bound ``(z/S) max |h^l|`` on an inactive circuit's error (SPEC §4 [P]).
+    """Per-layer bound ``(z/S) max |h^l|`` on an inactive circuit's error (see docs/error-terms.md).
 
     Conditional: holds while A2 holds, i.e. every large neuron that no active circuit uses stays
     off, and the neurons an inactive circuit shares with active ones carry only their signal.
@@ -73,7 +73,7 @@ def inactive_overlap_bound(z: int, max_h: float, S: int) -> float:
 def tail_max_estimate(mse: float, d: int, count: int) -> float:
     """Expected max abs component over ``count`` error vectors: ``sqrt(2 (mse/d) ln(count d))``.
 
-    SPEC §4 tails [P/R]: over T circuits the max exceeds the root-mean-square by a sqrt(2 log T)
+    Over T circuits the max exceeds the root-mean-square by a sqrt(2 log T)
     factor ("the full capacity condition is that T log(T) d^2/D^2 be small"). Assumes i.i.d.
     Gaussian components of variance mse/d. Regime (``bounds.predict``): layers >= 2 with dense
     noise (>= 30% of noise-only neurons on, T S/n >= 10), A4, and circuits of equal signal norm

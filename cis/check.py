@@ -15,7 +15,7 @@ import click
 
 from bounds.compare import compare
 from cis import report
-from cis.cli import _guard, network_options
+from cis.cli import _guard, network_file_options, network_options
 
 
 def check_tables(out: dict[str, Any]) -> list[Any]:
@@ -64,6 +64,7 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
 
 @click.command()
 @network_options
+@network_file_options
 @click.option("--samples", type=int, default=40000, show_default=True,
               help="Monte Carlo trajectories of the cavity prediction (small circuits only)")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,

@@ -112,6 +112,59 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+#: options of ``cis run`` / ``cis check`` that define the network (refused together with --load)
+NETWORK_FIELDS = ("D", "d", "S", "T", "L", "seed", "family", "bias", "variant")
+
+
+def network_file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--save NET`` / ``--load NET`` (a network file, ``kernel.io``) for a command that runs one
+    network: the command then receives ``network=`` instead of the network options."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, save: str | None, load: str | None, **params: Any) -> Any:
+        if save is not None or load is not None:
+            try:
+                params = _network_from_file(save, load, params)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return fn(*args, **params)
+
+    wrapper = click.option(
+        "--load", type=click.Path(dir_okay=False), default=None,
+        help="run the network saved in this file (instead of building one from the options)",
+    )(wrapper)
+    return click.option(
+        "--save", type=click.Path(dir_okay=False), default=None,
+        help="also save the network to this file (reload it with --load)",
+    )(wrapper)
+
+
+def _network_from_file(
+    save: str | None, load: str | None, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The command's parameters with the network options replaced by ``network=``."""
+    from click.core import ParameterSource
+
+    from kernel.io import load_network, save_network
+    from kernel.network import NetworkConfig, build_network
+
+    if load is not None:
+        if save is not None:
+            raise ConfigError("--save and --load cannot be combined (the file is already saved)")
+        ctx = click.get_current_context()
+        given = [f for f in NETWORK_FIELDS if ctx.get_parameter_source(f) not in (
+            ParameterSource.DEFAULT, None)]
+        if given:
+            raise ConfigError(
+                f"--{given[0]} cannot be combined with --load (the network comes from the file)"
+            )
+        net = load_network(load)
+    else:
+        net = build_network(NetworkConfig(**{k: params[k] for k in NETWORK_FIELDS}))
+        save_network(net, str(save))
+    return {**{k: v for k, v in params.items() if k not in NETWORK_FIELDS}, "network": net}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Circuits in superposition (Linsefors & Bushnaq 2025): build, run, measure, bound."""
@@ -137,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
 
 @cli.command()
 @network_options
+@network_file_options
 @_guard
 def run(as_json: bool, **params: Any) -> None:
     """Build a network, run a batch, print the errors per layer (SPEC §6)."""
@@ -276,7 +330,7 @@ def _register_optional_commands() -> None:
     """Sub-commands that live in their own module ``cis/<name>.py`` (a click command ``<name>``)."""
     import importlib
 
-    for name in ("check", "verify", "bench"):
+    for name in ("check", "verify", "bench", "export", "dataset"):
         try:
             module = importlib.import_module(f"cis.{name}")
         except ModuleNotFoundError as exc:

@@ -21,7 +21,7 @@ from cis import report
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
 def verify(profile_name: str, max_examples: int | None, only: tuple[str, ...],
            as_json: bool) -> None:
-    """Run the property suite (SPEC §5) at a profile; exit 0 if every property holds, else 1.
+    """Run the property suite at a profile; exit 0 if every property holds, else 1.
 
     Columns: examples run, result, worst slack (>= 0 holds; 0 = at the bound; for counts of
     violations, 0 = none), seconds, and the message of the tightest example (or the failure).

@@ -116,6 +116,22 @@ class Construction:
             cache[dtype] = np.ascontiguousarray(self.weights, dtype=dtype)
         return cache[dtype]
 
+    def kernel_args(self, dtype: Any = np.float64) -> tuple[np.ndarray, ...]:
+        """The extra terms as the compiled passes take them (``kernel._jit_constructions``):
+        (N, G, R, sparse_indptr, sparse_indices, sparse_values, sparse_weight, flags) with
+        flags = (has_extra, has_sparse); float arrays in ``dtype``."""
+        dt = np.dtype(dtype)
+        return (
+            np.ascontiguousarray(self.write_offset, dtype=dt),
+            np.ascontiguousarray(self.read_offset, dtype=dt),
+            np.ascontiguousarray(self.rank_bs, dtype=dt),
+            self.sparse_indptr,
+            self.sparse_indices,
+            np.ascontiguousarray(self.sparse_values, dtype=dt),
+            np.ascontiguousarray(self.sparse_weight, dtype=dt),
+            np.array([self.has_extra, self.has_sparse], dtype=np.int64),
+        )
+
     def cap_matrix(self, layer: int, n: int) -> np.ndarray:
         """C^l as a dense n x n 0/1 array (small n; tests and the dense oracle)."""
         ptr = self.cap_indptr[layer - 1]

@@ -1,7 +1,8 @@
-"""SPEC §4, §6: read-out errors per layer and circuit class, and the one-call ``run``.
+"""Read-out errors per layer and circuit class, and the one-call ``run``.
 
 MSE is the mean over circuits (and samples) of the squared Euclidean norm |eps_t^l|^2 of the
-d-vector error, as in SPEC §4. Confidence intervals are normal 95% intervals over samples
+d-vector error (docs/construction.md, "What is measured"). Confidence intervals are normal 95%
+intervals over samples
 (per-sample
 means are independent; circuits within one sample are not).
 """
@@ -9,7 +10,7 @@ means are independent; circuits within one sample are not).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,8 @@ def task_stats(net: Network, res: ForwardResult) -> list[dict[str, dict[str, Cla
 
 
 def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
-    """Per-layer statistics (SPEC §6) of one forward result, with the family's task metrics."""
+    """Per-layer statistics of one forward result (docs/construction.md, "What is measured"),
+    with the family's task metrics."""
     err = res.active_error  # (B, L+1, z, d)
     n_inactive = net.T - res.batch.z
     task = task_stats(net, res)
@@ -198,19 +200,31 @@ class RunResult:
         }
 
 
-def run(config: RunConfig | None = None, **overrides: Any) -> RunResult:
+def run(
+    config: RunConfig | None = None, *, network: Network | None = None, **overrides: Any
+) -> RunResult:
     """Build a network, draw a batch, run it and measure (``cis run``).
 
     Keyword overrides are fields of RunConfig or of its NetworkConfig, e.g. ``run(D=1000, z=3)``.
-    The batch is drawn from a stream independent of the network's (same ``seed``).
+    The batch is drawn from a stream independent of the network's (same ``seed``). ``network``
+    (e.g. from ``kernel.io.load_network``) is run instead of building one; its configuration
+    replaces the network part of ``config``, and NetworkConfig overrides are then refused.
     """
+    if network is not None:
+        clash = sorted(set(overrides) & set(NetworkConfig.__dataclass_fields__))
+        if clash:
+            raise validate.ConfigError(
+                f"parameter(s) {clash} cannot be combined with a given network (it has its own)"
+            )
     config = RunConfig.from_params(config, **overrides)
+    if network is not None:
+        config = replace(config, network=network.config)
     net_cfg = config.network
     validate.choice("engine", config.engine, ENGINES)
     z = validate.integer("z", config.z, low=1, high=net_cfg.T)
     batch = validate.integer("batch", config.batch, low=1)
     t0 = time.perf_counter()
-    net = build_network(net_cfg)
+    net = network if network is not None else build_network(net_cfg)
     t1 = time.perf_counter()
     batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
     res = forward(

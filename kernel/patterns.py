@@ -1,4 +1,7 @@
-"""SPEC §2: the S-hot patterns of the embedding, their capacity and the per-layer assignment.
+"""The S-hot patterns of the embedding, their capacity and the per-layer assignment.
+
+The design and its properties: docs/construction.md, "Blocks and patterns"; capacity:
+docs/capacity.md.
 
 Neuron (i, k) of a large layer (block i = small neuron i, offset k < n) has flat index i*n + k.
 A circuit's pattern is a set of S offsets, used in every block, so the whole embedding of a layer
@@ -22,7 +25,7 @@ def _is_prime(p: int) -> bool:
 
 
 def allowed_steps(n: int, S: int) -> np.ndarray:
-    """Steps k of the prime-step design in fill order (SPEC §2 step 1).
+    """Steps k of the prime-step design in fill order (docs/construction.md).
 
     k >= 1 with k(S-1) < n and no prime factor below S, each followed (when S is not prime) by
     k*S, k*S^2, ... while k*S^m*(S-1) < n.
@@ -97,7 +100,7 @@ def prime_step_patterns(n: int, S: int, T: int) -> np.ndarray:
 
 
 def random_patterns(n: int, S: int, T: int, rng: np.random.Generator) -> np.ndarray:
-    """The `random` baseline [N]: S distinct offsets per circuit, uniform (overlap unbounded)."""
+    """The `random` baseline: S distinct offsets per circuit, uniform (overlap unbounded)."""
     n, S = _check_nS(n, S)
     T = validate.integer("T", T, low=1)
     # argpartition of i.i.d. keys gives a uniform S-subset per row without a Python loop.
@@ -109,7 +112,7 @@ def random_patterns(n: int, S: int, T: int, rng: np.random.Generator) -> np.ndar
 
 
 def pair_overlap_mean(n: int, S: int, T: int) -> float:
-    """p = S(TS/n - 1)/(T - 1): expected number of shared offsets of two circuits (SPEC §2)."""
+    """p = S(TS/n - 1)/(T - 1): mean shared offsets of two circuits, balanced loads."""
     if T < 2:
         return 0.0
     return S * (T * S / n - 1.0) / (T - 1)
@@ -126,7 +129,8 @@ def realised_pair_overlap_mean(design: np.ndarray, n: int) -> float:
 
     Equals ``pair_overlap_mean`` when every offset carries exactly TS/n circuits (l_k the load).
     The prime-step fill order's first T < T_max patterns are not load balanced, so the realised
-    value is larger (e.g. n=250, S=5, T=815: SPEC's c leaves 5.5% of the plain mean cross-talk).
+    value is larger (e.g. n=250, S=5, T=815: the balanced c leaves 5.5% of the plain mean
+    cross-talk).
     """
     T = design.shape[0]
     if T < 2:
@@ -136,7 +140,7 @@ def realised_pair_overlap_mean(design: np.ndarray, n: int) -> float:
 
 
 def read_correction(S: int, p: float) -> float:
-    """c = p/((S-p) S) of the `corrected` read-out u_t = (1/S + c) e_t - c 1 (SPEC §2).
+    """c = p/((S-p) S) of the `corrected` read-out u_t = (1/S + c) e_t - c 1 (docs/construction.md).
 
     With p the mean pair overlap this keeps U_t E_t = I and makes E_{u != t}[U_t E_u] = 0.
     """
@@ -157,7 +161,7 @@ VARIANTS: dict[str, tuple[Designer, bool]] = {
 
 
 def layer_offsets(design: np.ndarray, L: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-layer shuffle [R]: layer l gives circuit t the pattern design[pi_l(t)].
+    """Per-layer shuffle: layer l gives circuit t the pattern design[pi_l(t)].
 
     Returns (L, T, S) int32; each layer an independent uniform permutation of the design's rows.
     """

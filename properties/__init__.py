@@ -1,4 +1,4 @@
-"""properties: Hypothesis strategies and property checks of the construction (SPEC §5).
+"""properties: Hypothesis strategies and property checks of the construction.
 
 - ``properties.strategies``: named, composable strategies of valid configurations (structural
   parameters + seed), circuits satisfying A1–A5, and deliberately invalid inputs;

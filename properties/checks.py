@@ -1,4 +1,4 @@
-"""Every property check, as plain functions returning a ``CheckResult`` (SPEC §5).
+"""Every property check, as plain functions returning a ``CheckResult``.
 
 Split by kind into ``structural``, ``exactness``, ``metamorphic``, ``sandwich`` and
 ``statistical``; this module gathers them. Each takes the network (and, where it runs the network,

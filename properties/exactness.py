@@ -1,4 +1,4 @@
-"""Exactness checks (SPEC §3, §4): identities the forward pass must satisfy to float64 rounding."""
+"""Exactness checks: identities the forward pass must satisfy to float64 rounding."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from properties.result import CheckResult, close, compare
 def engines_agree(net: Network, batch: Batch,
                   engines: Mapping[str, Engine | str] | None = None) -> CheckResult:
     """All engines return the same read-outs of every circuit, and the same in-kernel statistics
-    (sum of squares and max over inactive circuits), to float64 rounding (SPEC §3).
+    (sum of squares and max over inactive circuits), to float64 rounding.
 
     ``engines`` maps names to Engines (default: the kernel's dense, factorised and sparse).
     """
@@ -45,7 +45,7 @@ def engines_agree(net: Network, batch: Batch,
 def single_circuit_exact_at_layer_one(net: Network, engine: Engine | str | None = None,
                                       circuits: np.ndarray | None = None) -> CheckResult:
     """z = 1: A^1 = ReLU(E_t h_t + B) and U_t E_t = I, so the active read-out at layer 1 is exact
-    for every circuit and any shared bias b <= 0 (SPEC §3, §4: no other active circuit, no error).
+    for every circuit and any shared bias b <= 0 (no other active circuit, no error).
 
     Runs every circuit (or ``circuits``) alone, as one sample each.
     """

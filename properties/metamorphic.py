@@ -1,4 +1,4 @@
-"""Metamorphic checks (SPEC §3; STYLE item 9): transform the input, predict the output change.
+"""Metamorphic checks: transform the input, predict the output change.
 
 ``relabel`` is also useful on its own: the same network with circuits renamed.
 """

@@ -1,4 +1,4 @@
-"""The result object every check returns (SPEC §5), usable from scripts and from pytest.
+"""The result object every check returns, usable from scripts and from pytest.
 
 Convention: ``slack >= 0`` exactly when the check passed; it is the margin of the tightest
 comparison, normalised so that Hypothesis' ``target`` can search for the smallest one (a slack of 0

@@ -1,6 +1,6 @@
-"""Bound sandwiches (SPEC §4 worst case; STYLE item 9): measured error <= rigorous bound.
+"""Bound sandwiches (docs/error-terms.md, "Worst case"): measured error <= rigorous bound.
 
-The rigorous layer-1 bound of SPEC §4 (ReLU is 1-Lipschitz):
+The rigorous layer-1 bound (ReLU is 1-Lipschitz):
 
     |eps_t^1[i]| <= (1/S) * sum_{u active, u != t} o_tu * |h_u^1[i]|
                  <= (z_t / S) * max_u |h_u^1[i]|          (second form needs o_tu <= 1)
@@ -50,7 +50,7 @@ def _others(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
 
 def layer1_overlap_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
     """(B, T, d) bound sum_{u active, u != t} (o_tu/S + c (S - o_tu)) |h_u^1[i]| on |eps_t^1[i]|
-    (SPEC §4), from ``bounds.worst_case.layer1_bound_pairs``.
+    from ``bounds.worst_case.layer1_bound_pairs``.
 
     h1 : (B, z, d) the active circuits' pre-activations w_u^1 a_u^0.
     """

@@ -1,10 +1,10 @@
-"""Statistical checks (SPEC §4 estimates): measured MSE against the predicted value, with a
+"""Statistical checks (docs/error-terms.md): measured MSE against the predicted value, with a
 derandomised batch and a confidence interval instead of a tolerance.
 
-Layer-1 inactive estimate, in its regime. SPEC §4: E|eps_t^1|^2 ~ z (d/D) <|a^1|^2> for inactive
-t, with the finite-size refinement "use the realised overlap moment". Regime where it is exact to
-the order given here: shared bias b = 0 and non-negative layer-1 pre-activations h_u^1 >= 0 for
-every circuit (e.g. the ``permutation`` family), so that the ReLU never cuts and
+Layer-1 inactive estimate, in its regime. Leading order: E|eps_t^1|^2 ~ z (d/D) <|a^1|^2> for
+inactive t, with the finite-size refinement "use the realised overlap moment". Regime where it is
+exact to the order given here: shared bias b = 0 and non-negative layer-1 pre-activations
+h_u^1 >= 0 for every circuit (e.g. the ``permutation`` family), so that the ReLU never cuts and
 eps_t^1 = sum_{u active} G_tu h_u^1 with G_tu = u_t . e_u = (1/S + c) o_tu - c S (o_tu / S for
 the plain read-out). Averaging over uniform active sets and inactive t:
 

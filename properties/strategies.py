@@ -1,4 +1,4 @@
-"""Named, composable Hypothesis strategies for the construction (SPEC §1–3, §7; STYLE item 7).
+"""Named, composable Hypothesis strategies for the construction (docs/construction.md).
 
 They draw *structural parameters and a seed* (d, n, S, T <= T_max, L, z <= T, family, bias,
 variant), never big arrays, so that shrinking stays meaningful; the arrays are built from them.
@@ -156,7 +156,7 @@ def disjoint_configs(**kwargs: Any) -> st.SearchStrategy[NetworkConfig]:
 
 @dataclass(frozen=True)
 class UserCircuits:
-    """User arrays in the SPEC's layout: weights (T, L, d, d), bias (L, d), inputs (T, d)."""
+    """User arrays in their documented layout: weights (T, L, d, d), bias (L, d), inputs (T, d)."""
 
     weights: np.ndarray
     bias: np.ndarray
@@ -204,7 +204,7 @@ def user_circuits(
 def assumption_report(
     circ: Circuits, *, z: int | None = None, n: int | None = None
 ) -> dict[str, bool]:
-    """Which of A1–A5 (SPEC §1) a set of circuits satisfies, each as a boolean.
+    """Which of A1–A5 (docs/construction.md) a set of circuits satisfies, each as a boolean.
 
     A1 needs z and n (z <= n/4 is taken as "z << n"). A4 (uncorrelated weights of different
     circuits) is a statement about the distribution; only a necessary condition is checked: with

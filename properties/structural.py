@@ -1,4 +1,4 @@
-"""Structural checks of a built network (SPEC §2): patterns, embeddings, permutations, index.
+"""Structural checks of a built network: patterns, embeddings, permutations, index.
 
 Each takes the ``Network`` (possibly a tampered one) and returns a ``CheckResult``.
 """
@@ -133,7 +133,7 @@ SHUFFLE_FIXED_POINTS = 13
 
 
 def layer_shuffles_are_independent(net: Network) -> CheckResult:
-    """Per-layer shuffle [R]: consecutive layers assign patterns by independent permutations, so
+    """Per-layer shuffle: consecutive layers assign patterns by independent permutations, so
     the circuits keeping their pattern from layer l-1 to l (fixed points of pi_l pi_{l-1}^-1) are
     few: at least ``SHUFFLE_FIXED_POINTS`` (13) has probability <= 1/13! ~ 1.6e-10 per layer pair.
     A missing shuffle keeps all T. Vacuous (passes) when L = 1 or T < 13.

@@ -1,10 +1,23 @@
 """TEST-ONLY planted faults of the construction, to show that the property suite can fail.
 
-Two kinds of hooks, none touching the kernel:
-- network mutants ``Network -> Network`` built with ``dataclasses.replace`` (tampered patterns,
-  tampered configuration);
-- engine mutants: ``numpy_forward`` is a NumPy copy of the dense engine's path (SPEC §3) with one
-  fault switched on, returning a ``kernel.ForwardResult`` so that every check can run it.
+What is mutated, precisely -- none of the shipped code is changed:
+
+- **Network mutants** (``NETWORK_MUTANTS``, ``Network -> Network`` via ``dataclasses.replace``)
+  tamper with the *data* of a correctly built network: its per-layer offsets and the inverse index
+  rebuilt from them (``share_two_neurons``, ``no_shuffle``) or its configuration
+  (``off_by_one_S``). The properties then run the **shipped** engines (the numba ``factorised``
+  engine by default; ``engines_agree`` also ``sparse`` and the NumPy ``dense`` oracle) on the
+  tampered network, so these faults go through the code that ships.
+- **Engine mutants** (``FAULTS``, ``mutant_engine``) replace the forward pass by
+  ``numpy_forward``, a NumPy **re-implementation** of the dense path written here, with one fault
+  switched on. It reuses from the package only ``kernel.circuits.run_small`` (the small circuits'
+  ground truth), ``Network.dense_layer`` (W^l for l >= 2) and ``kernel.engines._readout_ids``;
+  the layer-0 embedding, W^1 = I, the bias embedding, the ReLU and the read-out U_t^l A^l are
+  written here, and those are what the engine faults mutate. The numba kernels
+  (``kernel/_jit.py``) are **not** mutated: these mutants show that the properties detect such
+  faults in *a* forward pass, not that the numba kernels are free of them. That the numba
+  kernels compute the same thing as the dense NumPy oracle is tested separately (``engines_agree``
+  and tests/test_engines.py against tests/reference.py).
 """
 
 from __future__ import annotations
@@ -109,7 +122,8 @@ def numpy_forward(
     fault: str | None = None,
     threshold_fraction: float = 0.1,
 ) -> ForwardResult:
-    """The dense path of SPEC §3 in NumPy, with an optional planted ``fault`` (see FAULTS):
+    """The dense forward pass (docs/construction.md, "The large network") re-implemented in
+    NumPy, with an optional planted ``fault`` (see FAULTS):
 
     - ``inv_S_plus_one``: read-out averages with 1/(S+1);
     - ``w1_not_identity``: the input is embedded as a^0 (not w^1 a^0) and layer 1 applies

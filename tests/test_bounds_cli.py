@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -10,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 import bounds.predict
+from bounds.capacity import cavity_active_mse, t_max
 from cis.cli import main
 
 SMALL = ["--D", "400", "--S", "5", "--T", "50", "--L", "2", "--z", "5", "--batch", "40",
@@ -98,17 +100,51 @@ def test_bad_input_exits_2_with_one_line(args, message):
 
 
 def test_capacity_inverse_problem_json(capsys):
+    budget, D, d, z, L, S = 0.05, 4000, 4, 2, 4, 6
     with pytest.raises(SystemExit) as exc:
-        main(["capacity", "--budget", "0.05", "--D", "4000", "--d", "4", "--z", "2", "--L", "4",
-              "--S", "6", "--T", "3000", "--json"])
+        main(["capacity", "--budget", str(budget), "--D", str(D), "--d", str(d), "--z", str(z),
+              "--L", str(L), "--S", str(S), "--T", "3000", "--json"])
     assert exc.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    # the post's closed forms are reported beside the cavity answer, which is what largest_T is
-    assert out["largest_T_post"] == 7666 and out["T_max"] == 8243 and out["smallest_D_post"] == 2568
-    assert out["largest_T"] == out["largest_T_cavity"] == 1703
-    assert out["smallest_D"] == out["smallest_D_cavity"] == 5732
-    assert out["predicted_mse_at_largest_T"] <= 0.05 and out["cavity_monotone"]
+    # the post's closed forms, solved here by hand: L (z-1) x + (L-1) z T x^2 <= budget, x = d/D
+    x = d / D
+    assert out["largest_T_post"] == math.floor((budget - L * (z - 1) * x) / ((L - 1) * z * x * x))
+    qa, qb = (L - 1) * z * 3000, L * (z - 1)
+    x_root = (-qb + math.sqrt(qb * qb + 4 * qa * budget)) / (2 * qa)
+    assert out["smallest_D_post"] == d * math.ceil(d / x_root / d)
+    assert out["T_max"] == 8243  # the design's reference value T_max(1000, 6)
+    # the cavity answer is reported as largest_T; it is the largest T whose predicted layer-L
+    # active MSE is within the budget: T* meets it and T* + 1 does not (same seeds as the CLI)
+    T_star = out["largest_T"]
+    assert T_star == out["largest_T_cavity"] and 0 < T_star < out["T_max"]
+    assert out["predicted_mse_at_largest_T"] <= budget and out["cavity_monotone"]
+    assert cavity_active_mse(T_star + 1, D, d, z, L, S)[0] > budget
+    # the post's answer is optimistic at beta = 0 (it drops the inactive feedback)
+    assert T_star < out["largest_T_post"]
+    D_star = out["smallest_D"]
+    assert D_star == out["smallest_D_cavity"] and D_star % d == 0
+    assert cavity_active_mse(3000, D_star, d, z, L, S)[0] <= budget
+    n_below = D_star // d - 1
+    assert t_max(n_below, S) < 3000 or cavity_active_mse(3000, d * n_below, d, z, L, S)[0] > budget
     with pytest.raises(SystemExit):
         main(["capacity", "--n", "250", "--S", "6", "--json"])
     assert json.loads(capsys.readouterr().out) == {"n": 250, "S": 6, "T_max": 557,
-                                                   "packing_bound": 2075}
+                                                   "packing_bound": 250 * 249 // (6 * 5)}
+
+
+def test_compare_refuses_when_the_decomposition_disagrees_with_the_engine(monkeypatch):
+    import kernel.decompose
+    from bounds.compare import compare
+
+    real = kernel.decompose.decompose
+    params = dict(D=400, S=5, T=50, L=2, z=2, batch=20)
+    compare(params, samples=500)  # the two passes agree
+
+    def shifted(net, batch):  # a planted fault: one active error off by 1e-6
+        dec = real(net, batch)
+        dec.active_total[0, 1, 0, 0] += 1e-6
+        return dec
+
+    monkeypatch.setattr(kernel.decompose, "decompose", shifted)
+    with pytest.raises(RuntimeError, match="disagrees with the forward engine"):
+        compare(params, samples=500)

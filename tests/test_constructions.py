@@ -17,9 +17,11 @@ from kernel.constructions import (
     dense_weight,
     linked_pairs_below,
 )
+from kernel.decompose import decompose
 from kernel.patterns import capacity
 from kernel.validate import ConfigError
 from tests import reference_constructions as ref
+from tests.reference import decompose_numpy
 
 WIDTHS = {"signed": [2, 4], "gaussian": [1, 2, 3], "permutation": [2, 3], "rotation": [3, 4]}
 
@@ -230,3 +232,26 @@ def test_numba_layer_of_a_construction_equals_the_numpy_layer(params, seed):
                           con.has_sparse)
         want = apply_layer(con, net.offsets, n, layer, A)
         np.testing.assert_allclose(An, _offset_major(want, d, n), rtol=1e-12, atol=1e-12)
+
+
+@given(small_nets(), st.integers(1, 3), st.integers(1, 5), st.integers(0, 2**16))
+def test_compiled_decomposition_handles_every_construction(params, z, size, seed):
+    """kernel.decompose (compiled) against the NumPy oracle with the literal W^l of each
+    construction, and its total error against the dense engine."""
+    net = build_network(**params)
+    batch = sample_batch(net, size, min(z, net.T), seed=seed)
+    dec = decompose(net, batch)
+    want = decompose_numpy(net, batch)
+    # the literal oracle sums in another order: compare at the size of the signal (a), since an
+    # exact network (errors ~1e-17) leaves nothing else to scale by
+    tol = 1e-10 * max(1.0, float(np.abs(dec.a).max()) ** 2)
+    np.testing.assert_allclose(dec.active_total, want.active_total, rtol=1e-9, atol=tol)
+    np.testing.assert_allclose(dec.inactive_sq, want.inactive_sq, rtol=1e-9, atol=tol)
+    for k in dec.active_terms:
+        np.testing.assert_allclose(dec.active_terms[k], want.active_terms[k], rtol=1e-9,
+                                   atol=tol, err_msg=k)
+        np.testing.assert_allclose(dec.inactive_terms_sq[k], want.inactive_terms_sq[k],
+                                   rtol=1e-9, atol=tol, err_msg=k)
+    res = forward(net, batch, engine="dense")
+    np.testing.assert_allclose(dec.active_total, res.active_error, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dec.inactive_sq, res.inactive_sq, rtol=1e-10, atol=1e-10)

@@ -1,6 +1,12 @@
-"""The suite catches planted faults (issue 4, "done when"): each mutation of the construction,
-built through a test-only hook (``tests/mutants.py``), makes at least one property fail, while the
-same hooks without a fault pass."""
+"""The property suite catches planted faults: each mutation of the construction, built through a
+test-only hook (``tests/mutants.py``), makes at least one property fail, while the same hooks
+without a fault pass.
+
+Network mutations (tampered patterns or configuration) run through the shipped engines. Engine
+mutations are planted in ``tests.mutants.numpy_forward``, a NumPy re-implementation of the dense
+forward pass, **not** in the numba kernels of ``kernel/_jit.py``; see ``tests/mutants.py`` for
+exactly which parts each fault changes.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §5: the property suite under the Hypothesis profile of ``HYPOTHESIS_PROFILE``.
+"""The property suite under the Hypothesis profile of ``HYPOTHESIS_PROFILE``.
 
 Each property of ``properties.suite.PROPERTIES`` runs as one ``@given`` test (``note`` value,
 bound and gap; ``target`` the slack). ``cis verify`` runs the same registry.
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kernel import build_network, make_batch, sample_batch
+from kernel import build_network, forward, make_batch, sample_batch
 from kernel.network import NetworkConfig
 from properties import checks as C
 from properties import strategies as cst
@@ -36,13 +36,25 @@ def test_property(name):
                                          bias=cst.st.just(0.0))))
 @example(cst.Scenario(NetworkConfig(D=4 * 250, d=4, S=6, T=557, L=2, family="permutation"),
                       z=4, batch=20, batch_seed=0))
+@example(cst.Scenario(NetworkConfig(D=4 * 30, d=4, S=3, T=50, L=1, family="permutation"),
+                      z=1, batch=5, batch_seed=0))  # z = 1 was skipped before
 def test_worst_case_bound_is_tight_for_non_negative_circuits(sc):
-    # b = 0 and h >= 0: no ReLU cuts, eps_t^1 = sum_u (o_tu/S) h_u, so the bound is an equality
-    # wherever it is positive: the sandwich check cannot be passing vacuously.
+    # b = 0 and h >= 0: no ReLU cuts, eps_t^1 = sum_{u active, u != t} (o_tu/S) h_u^1, so the
+    # pair bound is an equality at every circuit, component and sample -- also for z = 1, where
+    # the active circuit's bound and error are both 0: the sandwich cannot pass vacuously.
+    from properties import sandwich
+
     net = sc.network()
-    r = C.layer1_worst_case_sandwich(net, sc.sample(net)).raise_if_failed()
-    if r.numbers.get("max_bound", 0.0) > 0:
-        assert r.value == pytest.approx(1.0, abs=1e-8)
+    batch = sc.sample(net)
+    C.layer1_worst_case_sandwich(net, batch).raise_if_failed()
+    res = forward(net, batch, readout="all")
+    truth = np.zeros((batch.size, net.T, net.d))
+    truth[np.arange(batch.size)[:, None], batch.active] = res.a[:, 1]
+    err = np.abs(res.readout[:, 1] - truth)
+    bound = sandwich.layer1_overlap_bound(net, batch, res.h[:, 1])
+    np.testing.assert_allclose(err, bound, rtol=1e-9, atol=1e-12)
+    if batch.z == 1:  # the one active circuit shares with no other active one: exact read-out
+        assert err[np.arange(batch.size)[:, None], batch.active].max() <= 1e-12
 
 
 def test_overlap_check_fails_on_the_random_baseline():
