@@ -113,7 +113,8 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: options of ``cis run`` / ``cis check`` that define the network (refused together with --load)
-NETWORK_FIELDS = ("D", "d", "S", "T", "L", "seed", "family", "bias", "variant")
+NETWORK_FIELDS = ("D", "d", "S", "T", "L", "seed", "family", "bias", "variant", "construction",
+                  "kappa_scale", "rot_bias")
 
 
 def network_file_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -153,7 +153,8 @@ def test_a_sample_does_not_depend_on_its_batch_or_the_number_of_workers():
 def _kernel_args(net, batch, dec):
     return (net.offsets, net.weights_as(np.float64), np.ascontiguousarray(net.circuits.bias),
             net.n, float(net.read_c), net.inv_indptr, net.inv_circuits,
-            np.ascontiguousarray(batch.active, dtype=np.int64), dec.h, dec.a)
+            np.ascontiguousarray(batch.active, dtype=np.int64), dec.h, dec.a,
+            net.construction.kernel_args())
 
 
 def _kernel_outputs(net, batch):
