@@ -44,17 +44,18 @@ def _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_spars
     """An += write-offset, rank-one and sparse terms of one layer (columns s < ncol).
 
     A, An (D, C); bs (d, C) block sums of A; N, G (n, d, d); R, sp_w (d, d); sp_ptr (n+1,)
-    positions into sp_idx, sp_val (CSR of K); rho, ca (d, C) work buffers.
+    positions into sp_idx, sp_val (CSR of K); rho, ca (d, C) work buffers. Every sum is
+    accumulated in the buffers' dtype (the compute dtype), column by column, in a fixed order
+    (offsets, then block index), so a column's numbers never depend on the other columns.
     """
     D, C = An.shape
     d = bs.shape[0]
     n = D // d
     for i in range(d):
         for s in range(ncol):
-            v = 0.0
-            for j in range(d):
-                v += R[i, j] * bs[j, s]
-            rho[i, s] = v
+            rho[i, s] = R[i, 0] * bs[0, s]
+            for j in range(1, d):
+                rho[i, s] += R[i, j] * bs[j, s]
     for m in range(n):
         for i in range(d):
             for j in range(d):
@@ -67,10 +68,10 @@ def _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_spars
         for i in range(d):
             row = k * d + i
             for s in range(ncol):
-                v = rho[i, s]
+                ca[i, s] = rho[i, s]
                 for j in range(d):
-                    v += N[k, i, j] * bs[j, s]
-                An[row, s] += v
+                    ca[i, s] += N[k, i, j] * bs[j, s]
+                An[row, s] += ca[i, s]
     if has_sparse:
         for k in range(n):
             if sp_ptr[k + 1] == sp_ptr[k]:
