@@ -10,10 +10,17 @@ reported separately, never timed in the ratios):
     or GEMV per layer) — the forward pass alone, no read-outs of inactive circuits;
   ``dense-f64+readout``: the same plus the read-outs U_t^l A^l of all T circuits at every layer
     and their statistics (what the numba engines compute; ``kernel.engines._run_dense``).
-Rows ``<engine>-f32``: the engine in float32; ``<engine>-split`` (batches of 1-2 only): each dense
-layer split over 4 circuit ranges run on the threads (opt-in, ``kernel.engines.SPLIT_PARTS``).
-The numba engines always compute the read-outs of all T circuits at every layer, so the ratios
-against ``dense-f64`` / ``dense-f32`` credit the dense side with less work than ours.
+Rows ``<engine>-f32``: the engine in float32. The numba engines always compute the read-outs of
+all T circuits at every layer, so the ratios against ``dense-f64`` / ``dense-f32`` credit the
+dense side with less work than ours. The dense baselines run only when ``Network.dense_layer``
+can form the W^l (it refuses large D) and, with ``--dense auto``, when they need < 8 GiB;
+otherwise the report says why they were skipped.
+
+Distance to the machine's limit: a STREAM-like triad (``a = b + s c`` on three float64 arrays of
+``TRIAD_N`` elements, far larger than any cache, numba parallel over all threads, median of
+``TRIAD_REPS``) measures the memory bandwidth in the same process. Each row gets its achieved
+GFLOP/s and GB/s from the work model of ``work_model`` (documented there) and the fraction of the
+triad bandwidth.
 """
 
 from __future__ import annotations
@@ -37,6 +44,65 @@ def _median_time(fn: Any, reps: int) -> tuple[float, Any]:
         out = fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), out
+
+
+#: triad arrays: 3 x 20M float64 = 480 MB, far beyond the caches (2 MiB L2 per core here)
+TRIAD_N = 20_000_000
+TRIAD_REPS = 7
+
+
+def triad_bandwidth(n: int = TRIAD_N, reps: int = TRIAD_REPS) -> dict[str, float]:
+    """Memory bandwidth of a STREAM-like triad a = b + s c (numba, parallel), median of ``reps``.
+
+    Bytes counted as STREAM does: 3 x 8 bytes per element (read b and c, write a; the
+    write-allocate read of a is not counted)."""
+    from kernel._jit_bench import triad
+
+    a = np.zeros(n)
+    b = np.full(n, 1.0)
+    c = np.full(n, 2.0)
+    seconds, _ = _median_time(lambda: triad(a, b, c, 3.0), reps)
+    if not np.all(a[:: max(1, n // 1000)] == 7.0):  # the kernel really ran
+        raise RuntimeError("triad produced wrong values")
+    return {"GB_per_s": 3 * 8 * n / seconds / 1e9, "seconds": seconds, "elements": float(n)}
+
+
+def work_model(
+    *, T: int, S: int, d: int, L: int, D: int, batch: int, chunk: int, itemsize: int
+) -> dict[str, float]:
+    """Floating-point operations and bytes of one factorised forward pass (all T circuits read
+    out at every layer), the count behind the GFLOP/s and GB/s of ``cis bench``.
+
+    Per sample and layer l = 1..L, per circuit: the gather adds S*d neurons (S*d - d adds) and
+    scales them (d mults); the statistics cost 2*d (square, add) + 1; the scatter (layers < L)
+    costs d*(2d - 1) for w_t r_t and S*d adds into the next layer. Bytes: the circuit arrays
+    (offsets read twice as int32: S*4*2, weights d*d*itemsize, flags 1) stream from memory once
+    per chunk of ``chunk`` samples and layer; the layer arrays A^l and the next pre-activation
+    (D * itemsize each, read and written) once per sample and layer. The gathers and scatters
+    themselves hit the caches (a chunk's layers, 2 * D * chunk * itemsize, are sized to stay in
+    L2) and are not counted as memory traffic.
+
+    The same count is used for ``auto`` and ``sparse`` (they give identical numbers and skip
+    circuits that read exactly 0), so their rates are factorised-equivalent rates; the
+    fraction of neurons on (frac_on) decides how much of this work they actually skip.
+    """
+    n_chunks = -(-batch // chunk)
+    per_circuit_read = (S * d - d) + d + (2 * d + 1)
+    per_circuit_scatter = d * (2 * d - 1) + S * d
+    flops = batch * T * (L * per_circuit_read + (L - 1) * per_circuit_scatter)
+    circuit_bytes = T * (S * 4 * 2 + d * d * itemsize + 1)
+    layer_bytes = 2 * 2 * D * itemsize
+    bytes_moved = n_chunks * L * circuit_bytes + batch * L * layer_bytes
+    return {"flops": float(flops), "bytes": float(bytes_moved)}
+
+
+def dense_work(*, D: int, L: int, batch: int, itemsize: int) -> dict[str, float]:
+    """The dense baseline: per layer l = 2..L one GEMM/GEMV, 2 D^2 flops per sample, the D x D
+    matrix read once per call and the (batch, D) activations read and written."""
+    return {
+        "flops": float(2 * D * D * batch * (L - 1)),
+        "bytes": float((L - 1) * (D * D + 2 * batch * D) * itemsize),
+    }
 
 
 def _peak_rss_mib() -> float:
@@ -74,17 +140,6 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
         times[name], results[name] = _median_time(
             lambda e=eng, t=dt: forward(net, batch, engine=e, dtype=t), reps
         )
-    if cfg.batch <= engines.SPLIT_MAX_BATCH:
-        # opt-in: each dense layer split over 4 circuit ranges on the threads (fast when the
-        # cores are idle, stalls when they are shared; see kernel.engines.SPLIT_PARTS)
-        saved = engines.SPLIT_PARTS
-        engines.SPLIT_PARTS = 4
-        try:
-            times[f"{engine}-split"], _ = _median_time(
-                lambda: forward(net, batch, engine=engine), reps
-            )
-        finally:
-            engines.SPLIT_PARTS = saved
     rss_numba = _peak_rss_mib()
     ref = results[engine]
     f32 = results[f"{engine}-f32"]
@@ -101,11 +156,22 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
 
     dense_gib = (net.L - 1) * net.D**2 * 8 / 2**30
     dense_info: dict[str, Any] = {"W_float64_GiB": dense_gib, "formed": False}
-    run_dense = dense == "yes" or (dense == "auto" and dense_gib < 8.0)
-    if run_dense:
+    Wt64: list[np.ndarray] | None = None
+    if dense == "no":
+        dense_info["skipped"] = "--dense no"
+    elif dense == "auto" and dense_gib >= 8.0:
+        dense_info["skipped"] = f"W^2..W^L need {dense_gib:.1f} GiB (--dense auto: < 8)"
+    else:
         t0 = time.perf_counter()
-        Wt64 = [np.ascontiguousarray(net.dense_layer(layer).T) for layer in range(2, net.L + 1)]
-        dense_info.update(formed=True, form_seconds=time.perf_counter() - t0)
+        try:
+            Wt64 = [np.ascontiguousarray(net.dense_layer(layer).T) for layer in range(2, net.L + 1)]
+        except validate.ConfigError as exc:
+            if dense == "yes":
+                raise
+            dense_info["skipped"] = str(exc)
+        else:
+            dense_info.update(formed=True, form_seconds=time.perf_counter() - t0)
+    if Wt64 is not None:
         Wt32 = [W.astype(np.float32) for W in Wt64]
         times["dense-f64"], _ = _median_time(
             lambda: dense_forward(net, Wt64, batch, np.float64), reps
@@ -130,12 +196,36 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
     ratios = {}
     for base in ("dense-f64", "dense-f32", "dense-f64+readout"):
         if base in times:
-            for name in (engine, f"{engine}-f32", f"{engine}-split", "factorised", "sparse"):
+            for name in (engine, f"{engine}-f32", "factorised", "sparse"):
                 if name in times:
                     ratios[f"{base} / {name}"] = times[base] / times[name]
+    triad = triad_bandwidth()
+    rates = {}
+    for name, secs in times.items():
+        itemsize = 4 if name.endswith("f32") else 8
+        if name.startswith("dense-f64+readout"):
+            continue  # NumPy oracle with fancy indexing: no meaningful work count
+        if name.startswith("dense"):
+            work = dense_work(D=net.D, L=net.L, batch=cfg.batch, itemsize=itemsize)
+        else:
+            dt = "float32" if itemsize == 4 else "float64"
+            chunk = engines.chunk_plan(cfg.batch, "factorised", dt)[0]
+            work = work_model(T=net.T, S=net.S, d=net.d, L=net.L, D=net.D, batch=cfg.batch,
+                              chunk=chunk, itemsize=itemsize)
+        gbs = work["bytes"] / secs / 1e9
+        rates[name] = {
+            "seconds": secs,
+            "GFLOP_per_s": work["flops"] / secs / 1e9,
+            "GB_per_s": gbs,
+            "fraction_of_triad": gbs / triad["GB_per_s"],
+            "flops": work["flops"],
+            "bytes": work["bytes"],
+        }
     return {
         "config": cfg.as_dict() | {"T": net.T, "reps": reps},
         "seconds": {"build": build_s, **times},
+        "triad": triad,
+        "rates": rates,
         "ratios": ratios,
         "frac_on": ref.frac_on.mean(axis=0).tolist(),
         "float32_error": f32_err,
@@ -171,6 +261,15 @@ def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
             f"bench: seconds (median of {out['config']['reps']})",
             ["what", "seconds"],
             [[k, f"{v:.5f}"] for k, v in secs.items()],
+        ),
+        report.table(
+            f"achieved rates (triad bandwidth {out['triad']['GB_per_s']:.1f} GB/s)",
+            ["what", "seconds", "GFLOP/s", "GB/s", "of triad"],
+            [
+                [k, f"{v['seconds']:.5f}", f"{v['GFLOP_per_s']:.2f}", f"{v['GB_per_s']:.2f}",
+                 f"{v['fraction_of_triad']:.3f}"]
+                for k, v in out["rates"].items()
+            ],
         ),
         report.table(
             "ratios (baseline / ours)",

@@ -1,54 +1,128 @@
 """Private numba loops of the forward pass (no validation; see ``kernel.engines``).
 
+Records. The kernels take three read-only records built in one place (``kernel.engines``):
+``NetArrays`` (the network's arrays in the compute dtype), ``BatchArrays`` (active circuits,
+inputs, thresholds, requested read-outs) and ``Outputs`` (zero-filled float64 results), plus one
+``Work`` record of buffers per worker, allocated once per worker, never per sample or layer.
+
 Layout. Samples are processed in *chunks* of C columns: the large layer of a chunk is one (D, C)
-C-contiguous array, so the C samples of one neuron are adjacent. A layer is one pass over the
-circuits (circuit outer, samples inner): each circuit's offsets and weights are loaded once per
-chunk and the inner loops over the C samples are contiguous and vectorise.
+C-contiguous array, so the C samples of one neuron are adjacent. Inside the kernels a layer is
+stored offset-major: neuron (i, k) (block i, offset k; flat index i*n + k) sits at row k*d + i, so
+the d neurons of one offset, which a circuit gathers and scatters together, are adjacent.
 
-Inside the kernels a large layer is stored offset-major: neuron (i, k) (block i, offset k; SPEC's
-flat index i*n + k) sits at row k*d + i, so the d neurons of one offset, which a circuit using that
-offset gathers and scatters together, are adjacent (one or two cache lines instead of d). Only the
-order of storage changes; every sum is taken in the same order as with the block-major layout.
+A layer l = 1..L of a chunk is three stages:
+  1. read-out pass over a list of circuits, in increasing circuit order: for each circuit t
+     gather r_t = U_t^l A^l (``_gather``), add it to the statistics or store it
+     (``_add_stats``, ``_store_flagged``), and scatter E_t w_t^{l+1} r_t into the
+     *pre-activation* of layer l+1 (``_scatter``);
+  2. (terms of the pre-activation that are not circuit-by-circuit would be added here);
+  3. bias + ReLU (``_bias_relu``), which also counts the neurons that are on.
 
-Two gather modes per layer and chunk, bit-identical in the read-outs they produce:
-  dense ("factorised", SPEC §3 way 2): r_t = U_t A for every circuit t, S*d loads per circuit;
-  sparse ("activation-sparse", way 3): only the nonzero neurons of A are visited and pushed to
-    their circuits through the inverse index (CSR offset -> circuits). Circuits none of whose
-    neurons is on read exactly 0 and are skipped.
-Both sum a circuit's S neurons of a block in increasing offset order from 0, so r_t agrees to the
-bit. The mode is chosen per layer from the measured fraction of nonzero neurons of the chunk:
-sparse when it is below ``sparse_below`` (0: always dense, > 1: always sparse).
+Reproducibility (tested bit-for-bit in tests/test_engines.py). Every number a sample gets is
+computed column by column: no operation mixes two columns, and within a column the operations
+run in a fixed order (circuits in increasing t; a circuit's S neurons in pattern order; d-sums
+in index order; no fused multiply-add, fastmath is off). Hence a sample's read-outs and
+statistics do not depend on the chunk it shares, the chunk width, the number of workers or
+threads. The activation-sparse mode runs the *same* pass on the sorted list of circuits with at
+least one nonzero neuron in the chunk; a skipped circuit would have gathered exact zeros
+(ReLU outputs are +0.0 or positive), read 0, added +-0 to its scatter rows and 0 to the
+statistics, so skipping it changes no bit (the list is the union over the chunk's columns;
+any superset of a column's touched circuits gives that column the same numbers).
+``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The written-out twins
+(8 columns at a time; one sample with d = 4) perform the same operations in the same order as
+the generic pass.
 
-Contract shared by the drivers ``_forward_batch`` and ``_forward_split``:
-  offsets (L, T, S) int32 block offsets per layer (each row increasing); weights (L, T, d, d) of
-  the compute dtype (float64 or float32); bias (L, d) same dtype; n block size; read_c the c of the
-  corrected read-out (0 for plain; then only the dense mode is used); inv_indptr (L, n+1) int64,
-  inv_circuits (L, T*S) int32; active (B, z) int64 distinct circuits per sample; x0 (B, z, d)
-  float64 inputs; thr2 (L,) squared false-activation thresholds; ro_ptr (T+1,) int64 and
-  ro_slot (R,) int64: CSR circuit -> positions in the read-out list (unused when R == 0).
-Outputs (zero-filled by the caller, float64), layer axis = layers 1..L unless said otherwise:
-  out_active (B, L, z, d) read-outs of the active circuits; out_readout (B, L, R, d);
-  out_sq (B, L) sum over inactive circuits of |read-out|^2; out_max (B, L) max abs component over
-  inactive circuits; out_false (B, L) count of inactive circuits with |read-out|^2 > thr2;
-  out_on (B, L+1) fraction of large neurons > 0 at layers 0..L (layer 0: the embedded input A^0).
-Work buffers are allocated once per worker (``_forward_batch``) or once per call
-(``_forward_split``), never per sample or per layer.
+Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
+(float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
+expression is silently promoted to float64. Statistics are accumulated in float64 from the
+read-outs converted to float64; the embedding of the float64 inputs is summed in float64.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
-from kernel._numba import JIT, PARALLEL, njit, prange
+from kernel._numba import INLINE, JIT, PARALLEL, njit, prange, thread_id
+
+#: the network's arrays (compute dtype where floating): offsets (L, T, S) int32, weights
+#: (L, T, d, d), bias (L, d), coef (1,) = 1/S + c, read_c (1,) = c of the corrected read-out,
+#: inv_indptr (L, n+1) int64 and inv_circuits (L, T*S) int32 (CSR offset -> circuits per layer),
+#: all_circuits (T,) int32 = 0..T-1 (the circuit list of the dense pass)
+NetArrays = namedtuple(
+    "NetArrays",
+    ["offsets", "weights", "bias", "coef", "read_c", "inv_indptr", "inv_circuits", "all_circuits"],
+)
+#: active (B, z) int64; x0 (B, z, d) float64 inputs; thr2 (L,) squared false-activation
+#: thresholds; ro_ptr (T+1,) int64, ro_slot (R,) int64: CSR circuit -> read-out positions
+BatchArrays = namedtuple("BatchArrays", ["active", "x0", "thr2", "ro_ptr", "ro_slot"])
+#: float64 results, layer axis 1..L unless said: active (B, L, z, d), readout (B, L, R, d),
+#: sq (B, L) sum over inactive circuits of |r|^2, absmax (B, L) max |component| over inactive
+#: circuits, false (B, L) int64 count with |r|^2 > thr2, on (B, L+1) fraction of neurons > 0 at
+#: layers 0..L (layer 0: the embedded input A^0)
+Outputs = namedtuple("Outputs", ["active", "readout", "sq", "absmax", "false", "on"])
+#: per-worker buffers: A, An (D, C) layers; cnt (C,) nonzeros per column; bs (d, C) block sums;
+#: r (d, C) read-outs of one circuit; y (C,) one scattered row; mark (T,) bool and touched (T,)
+#: int32 for the circuit list of a sparse column; flags (T,) uint8; sq, absmax (C,) float64 and
+#: nfalse (C,) int64 statistics of the current layer per column
+Work = namedtuple("Work", ["A", "An", "cnt", "bs", "r", "y", "mark", "touched", "flags", "sq",
+                           "absmax", "nfalse"])
 
 # flag bits of a circuit inside a chunk
 _READOUT = 1  # its full read-out is requested
 _ACTIVE = 2  # it is active in some sample of the chunk
 
+#: columns handled together by the written-out group pass
+GROUP = 8
+
+
+# ----------------------------------------------------------------------------- set-up stages
+
 
 @njit(**JIT)
-def _embed_chunk(A, s0, ncol, active, x0, w0, off0, n):
-    """A[:, s] += sum over active t of E_t^1 w_t^1 a_t^0 for the chunk's samples (SPEC §3)."""
+def _new_work(T, d, n, C, dtype_like, ro_ptr, ro_slot):
+    """Buffers of one worker for chunks of C columns (dtype of ``dtype_like``)."""
+    dt = dtype_like.dtype
+    flags = np.zeros(T, dtype=np.uint8)
+    if ro_slot.shape[0] > 0:
+        for t in range(T):
+            if ro_ptr[t + 1] > ro_ptr[t]:
+                flags[t] = _READOUT
+    return Work(
+        np.zeros((d * n, C), dtype=dt),
+        np.zeros((d * n, C), dtype=dt),
+        np.zeros(C, dtype=np.int64),
+        np.zeros((d, C), dtype=dt),
+        np.zeros((d, C), dtype=dt),
+        np.zeros(C, dtype=dt),
+        np.zeros(T, dtype=np.bool_),
+        np.zeros(T, dtype=np.int32),
+        flags,
+        np.zeros(C),
+        np.zeros(C),
+        np.zeros(C, dtype=np.int64),
+    )
+
+
+@njit(**JIT)
+def _set_active_flags(flags, s0, ncol, active, on):
+    for s in range(ncol):
+        for j in range(active.shape[1]):
+            t = active[s0 + s, j]
+            if on:
+                flags[t] |= _ACTIVE
+            else:
+                flags[t] &= ~_ACTIVE
+
+
+@njit(**JIT)
+def _embed(A, s0, ncol, net, bat):
+    """A[:, s] += sum over active t of E_t^1 w_t^1 a_t^0 for the chunk's samples (float64 sums)."""
+    w0 = net.weights[0]
+    off0 = net.offsets[0]
+    active = bat.active
+    x0 = bat.x0
     z = active.shape[1]
     d = w0.shape[1]
     S = off0.shape[1]
@@ -64,7 +138,7 @@ def _embed_chunk(A, s0, ncol, active, x0, w0, off0, n):
 
 
 @njit(**JIT)
-def _count_cols(A, cnt):
+def _count_on(A, cnt):
     """cnt[s] = number of entries > 0 in column s."""
     D, C = A.shape
     for s in range(C):
@@ -76,13 +150,13 @@ def _count_cols(A, cnt):
 
 
 @njit(**JIT)
-def _relu_bias_cols(A, bias_l, n, cnt):
-    """A <- ReLU(A + B^l) in place; cnt[s] = number of nonzeros left in column s."""
+def _bias_relu(A, bias_l, cnt):
+    """A <- ReLU(A + B^l) in place (B^l = b^l kron 1_n); cnt[s] = nonzeros left in column s."""
     D, C = A.shape
     d = bias_l.shape[0]
     for s in range(C):
         cnt[s] = 0
-    for k in range(n):
+    for k in range(D // d):
         for i in range(d):
             b = bias_l[i]
             row = k * d + i
@@ -96,13 +170,14 @@ def _relu_bias_cols(A, bias_l, n, cnt):
 
 
 @njit(**JIT)
-def _block_sums_cols(A, n, bs):
-    """bs[i, s] = sum of block i of column s (the -c 1 part of the corrected read-out)."""
-    d, C = bs.shape
+def _block_sums(A, d, bs):
+    """bs[i, s] = sum of block i of column s, offsets in increasing order (the -c 1 part of the
+    corrected read-out)."""
+    D, C = A.shape
     for i in range(d):
         for s in range(C):
-            bs[i, s] = 0.0
-    for k in range(n):
+            bs[i, s] = A[i, s]
+    for k in range(1, D // d):
         for i in range(d):
             row = k * d + i
             for s in range(C):
@@ -110,353 +185,165 @@ def _block_sums_cols(A, n, bs):
 
 
 @njit(**JIT)
-def _readout_flags(T, ro_ptr, ro_slot):
-    """Per-circuit flags, _READOUT set for the circuits whose full read-out is requested."""
-    flags = np.zeros(T, dtype=np.uint8)
-    if ro_slot.shape[0] > 0:
-        for t in range(T):
-            if ro_ptr[t + 1] > ro_ptr[t]:
-                flags[t] = _READOUT
-    return flags
-
-
-@njit(**JIT)
-def _record_inactive(r, col, slot, thr2, sq_acc, mx_acc, nf_acc):
-    """Add read-out r[:, col] of an inactive circuit to the accumulators of sample slot ``slot``:
-    |r|^2 to the sum, its max abs entry to the max, and a false activation if |r|^2 > thr2."""
-    sq = 0.0
-    mx = mx_acc[slot]
-    for i in range(r.shape[0]):
-        v = r[i, col]
-        sq += v * v
-        if abs(v) > mx:
-            mx = abs(v)
-    mx_acc[slot] = mx
-    sq_acc[slot] += sq
-    if sq > thr2:
-        nf_acc[slot] += 1
-
-
-@njit(**JIT)
-def _special(t, r, col, s, layer, thr2, flag, active, out_active, out_readout, ro_ptr, ro_slot,
-             sq_acc, mx_acc, nf_acc, acc_col):
-    """Read-out r[:, col] of a flagged circuit t for sample s: store it where asked, and add it to
-    the inactive statistics (slot acc_col) unless t is active in s."""
-    d = r.shape[0]
-    if flag & _READOUT:
-        for p in range(ro_ptr[t], ro_ptr[t + 1]):
-            a = ro_slot[p]
-            for i in range(d):
-                out_readout[s, layer, a, i] = r[i, col]
-    if flag & _ACTIVE:
-        for j in range(active.shape[1]):
-            if active[s, j] == t:
-                for i in range(d):
-                    out_active[s, layer, j, i] = r[i, col]
-                return
-    sq = 0.0
-    for i in range(d):
-        v = r[i, col]
-        sq += v * v
-        if abs(v) > mx_acc[acc_col]:
-            mx_acc[acc_col] = abs(v)
-    sq_acc[acc_col] += sq
-    if sq > thr2:
-        nf_acc[acc_col] += 1
-
-
-@njit(**JIT)
-def _dense_pass(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol,
-                layer, thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, y,
-                sq_acc, mx_acc, nf_acc):
-    """Factorised layer for circuits [t_lo, t_hi) of one chunk, circuit outer, samples inner:
-    r_t = U_t A (all C columns), statistics, and if ``scatter``: An += E_t w_t r_t.
-
-    Columns >= ncol are padding (zero input); their statistics are junk and ignored.
-    """
-    C = A.shape[1]
-    S = off_r.shape[1]
-    d = r.shape[0]
-    for t in range(t_lo, t_hi):
-        for i in range(d):
-            for s in range(C):
-                r[i, s] = 0.0
-            for q in range(S):
-                row = off_r[t, q] * d + i
-                for s in range(C):
-                    r[i, s] += A[row, s]
-            if read_c != 0.0:
-                for s in range(C):
-                    r[i, s] = coef * r[i, s] - read_c * bs[i, s]
-            else:
-                for s in range(C):
-                    r[i, s] = coef * r[i, s]
-        f = flags[t]
-        if f == 0:
-            for s in range(C):
-                _record_inactive(r, s, s, thr2, sq_acc, mx_acc, nf_acc)
-        else:
-            for s in range(ncol):
-                _special(t, r, s, s0 + s, layer, thr2, f, active, out_active, out_readout,
-                         ro_ptr, ro_slot, sq_acc, mx_acc, nf_acc, s)
-        if scatter:
-            for i in range(d):
-                for s in range(C):
-                    y[s] = 0.0
-                for k in range(d):
-                    wik = w[t, i, k]
-                    for s in range(C):
-                        y[s] += wik * r[k, s]
-                for q in range(S):
-                    row = off_w[t, q] * d + i
-                    for s in range(C):
-                        An[row, s] += y[s]
-
-
-@njit(**JIT)
-def _sparse_pass(A, An, col, indptr, inv, off_w, w, n, coef, scatter, s, layer, thr2, flags,
-                 active, out_active, out_readout, ro_ptr, ro_slot, g, mark, touched, r,
-                 sq_acc, mx_acc, nf_acc):
-    """Activation-sparse layer [N] for column ``col`` (sample s), plain read-out only: visit the
-    nonzero neurons, push them to their circuits (inverse index), then handle the touched
-    circuits as ``_dense_pass`` does. g (T, d) and mark (T,) are zero/False on entry and exit."""
-    D = A.shape[0]
-    d = g.shape[1]
-    S = off_w.shape[1]
+def _touched_circuits(A, indptr, inv, mark, touched):
+    """Sorted list (in touched[:m]) of the circuits with a nonzero neuron in some column of A,
+    found through the inverse index; returns m. ``mark`` is all False on entry and exit."""
+    D, C = A.shape
+    d = D // (indptr.shape[0] - 1)
     m = 0
-    for j in range(D):
-        v = A[j, col]
-        if v != 0.0:
-            k = j // d
-            i = j - k * d
+    for k in range(indptr.shape[0] - 1):
+        on = False
+        for j in range(k * d, (k + 1) * d):
+            for s in range(C):
+                if A[j, s] != 0.0:
+                    on = True
+        if on:
             for p in range(indptr[k], indptr[k + 1]):
                 t = inv[p]
                 if not mark[t]:
                     mark[t] = True
                     touched[m] = t
                     m += 1
-                g[t, i] += v
+    touched[:m].sort()
     for a in range(m):
-        t = touched[a]
-        mark[t] = False
-        for i in range(d):
-            r[i, 0] = coef * g[t, i]
-            g[t, i] = 0.0
-        f = flags[t]
-        if f == 0:
-            _record_inactive(r, 0, col, thr2, sq_acc, mx_acc, nf_acc)
-        else:
-            _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
-                     ro_slot, sq_acc, mx_acc, nf_acc, col)
-        if scatter:
-            for i in range(d):
-                acc = 0.0
-                for k in range(d):
-                    acc += w[t, i, k] * r[k, 0]
-                for q in range(S):
-                    An[off_w[t, q] * d + i, col] += acc
+        mark[touched[a]] = False
+    return m
 
 
-@njit(**JIT)
-def _set_flags(flags, s0, ncol, active, bit, on):
-    for s in range(ncol):
-        for j in range(active.shape[1]):
-            t = active[s0 + s, j]
-            if on:
-                flags[t] |= bit
-            else:
-                flags[t] &= ~bit
+# ----------------------------------------------------------------------------- read-out pass
 
 
-@njit(**JIT)
-def _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
-           thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq, out_max,
-           out_false, out_on, A, An, cnt, bs, r, y, g, mark, touched, flags, sq_acc, mx_acc,
-           nf_acc):
-    """All L layers of the chunk of samples [s0, s0 + ncol) (one worker, serial)."""
-    L, T, S = offsets.shape
-    D, C = A.shape
-    coef = 1.0 / S + read_c
-    _set_flags(flags, s0, ncol, active, _ACTIVE, True)
-    A[:, :] = 0.0
-    _embed_chunk(A, s0, ncol, active, x0, weights[0], offsets[0], n)
-    _count_cols(A, cnt)
-    for s in range(ncol):
-        out_on[s0 + s, 0] = cnt[s] / D
-    _relu_bias_cols(A, bias[0], n, cnt)
-    for s in range(ncol):
-        out_on[s0 + s, 1] = cnt[s] / D
-    for layer in range(L):
-        scatter = layer + 1 < L
-        lw = layer + 1 if scatter else layer
-        if scatter:
-            An[:, :] = 0.0
-        for s in range(C):
-            sq_acc[s] = 0.0
-            mx_acc[s] = 0.0
-            nf_acc[s] = 0
-        top = 0
-        for s in range(ncol):
-            top = max(top, cnt[s])
-        if read_c == 0.0 and top < sparse_below * D:
-            for s in range(ncol):
-                _sparse_pass(A, An, s, inv_indptr[layer], inv_circuits[layer], offsets[lw],
-                             weights[lw], n, coef, scatter, s0 + s, layer, thr2[layer], flags,
-                             active, out_active, out_readout, ro_ptr, ro_slot, g, mark, touched,
-                             r, sq_acc, mx_acc, nf_acc)
-        else:
-            if read_c != 0.0:
-                _block_sums_cols(A, n, bs)
-            if C == 1:
-                if r.shape[0] == 4:
-                    _dense_pass1_d4(A.reshape(D), An.reshape(D), 0, T, offsets[layer],
-                                    offsets[lw], weights[lw], coef, read_c, bs, scatter, s0,
-                                    layer, thr2[layer], flags, active, out_active, out_readout,
-                                    ro_ptr, ro_slot, r, sq_acc, mx_acc, nf_acc, 0)
-                else:
-                    _dense_pass1(A.reshape(D), An.reshape(D), 0, T, offsets[layer], offsets[lw],
-                                 weights[lw], n, coef, read_c, bs, scatter, s0, layer,
-                                 thr2[layer], flags, active, out_active, out_readout, ro_ptr,
-                                 ro_slot, r, sq_acc, mx_acc, nf_acc, 0)
-            elif C == _C8:
-                _dense_pass8(A, An, offsets[layer], offsets[lw], weights[lw], n, coef, read_c,
-                             bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
-                             out_active, out_readout, ro_ptr, ro_slot, r, sq_acc, mx_acc, nf_acc)
-            else:
-                _dense_pass(A, An, 0, T, offsets[layer], offsets[lw], weights[lw], n, coef,
-                            read_c, bs, scatter, s0, ncol, layer, thr2[layer], flags, active,
-                            out_active, out_readout, ro_ptr, ro_slot, r, y, sq_acc, mx_acc,
-                            nf_acc)
-        for s in range(ncol):
-            out_sq[s0 + s, layer] = sq_acc[s]
-            out_max[s0 + s, layer] = mx_acc[s]
-            out_false[s0 + s, layer] = nf_acc[s]
-        if scatter:
-            _relu_bias_cols(An, bias[layer + 1], n, cnt)
-            for s in range(ncol):
-                out_on[s0 + s, layer + 2] = cnt[s] / D
-            A, An = An, A
-    _set_flags(flags, s0, ncol, active, _ACTIVE, False)
-
-
-@njit(**JIT)
-def _run_chunks(c_lo, c_hi, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active,
-                x0, thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq, out_max,
-                out_false, out_on, chunk):
-    """Chunks [c_lo, c_hi) of ``chunk`` consecutive samples, serially, buffers allocated once."""
-    L, T, S = offsets.shape
-    d = weights.shape[2]
-    D = d * n
-    B = active.shape[0]
-    dt = weights.dtype
-    A = np.zeros((D, chunk), dtype=dt)
-    An = np.zeros((D, chunk), dtype=dt)
-    cnt = np.zeros(chunk, dtype=np.int64)
-    bs = np.zeros((d, chunk), dtype=dt)
-    r = np.zeros((d, chunk), dtype=dt)
-    y = np.zeros(chunk, dtype=dt)
-    g = np.zeros((T, d), dtype=dt)
-    mark = np.zeros(T, dtype=np.bool_)
-    touched = np.empty(T, dtype=np.int32)
-    flags = _readout_flags(T, ro_ptr, ro_slot)
-    sq_acc = np.zeros(chunk)
-    mx_acc = np.zeros(chunk)
-    nf_acc = np.zeros(chunk, dtype=np.int64)
-    for c in range(c_lo, c_hi):
-        s0 = c * chunk
-        ncol = min(chunk, B - s0)
-        _chunk(s0, ncol, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits,
-               active, x0, thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout,
-               out_sq, out_max, out_false, out_on, A, An, cnt, bs, r, y, g, mark, touched,
-               flags, sq_acc, mx_acc, nf_acc)
-
-
-@njit(**PARALLEL)
-def _forward_batch(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
-                   thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq,
-                   out_max, out_false, out_on, chunk, n_workers):
-    """Batch driver: the B samples form ceil(B / chunk) chunks of ``chunk`` consecutive samples;
-    worker w (prange) runs the chunks of its contiguous share (``_run_chunks``, the serial twin,
-    which the caller uses directly when there is one worker: a parallel region costs a wait for
-    every thread, ruinous on a loaded machine).
-
-    A sample's result depends only on its chunk, never on the number of workers or threads.
-    """
-    B = active.shape[0]
-    n_chunks = (B + chunk - 1) // chunk
-    for wk in prange(n_workers):
-        _run_chunks(wk * n_chunks // n_workers, (wk + 1) * n_chunks // n_workers, offsets,
-                    weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0, thr2, ro_ptr,
-                    ro_slot, sparse_below, out_active, out_readout, out_sq, out_max, out_false,
-                    out_on, chunk)
-
-# ----------------------------------------------------------------------------- small batches
-
-
-@njit(**JIT)
-def _dense_pass1(A, An, t_lo, t_hi, off_r, off_w, w, n, coef, read_c, bs, scatter, s, layer,
-                 thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc,
-                 mx_acc, nf_acc, part):
-    """``_dense_pass`` for one sample, A and An 1-D (D,): circuits [t_lo, t_hi), statistics added
-    to slot ``part`` of sq_acc, mx_acc, nf_acc."""
+@njit(**INLINE)
+def _gather(A, off_r, t, coef, read_c, bs, c_lo, c_hi, r):
+    """r[:, c] = U_t A[:, c] for columns [c_lo, c_hi): the S neurons of each block summed in
+    pattern order, times 1/S + c, minus c times the block sums (corrected read-out)."""
     S = off_r.shape[1]
     d = r.shape[0]
-    sq_sum = 0.0
-    mx = mx_acc[part]
-    nf = 0
-    for t in range(t_lo, t_hi):
-        for i in range(d):
-            acc = A[off_r[t, 0] * d + i]
-            for q in range(1, S):
-                acc += A[off_r[t, q] * d + i]
-            if read_c != 0.0:
-                r[i, 0] = coef * acc - read_c * bs[i, 0]
-            else:
-                r[i, 0] = coef * acc
-        f = flags[t]
-        if f == 0:
-            sq = 0.0
-            for i in range(d):
-                v = r[i, 0]
-                sq += v * v
-                if abs(v) > mx:
-                    mx = abs(v)
-            sq_sum += sq
-            if sq > thr2:
-                nf += 1
+    for i in range(d):
+        row = off_r[t, 0] * d + i
+        for s in range(c_lo, c_hi):
+            r[i, s] = A[row, s]
+        for q in range(1, S):
+            row = off_r[t, q] * d + i
+            for s in range(c_lo, c_hi):
+                r[i, s] += A[row, s]
+        if read_c != 0.0:
+            for s in range(c_lo, c_hi):
+                r[i, s] = coef * r[i, s] - read_c * bs[i, s]
         else:
-            sq_acc[part] += sq_sum
-            mx_acc[part] = mx
-            nf_acc[part] += nf
-            sq_sum = 0.0
-            nf = 0
-            _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
-                     ro_slot, sq_acc, mx_acc, nf_acc, part)
-            mx = mx_acc[part]
-        if scatter:
-            for i in range(d):
-                acc = w[t, i, 0] * r[0, 0]
-                for k in range(1, d):
-                    acc += w[t, i, k] * r[k, 0]
-                for q in range(S):
-                    An[off_w[t, q] * d + i] += acc
-    sq_acc[part] += sq_sum
-    mx_acc[part] = mx
-    nf_acc[part] += nf
+            for s in range(c_lo, c_hi):
+                r[i, s] = coef * r[i, s]
+
+
+@njit(**INLINE)
+def _add_stats(r, col, thr2, sq_acc, mx_acc, nf_acc):
+    """Add read-out r[:, col] of an inactive circuit to the statistics of column col: |r|^2 to
+    the sum, its max abs component to the max, and one false activation if |r|^2 > thr2."""
+    sq = 0.0
+    mx = mx_acc[col]
+    for i in range(r.shape[0]):
+        v = np.float64(r[i, col])
+        sq += v * v
+        if abs(v) > mx:
+            mx = abs(v)
+    mx_acc[col] = mx
+    sq_acc[col] += sq
+    if sq > thr2:
+        nf_acc[col] += 1
 
 
 @njit(**JIT)
-def _dense_pass1_d4(A, An, t_lo, t_hi, off_r, off_w, w, coef, read_c, bs, scatter, s, layer,
-                    thr2, flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc,
-                    mx_acc, nf_acc, part):
-    """``_dense_pass1`` written out for d = 4 (the families' usual width): a circuit's 4 neurons
-    at one offset are adjacent, so each gather/scatter step is one contiguous 4-wide access.
-    Same order of every addition as ``_dense_pass1``, hence bit-identical results."""
+def _store_flagged(t, flag, r, col, s, layer, bat, out):
+    """Read-out r[:, col] of a flagged circuit t for sample s, stored where requested (full
+    read-out; active read-out if t is active in s). Returns whether t is active in s.
+
+    The passes record a circuit's read-out as
+        ``if flag == 0: _add_stats(...)  elif not _store_flagged(...): _add_stats(...)``
+    written out in each pass: wrapped in one inlined helper, the records' reference counting
+    entered the common (unflagged) path and made the passes 10x slower (measured)."""
+    d = r.shape[0]
+    if s >= bat.active.shape[0]:  # padding column of a last chunk
+        return False
+    if flag & _READOUT:
+        for p in range(bat.ro_ptr[t], bat.ro_ptr[t + 1]):
+            a = bat.ro_slot[p]
+            for i in range(d):
+                out.readout[s, layer, a, i] = r[i, col]
+    if flag & _ACTIVE:
+        for j in range(bat.active.shape[1]):
+            if bat.active[s, j] == t:
+                for i in range(d):
+                    out.active[s, layer, j, i] = r[i, col]
+                return True
+    return False
+
+
+@njit(**INLINE)
+def _scatter(An, off_w, w, t, r, c_lo, c_hi, y):
+    """An[:, c] += E_t w_t r[:, c] for columns [c_lo, c_hi) (d-sums in index order)."""
+    S = off_w.shape[1]
+    d = r.shape[0]
+    for i in range(d):
+        for s in range(c_lo, c_hi):
+            y[s] = w[t, i, 0] * r[0, s]
+        for k in range(1, d):
+            wik = w[t, i, k]
+            for s in range(c_lo, c_hi):
+                y[s] += wik * r[k, s]
+        for q in range(S):
+            row = off_w[t, q] * d + i
+            for s in range(c_lo, c_hi):
+                An[row, s] += y[s]
+
+
+@njit(**JIT)
+def _pass_generic(A, An, circ, m, c_lo, c_hi, s0, layer, scatter, net, bat, out, wk):
+    """Stage 1 of a layer for circuits circ[:m] and columns [c_lo, c_hi): gather, record,
+    scatter (into the next layer's pre-activation, if ``scatter``)."""
+    # record fields are read once here: reading them in the circuit loop costs reference counts
+    lw = layer + 1 if scatter else layer
+    off_r = net.offsets[layer]
+    off_w = net.offsets[lw]
+    w = net.weights[lw]
+    coef = net.coef[0]
+    read_c = net.read_c[0]
+    thr2 = bat.thr2[layer]
+    r, y, bs, flags = wk.r, wk.y, wk.bs, wk.flags
+    sq_acc, mx_acc, nf_acc = wk.sq, wk.absmax, wk.nfalse
+    for a in range(m):
+        t = circ[a]
+        _gather(A, off_r, t, coef, read_c, bs, c_lo, c_hi, r)
+        f = flags[t]
+        for s in range(c_lo, c_hi):
+            if f == 0:
+                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
+            elif not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
+                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
+        if scatter:
+            _scatter(An, off_w, w, t, r, c_lo, c_hi, y)
+
+
+@njit(**JIT)
+def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
+    """``_pass_generic`` for one column (C = 1) and d = 4, written out: a circuit's 4 neurons
+    at one offset are adjacent, so each gather/scatter step is one 4-wide access, and the
+    statistics stay in registers. Same operations in the same order as the generic pass."""
+    lw = layer + 1 if scatter else layer
+    off_r = net.offsets[layer]
+    off_w = net.offsets[lw]
+    w = net.weights[lw]
+    coef = net.coef[0]
+    read_c = net.read_c[0]
     S = off_r.shape[1]
-    sq_sum = 0.0
-    mx = mx_acc[part]
-    nf = 0
-    for t in range(t_lo, t_hi):
+    thr2 = bat.thr2[layer]
+    r, bs, flags = wk.r, wk.bs, wk.flags
+    A = A2.reshape(A2.shape[0])
+    An = An2.reshape(An2.shape[0])
+    sq_tot = wk.sq[0]
+    mx = wk.absmax[0]
+    nf = wk.nfalse[0]
+    for a in range(m):
+        t = circ[a]
         base = off_r[t, 0] * 4
         a0 = A[base]
         a1 = A[base + 1]
@@ -479,223 +366,250 @@ def _dense_pass1_d4(A, An, t_lo, t_hi, off_r, off_w, w, coef, read_c, bs, scatte
             a2 = coef * a2
             a3 = coef * a3
         f = flags[t]
-        if f == 0:
-            sq = a0 * a0
-            sq += a1 * a1
-            sq += a2 * a2
-            sq += a3 * a3
-            mx = max(mx, abs(a0), abs(a1), abs(a2), abs(a3))
-            sq_sum += sq
-            if sq > thr2:
-                nf += 1
-        else:
+        inactive = True
+        if f != 0:
             r[0, 0] = a0
             r[1, 0] = a1
             r[2, 0] = a2
             r[3, 0] = a3
-            sq_acc[part] += sq_sum
-            mx_acc[part] = mx
-            nf_acc[part] += nf
-            sq_sum = 0.0
-            nf = 0
-            _special(t, r, 0, s, layer, thr2, f, active, out_active, out_readout, ro_ptr,
-                     ro_slot, sq_acc, mx_acc, nf_acc, part)
-            mx = mx_acc[part]
+            inactive = not _store_flagged(t, f, r, 0, s, layer, bat, out)
+        if inactive:  # _add_stats, written out
+            v0 = np.float64(a0)
+            v1 = np.float64(a1)
+            v2 = np.float64(a2)
+            v3 = np.float64(a3)
+            sq = 0.0
+            sq += v0 * v0
+            sq += v1 * v1
+            sq += v2 * v2
+            sq += v3 * v3
+            mx = max(mx, abs(v0), abs(v1), abs(v2), abs(v3))
+            sq_tot += sq
+            if sq > thr2:
+                nf += 1
         if scatter:
-            wt = w[t]
-            y0 = wt[0, 0] * a0 + wt[0, 1] * a1 + wt[0, 2] * a2 + wt[0, 3] * a3
-            y1 = wt[1, 0] * a0 + wt[1, 1] * a1 + wt[1, 2] * a2 + wt[1, 3] * a3
-            y2 = wt[2, 0] * a0 + wt[2, 1] * a1 + wt[2, 2] * a2 + wt[2, 3] * a3
-            y3 = wt[3, 0] * a0 + wt[3, 1] * a1 + wt[3, 2] * a2 + wt[3, 3] * a3
+            y0 = w[t, 0, 0] * a0 + w[t, 0, 1] * a1 + w[t, 0, 2] * a2 + w[t, 0, 3] * a3
+            y1 = w[t, 1, 0] * a0 + w[t, 1, 1] * a1 + w[t, 1, 2] * a2 + w[t, 1, 3] * a3
+            y2 = w[t, 2, 0] * a0 + w[t, 2, 1] * a1 + w[t, 2, 2] * a2 + w[t, 2, 3] * a3
+            y3 = w[t, 3, 0] * a0 + w[t, 3, 1] * a1 + w[t, 3, 2] * a2 + w[t, 3, 3] * a3
             for q in range(S):
                 base = off_w[t, q] * 4
                 An[base] += y0
                 An[base + 1] += y1
                 An[base + 2] += y2
                 An[base + 3] += y3
-    sq_acc[part] += sq_sum
-    mx_acc[part] = mx
-    nf_acc[part] += nf
+    wk.sq[0] = sq_tot
+    wk.absmax[0] = mx
+    wk.nfalse[0] = nf
 
 
-@njit(**PARALLEL)
-def _forward_split(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, x0,
-                   thr2, ro_ptr, ro_slot, sparse_below, out_active, out_readout, out_sq,
-                   out_max, out_false, out_on, n_parts):
-    """Small-batch driver: samples one after the other, each dense layer split into ``n_parts``
-    circuit ranges run in parallel (prange), each scattering into its own buffer; the buffers and
-    statistics are reduced serially in part order, so results do not depend on the thread count.
-    Sparse layers (few neurons on) run serially."""
-    L, T, S = offsets.shape
-    d = weights.shape[2]
-    D = d * n
-    B = active.shape[0]
-    P = n_parts
-    dt = weights.dtype
-    coef = 1.0 / S + read_c
-    A2 = np.zeros((D, 1), dtype=dt)
-    An_parts = np.zeros((P, D), dtype=dt)
-    cnt = np.zeros(1, dtype=np.int64)
-    bs = np.zeros((d, 1), dtype=dt)
-    rs = np.zeros((P, d, 1), dtype=dt)
-    g = np.zeros((T, d), dtype=dt)
-    mark = np.zeros(T, dtype=np.bool_)
-    touched = np.empty(T, dtype=np.int32)
-    flags = _readout_flags(T, ro_ptr, ro_slot)
-    sq_p = np.zeros(P)
-    mx_p = np.zeros(P)
-    nf_p = np.zeros(P, dtype=np.int64)
-    sq1 = np.zeros(1)
-    mx1 = np.zeros(1)
-    nf1 = np.zeros(1, dtype=np.int64)
-    for s in range(B):
-        _set_flags(flags, s, 1, active, _ACTIVE, True)
-        A2[:, :] = 0.0
-        _embed_chunk(A2, s, 1, active, x0, weights[0], offsets[0], n)
-        _count_cols(A2, cnt)
-        out_on[s, 0] = cnt[0] / D
-        _relu_bias_cols(A2, bias[0], n, cnt)
-        out_on[s, 1] = cnt[0] / D
-        for layer in range(L):
-            scatter = layer + 1 < L
-            lw = layer + 1 if scatter else layer
-            An2 = An_parts[0].reshape((D, 1))
-            if read_c == 0.0 and cnt[0] < sparse_below * D:
-                An_parts[0, :] = 0.0
-                sq1[0] = 0.0
-                mx1[0] = 0.0
-                nf1[0] = 0
-                _sparse_pass(A2, An2, 0, inv_indptr[layer], inv_circuits[layer], offsets[lw],
-                             weights[lw], n, coef, scatter, s, layer, thr2[layer], flags,
-                             active, out_active, out_readout, ro_ptr, ro_slot, g, mark, touched,
-                             rs[0], sq1, mx1, nf1)
-                out_sq[s, layer] = sq1[0]
-                out_max[s, layer] = mx1[0]
-                out_false[s, layer] = nf1[0]
-            else:
-                if read_c != 0.0:
-                    _block_sums_cols(A2, n, bs)
-                A1 = A2[:, 0]
-                sq_p[:] = 0.0
-                mx_p[:] = 0.0
-                nf_p[:] = 0
-                for p in prange(P):
-                    An_parts[p, :] = 0.0
-                    _dense_pass1(A1, An_parts[p], T * p // P, T * (p + 1) // P, offsets[layer],
-                                 offsets[lw], weights[lw], n, coef, read_c, bs, scatter, s,
-                                 layer, thr2[layer], flags, active, out_active, out_readout,
-                                 ro_ptr, ro_slot, rs[p], sq_p, mx_p, nf_p, p)
-                sq = 0.0
-                mx = 0.0
-                nf = 0
-                for p in range(P):
-                    sq += sq_p[p]
-                    mx = max(mx, mx_p[p])
-                    nf += nf_p[p]
-                    if p > 0 and scatter:
-                        for j in range(D):
-                            An_parts[0, j] += An_parts[p, j]
-                out_sq[s, layer] = sq
-                out_max[s, layer] = mx
-                out_false[s, layer] = nf
-            if scatter:
-                _relu_bias_cols(An2, bias[layer + 1], n, cnt)
-                out_on[s, layer + 2] = cnt[0] / D
-                A2[:, :] = An2
-        _set_flags(flags, s, 1, active, _ACTIVE, False)
+@njit(**INLINE)
+def _gather8(A, off_r, t, i, d, c0):
+    """The 8 columns [c0, c0 + 8) of sum_q A[off_r[t, q] * d + i] (pattern order), in registers."""
+    row = off_r[t, 0] * d + i
+    a0 = A[row, c0]
+    a1 = A[row, c0 + 1]
+    a2 = A[row, c0 + 2]
+    a3 = A[row, c0 + 3]
+    a4 = A[row, c0 + 4]
+    a5 = A[row, c0 + 5]
+    a6 = A[row, c0 + 6]
+    a7 = A[row, c0 + 7]
+    for q in range(1, off_r.shape[1]):
+        row = off_r[t, q] * d + i
+        a0 += A[row, c0]
+        a1 += A[row, c0 + 1]
+        a2 += A[row, c0 + 2]
+        a3 += A[row, c0 + 3]
+        a4 += A[row, c0 + 4]
+        a5 += A[row, c0 + 5]
+        a6 += A[row, c0 + 6]
+        a7 += A[row, c0 + 7]
+    return a0, a1, a2, a3, a4, a5, a6, a7
 
 
-# ----------------------------------------------------------------------------- chunks of 8
-# The same pass as ``_dense_pass`` for a chunk of exactly 8 columns, written out so that each
-# group of 8 adjacent loads / stores is one SIMD operation (generated text, do not edit by hand:
-# the eight lanes are identical).
-
-_C8 = 8
+@njit(**INLINE)
+def _scatter8(An, off_w, w, t, r, d, c0):
+    """``_scatter`` for the 8 columns [c0, c0 + 8), the products held in registers."""
+    for i in range(d):
+        wik = w[t, i, 0]
+        y0 = wik * r[0, c0]
+        y1 = wik * r[0, c0 + 1]
+        y2 = wik * r[0, c0 + 2]
+        y3 = wik * r[0, c0 + 3]
+        y4 = wik * r[0, c0 + 4]
+        y5 = wik * r[0, c0 + 5]
+        y6 = wik * r[0, c0 + 6]
+        y7 = wik * r[0, c0 + 7]
+        for k in range(1, d):
+            wik = w[t, i, k]
+            y0 += wik * r[k, c0]
+            y1 += wik * r[k, c0 + 1]
+            y2 += wik * r[k, c0 + 2]
+            y3 += wik * r[k, c0 + 3]
+            y4 += wik * r[k, c0 + 4]
+            y5 += wik * r[k, c0 + 5]
+            y6 += wik * r[k, c0 + 6]
+            y7 += wik * r[k, c0 + 7]
+        for q in range(off_w.shape[1]):
+            row = off_w[t, q] * d + i
+            An[row, c0] += y0
+            An[row, c0 + 1] += y1
+            An[row, c0 + 2] += y2
+            An[row, c0 + 3] += y3
+            An[row, c0 + 4] += y4
+            An[row, c0 + 5] += y5
+            An[row, c0 + 6] += y6
+            An[row, c0 + 7] += y7
 
 
 @njit(**JIT)
-def _dense_pass8(A, An, off_r, off_w, w, n, coef, read_c, bs, scatter, s0, ncol, layer, thr2,
-                 flags, active, out_active, out_readout, ro_ptr, ro_slot, r, sq_acc, mx_acc,
-                 nf_acc):
-    """``_dense_pass`` over all circuits for A, An of shape (D, 8); r (d, 8) work buffer."""
-    T, S = off_r.shape
+def _pass_groups(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
+    """``_pass_generic`` over all C columns, C a multiple of 8, written out 8 columns at a time
+    (each group of 8 adjacent loads / stores is one SIMD operation). Same operations in the same
+    order per column as the generic pass."""
+    lw = layer + 1 if scatter else layer
+    off_r = net.offsets[layer]
+    off_w = net.offsets[lw]
+    w = net.weights[lw]
+    coef = net.coef[0]
+    read_c = net.read_c[0]
+    thr2 = bat.thr2[layer]
+    r, bs, flags = wk.r, wk.bs, wk.flags
+    sq_acc, mx_acc, nf_acc = wk.sq, wk.absmax, wk.nfalse
     d = r.shape[0]
-    for t in range(T):
-        for i in range(d):
-            row = off_r[t, 0] * d + i
-            a0 = A[row, 0]
-            a1 = A[row, 1]
-            a2 = A[row, 2]
-            a3 = A[row, 3]
-            a4 = A[row, 4]
-            a5 = A[row, 5]
-            a6 = A[row, 6]
-            a7 = A[row, 7]
-            for q in range(1, S):
-                row = off_r[t, q] * d + i
-                a0 += A[row, 0]
-                a1 += A[row, 1]
-                a2 += A[row, 2]
-                a3 += A[row, 3]
-                a4 += A[row, 4]
-                a5 += A[row, 5]
-                a6 += A[row, 6]
-                a7 += A[row, 7]
-            if read_c != 0.0:
-                r[i, 0] = coef * a0 - read_c * bs[i, 0]
-                r[i, 1] = coef * a1 - read_c * bs[i, 1]
-                r[i, 2] = coef * a2 - read_c * bs[i, 2]
-                r[i, 3] = coef * a3 - read_c * bs[i, 3]
-                r[i, 4] = coef * a4 - read_c * bs[i, 4]
-                r[i, 5] = coef * a5 - read_c * bs[i, 5]
-                r[i, 6] = coef * a6 - read_c * bs[i, 6]
-                r[i, 7] = coef * a7 - read_c * bs[i, 7]
-            else:
-                r[i, 0] = coef * a0
-                r[i, 1] = coef * a1
-                r[i, 2] = coef * a2
-                r[i, 3] = coef * a3
-                r[i, 4] = coef * a4
-                r[i, 5] = coef * a5
-                r[i, 6] = coef * a6
-                r[i, 7] = coef * a7
-        f = flags[t]
-        if f == 0:
-            for s in range(_C8):
-                _record_inactive(r, s, s, thr2, sq_acc, mx_acc, nf_acc)
-        else:
-            for s in range(ncol):
-                _special(t, r, s, s0 + s, layer, thr2, f, active, out_active, out_readout,
-                         ro_ptr, ro_slot, sq_acc, mx_acc, nf_acc, s)
-        if scatter:
+    C = r.shape[1]
+    for a in range(m):
+        t = circ[a]
+        for c0 in range(0, C, GROUP):
             for i in range(d):
-                wik = w[t, i, 0]
-                y0 = wik * r[0, 0]
-                y1 = wik * r[0, 1]
-                y2 = wik * r[0, 2]
-                y3 = wik * r[0, 3]
-                y4 = wik * r[0, 4]
-                y5 = wik * r[0, 5]
-                y6 = wik * r[0, 6]
-                y7 = wik * r[0, 7]
-                for k in range(1, d):
-                    wik = w[t, i, k]
-                    y0 += wik * r[k, 0]
-                    y1 += wik * r[k, 1]
-                    y2 += wik * r[k, 2]
-                    y3 += wik * r[k, 3]
-                    y4 += wik * r[k, 4]
-                    y5 += wik * r[k, 5]
-                    y6 += wik * r[k, 6]
-                    y7 += wik * r[k, 7]
-                for q in range(S):
-                    row = off_w[t, q] * d + i
-                    An[row, 0] += y0
-                    An[row, 1] += y1
-                    An[row, 2] += y2
-                    An[row, 3] += y3
-                    An[row, 4] += y4
-                    An[row, 5] += y5
-                    An[row, 6] += y6
-                    An[row, 7] += y7
+                a0, a1, a2, a3, a4, a5, a6, a7 = _gather8(A, off_r, t, i, d, c0)
+                if read_c != 0.0:
+                    r[i, c0] = coef * a0 - read_c * bs[i, c0]
+                    r[i, c0 + 1] = coef * a1 - read_c * bs[i, c0 + 1]
+                    r[i, c0 + 2] = coef * a2 - read_c * bs[i, c0 + 2]
+                    r[i, c0 + 3] = coef * a3 - read_c * bs[i, c0 + 3]
+                    r[i, c0 + 4] = coef * a4 - read_c * bs[i, c0 + 4]
+                    r[i, c0 + 5] = coef * a5 - read_c * bs[i, c0 + 5]
+                    r[i, c0 + 6] = coef * a6 - read_c * bs[i, c0 + 6]
+                    r[i, c0 + 7] = coef * a7 - read_c * bs[i, c0 + 7]
+                else:
+                    r[i, c0] = coef * a0
+                    r[i, c0 + 1] = coef * a1
+                    r[i, c0 + 2] = coef * a2
+                    r[i, c0 + 3] = coef * a3
+                    r[i, c0 + 4] = coef * a4
+                    r[i, c0 + 5] = coef * a5
+                    r[i, c0 + 6] = coef * a6
+                    r[i, c0 + 7] = coef * a7
+        f = flags[t]
+        for s in range(C):
+            if f == 0:
+                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
+            elif not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
+                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
+        if scatter:
+            for c0 in range(0, C, GROUP):
+                _scatter8(An, off_w, w, t, r, d, c0)
 
+
+@njit(**JIT)
+def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
+    """Stage 1 of layer ``layer + 1`` for the chunk: every circuit read out (statistics kept per
+    column in wk), and the next layer's pre-activation An scattered if ``scatter``.
+
+    Dense mode: all circuits. Sparse mode: only the circuits with a nonzero neuron in some column
+    of the chunk (identical numbers, see the module docstring)."""
+    C = A.shape[1]
+    d = wk.r.shape[0]
+    T = net.all_circuits.shape[0]
+    for s in range(C):
+        wk.sq[s] = 0.0
+        wk.absmax[s] = 0.0
+        wk.nfalse[s] = 0
+    if sparse:
+        # only circuits with a nonzero neuron in some column; the others would read 0 exactly
+        circ = wk.touched
+        m = _touched_circuits(A, net.inv_indptr[layer], net.inv_circuits[layer], wk.mark, circ)
+    else:
+        circ = net.all_circuits
+        m = T
+        if net.read_c[0] != 0.0:
+            _block_sums(A, d, wk.bs)
+    if C == 1 and d == 4:
+        _pass_single_d4(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
+    elif C % GROUP == 0:
+        _pass_groups(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
+    else:
+        _pass_generic(A, An, circ, m, 0, C, s0, layer, scatter, net, bat, out, wk)
+
+
+# ----------------------------------------------------------------------------- drivers
+
+
+@njit(**JIT)
+def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
+    """All L layers of the chunk of samples [s0, s0 + ncol) (one worker, serial). Columns >= ncol
+    are padding: zero input, their statistics are never written out."""
+    L = net.offsets.shape[0]
+    D = wk.A.shape[0]
+    A = wk.A
+    An = wk.An
+    cnt = wk.cnt
+    _set_active_flags(wk.flags, s0, ncol, bat.active, True)
+    A[:, :] = 0.0
+    _embed(A, s0, ncol, net, bat)
+    _count_on(A, cnt)
+    for s in range(ncol):
+        out.on[s0 + s, 0] = cnt[s] / D
+    _bias_relu(A, net.bias[0], cnt)
+    for s in range(ncol):
+        out.on[s0 + s, 1] = cnt[s] / D
+    for layer in range(L):
+        scatter = layer + 1 < L
+        top = 0
+        for s in range(ncol):
+            top = max(top, cnt[s])
+        sparse = net.read_c[0] == 0.0 and top < sparse_below * D
+        if scatter:
+            An[:, :] = 0.0
+        _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk)
+        for s in range(ncol):
+            out.sq[s0 + s, layer] = wk.sq[s]
+            out.absmax[s0 + s, layer] = wk.absmax[s]
+            out.false[s0 + s, layer] = wk.nfalse[s]
+        if scatter:
+            # An now holds the circuit-by-circuit pre-activation of layer ``layer + 2``; terms
+            # shared by a whole block or applied per offset would be added to An here
+            _bias_relu(An, net.bias[layer + 1], cnt)
+            for s in range(ncol):
+                out.on[s0 + s, layer + 2] = cnt[s] / D
+            A, An = An, A
+    _set_active_flags(wk.flags, s0, ncol, bat.active, False)
+
+
+@njit(**JIT)
+def run_chunks(c_lo, c_hi, chunk, sparse_below, net, bat, out):
+    """Chunks [c_lo, c_hi) of ``chunk`` consecutive samples, serially, buffers allocated once
+    (the serial driver, also the body of each worker of ``run_parallel``)."""
+    L, T, S = net.offsets.shape
+    d = net.weights.shape[2]
+    n = net.inv_indptr.shape[1] - 1
+    B = bat.active.shape[0]
+    wk = _new_work(T, d, n, chunk, net.bias, bat.ro_ptr, bat.ro_slot)
+    for c in range(c_lo, c_hi):
+        s0 = c * chunk
+        _chunk(s0, min(chunk, B - s0), sparse_below, net, bat, out, wk)
+
+
+@njit(**PARALLEL)
+def run_parallel(n_workers, chunk, sparse_below, net, bat, out, worker_thread):
+    """Parallel driver: the ceil(B / chunk) chunks are split into ``n_workers`` contiguous shares,
+    one per prange iteration (``run_chunks``); worker_thread[w] records the thread that ran
+    share w. Results do not depend on the split (see the module docstring)."""
+    B = bat.active.shape[0]
+    n_chunks = (B + chunk - 1) // chunk
+    for wk in prange(n_workers):
+        worker_thread[wk] = thread_id()
+        run_chunks(wk * n_chunks // n_workers, (wk + 1) * n_chunks // n_workers, chunk,
+                   sparse_below, net, bat, out)

@@ -1,9 +1,11 @@
 """SPEC §3: three exact engines for the forward pass of the large network, and the batch API.
 
 ``dense`` (NumPy oracle: forms W^l), ``factorised`` and ``sparse`` (numba, activation-sparse)
-return the same read-outs to float64 rounding. Read-outs of *all* T circuits are reduced inside the
-kernels to per-sample statistics (sum of squares, max, false activations) so that memory stays
-O(B * L) however large T is; full read-outs are returned only for circuits asked for.
+return the same read-outs to float64 rounding; per dtype, ``factorised``, ``sparse`` and ``auto``
+return bit-identical results, whatever the batch and the thread count. Read-outs of *all* T
+circuits are reduced inside the kernels to per-sample statistics (sum of squares, max, false
+activations) so that memory stays O(B * L) however large T is; full read-outs are returned only
+for circuits asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kernel import validate
-from kernel._jit import _forward_batch, _forward_split, _run_chunks
+from kernel._jit import BatchArrays, NetArrays, Outputs, run_chunks, run_parallel
 from kernel._numba import n_threads
 from kernel.circuits import run_small, sample_inputs
 from kernel.network import Network
@@ -122,22 +124,17 @@ def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
 #: compute dtypes of the numba engines; float32 halves memory traffic, see docs/performance.md
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
-#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype. 8 has a
-#: written-out kernel (``_dense_pass8``); for float64, 8 to 32 measured within 10% of each other
-#: at D = 8000; for float32, 32 was 1.3-1.6x faster than 8 (docs/performance.md)
+#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype; widths
+#: that are multiples of 8 run the written-out 8-column pass. Results do not depend on it.
 CHUNK = {"float64": 8, "float32": 32}
 
-#: ``auto``: the activation-sparse gather is used for a layer when the chunk's densest sample has
-#: fewer than this fraction of neurons on (calibrated in docs/performance.md)
+#: ``auto``: the activation-sparse pass is used for a layer when the chunk's densest sample has
+#: fewer than this fraction of neurons on (calibrated in docs/performance.md). Results do not
+#: depend on it.
 AUTO_SPARSE_BELOW = 0.02
 
-
-#: batches up to this size run sample by sample. With SPLIT_PARTS > 1 each dense layer is split
-#: over that many circuit ranges run in parallel (fixed, so results do not depend on the thread
-#: count): ~2x faster on an idle 2-core machine, but every layer waits for both threads, which is
-#: 100x *slower* when other processes load the cores (docs/performance.md). Default 1: serial.
-SPLIT_MAX_BATCH = 2
-SPLIT_PARTS = 1
+#: batches up to this size run one sample per chunk (the single-sample pass)
+SINGLE_MAX_BATCH = 2
 
 
 def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +146,32 @@ def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ptr, order
 
 
+def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
+    """The network's arrays as the kernels' record, in the compute ``dtype`` (the one place the
+    record is built; the weights are converted once per network and dtype by ``weights_as``)."""
+    dt = DTYPES[dtype]
+    return NetArrays(
+        offsets=net.offsets,
+        weights=net.weights_as(dt),
+        bias=np.ascontiguousarray(net.circuits.bias, dtype=dt),
+        # 1/S from the patterns themselves (the offsets' last axis), as the kernels always did
+        coef=np.array([1.0 / net.offsets.shape[2] + net.read_c], dtype=dt),
+        read_c=np.array([net.read_c], dtype=dt),
+        inv_indptr=net.inv_indptr,
+        inv_circuits=net.inv_circuits,
+        all_circuits=np.arange(net.T, dtype=np.int32),
+    )
+
+
+def chunk_plan(B: int, mode: str, dtype: str) -> tuple[int, float]:
+    """Chunk width and sparse threshold of a mode: 'factorised' (dense passes), 'sparse' (one
+    sample per chunk, sparse passes) or 'auto' (per layer and chunk from the measured density)."""
+    if mode == "sparse":
+        return 1, np.inf
+    chunk = 1 if B <= SINGLE_MAX_BATCH else min(B, CHUNK[dtype])
+    return chunk, (0.0 if mode == "factorised" else AUTO_SPARSE_BELOW)
+
+
 def _run_numba(
     net: Network,
     batch: Batch,
@@ -158,44 +181,38 @@ def _run_numba(
     mode: str,
     dtype: str = "float64",
 ) -> dict:
-    """Run the numba engine; mode 'factorised' (dense gathers), 'sparse' or 'auto' (per layer)."""
+    """Run the numba engine; mode 'factorised', 'sparse' or 'auto' (bit-identical results).
+
+    Besides the outputs, ``out["worker_thread"]`` holds the numba thread id of each worker (one
+    entry, 0, when the serial driver ran)."""
     B = batch.size
     out = _outputs(B, net.L, batch.z, net.d, ids.size)
-    weights = net.weights_as(DTYPES[dtype])
-    bias = np.ascontiguousarray(net.circuits.bias, dtype=DTYPES[dtype])
     ro_ptr, ro_slot = _ro_csr(net.T, ids)
-    if mode == "sparse":
-        chunk, below = 1, np.inf
-    elif mode == "factorised":
-        chunk, below = min(B, CHUNK[dtype]), 0.0
-    else:
-        chunk = min(B, CHUNK[dtype])
-        below = AUTO_SPARSE_BELOW
-    args = (
-        net.offsets,
-        weights,
-        bias,
-        net.n,
-        net.read_c,
-        net.inv_indptr,
-        net.inv_circuits,
-        batch.active,
-        np.ascontiguousarray(batch.inputs),
-        np.ascontiguousarray(thr**2),
-        ro_ptr,
-        ro_slot,
+    bat = BatchArrays(
+        active=batch.active,
+        x0=np.ascontiguousarray(batch.inputs, dtype=np.float64),
+        thr2=np.ascontiguousarray(thr**2),
+        ro_ptr=ro_ptr,
+        ro_slot=ro_slot,
     )
-    if B <= SPLIT_MAX_BATCH and SPLIT_PARTS > 1 and mode != "sparse" and n_threads() > 1:
-        _forward_split(*args, float(below), **out, n_parts=SPLIT_PARTS)
-        return out
-    if B <= SPLIT_MAX_BATCH:
-        chunk = 1
+    chunk, below = chunk_plan(B, mode, dtype)
     n_chunks = -(-B // chunk)
     n_workers = min(n_chunks, n_threads())
+    out["worker_thread"] = np.zeros(n_workers, dtype=np.int64)
+    res = Outputs(
+        active=out["out_active"],
+        readout=out["out_readout"],
+        sq=out["out_sq"],
+        absmax=out["out_max"],
+        false=out["out_false"],
+        on=out["out_on"],
+    )
+    net_rec = net_arrays(net, dtype)
     if n_workers == 1:
-        _run_chunks(0, n_chunks, *args, float(below), **out, chunk=chunk)
+        # a parallel region costs a wait for every thread, ruinous on a loaded machine
+        run_chunks(0, n_chunks, chunk, float(below), net_rec, bat, res)
     else:
-        _forward_batch(*args, float(below), **out, chunk=chunk, n_workers=n_workers)
+        run_parallel(n_workers, chunk, float(below), net_rec, bat, res, out["worker_thread"])
     return out
 
 
@@ -322,8 +339,9 @@ def forward(
     ----------
     engine : "auto" (default), "dense" (NumPy oracle), "factorised" or "sparse" (numba).
         ``auto`` runs the numba engine and chooses, per layer and chunk of samples, the sparse
-        gather when few neurons are on and the factorised one otherwise (measured density; the
-        read-outs are bit-identical either way, see ``kernel._jit``).
+        pass when few neurons are on and the factorised one otherwise. Per dtype, the three
+        numba engines give bit-identical read-outs and statistics, and a sample's results do not
+        depend on the batch it is in or the thread count (tested; see ``kernel._jit``).
     readout : None, "all", or circuit ids whose full read-outs (B, L+1, R, d) are returned.
     threshold_fraction : false-activation threshold per layer, as a fraction of the mean active
         norm <|a_t^l|> of the batch's ground truth.
