@@ -150,9 +150,11 @@ def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
     """The network's arrays as the kernels' record, in the compute ``dtype`` (the one place the
     record is built; the weights are converted once per network and dtype by ``weights_as``)."""
     dt = DTYPES[dtype]
+    con = net.construction
     return NetArrays(
         offsets=net.offsets,
-        weights=net.weights_as(dt),
+        # the construction's per-circuit weights (cis2: the circuits' own, no copy)
+        weights=net.weights_as(dt) if con.name == "cis2" else con.weights_as(dt),
         bias=np.ascontiguousarray(net.circuits.bias, dtype=dt),
         # 1/S from the patterns themselves (the offsets' last axis), as the kernels always did
         coef=np.array([1.0 / net.offsets.shape[2] + net.read_c], dtype=dt),
@@ -160,6 +162,8 @@ def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
         inv_indptr=net.inv_indptr,
         inv_circuits=net.inv_circuits,
         all_circuits=np.arange(net.T, dtype=np.int32),
+        **dict(zip(("ext_N", "ext_G", "ext_R", "sp_ptr", "sp_idx", "sp_val", "sp_w", "ext_flags"),
+                   con.kernel_args(dt), strict=True)),
     )
 
 

@@ -145,7 +145,7 @@ PROPERTIES: dict[str, Property] = {p.name: p for p in [
                 L=st.integers(2, 3)),
     _structural("inverse_index_matches"),
     _structural("capped_offsets_well_formed", constructions=CONSTRUCTIONS, L=st.integers(2, 3)),
-    Property("engines_agree", "exactness", _scenarios(), _engines_agree,
+    Property("engines_agree", "exactness", _scenarios(constructions=CONSTRUCTIONS), _engines_agree,
              C.engines_agree.__doc__ or ""),
     Property("single_circuit_exact_at_layer_one", "exactness", _configs(), _z1,
              C.single_circuit_exact_at_layer_one.__doc__ or ""),

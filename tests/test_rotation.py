@@ -163,17 +163,18 @@ def test_on_indicator_circuits_run_through_every_construction(construction):
     net = user_network(w_user := c.weights.transpose(1, 0, 2, 3), c.bias, c.inputs,
                        D=(d + 1) * T * S, S=S, construction=construction)
     assert w_user.shape == (T, L, d + 1, d + 1)
-    res = forward(net, make_batch(net, [[0, 3], [4, 1], [2, 0]]), engine="dense",
-                  readout="all")
     want = _own_bias_forward(w, b, x)  # (T, L+1, d)
-    for s, row in enumerate([[0, 3], [4, 1], [2, 0]]):
-        for t in range(T):
-            r = res.readout[s, :, t]
-            if t in row:
-                np.testing.assert_allclose(r[:, 0], 1.0, atol=1e-12)
-                np.testing.assert_allclose(r[:, 1:], want[t], atol=1e-10)
-            else:
-                np.testing.assert_allclose(r, 0.0, atol=1e-12)
+    for engine in ("dense", "factorised", "sparse", "auto"):
+        res = forward(net, make_batch(net, [[0, 3], [4, 1], [2, 0]]), engine=engine,
+                      readout="all")
+        for s, row in enumerate([[0, 3], [4, 1], [2, 0]]):
+            for t in range(T):
+                r = res.readout[s, :, t]
+                if t in row:
+                    np.testing.assert_allclose(r[:, 0], 1.0, atol=1e-12, err_msg=engine)
+                    np.testing.assert_allclose(r[:, 1:], want[t], atol=1e-10, err_msg=engine)
+                else:
+                    np.testing.assert_allclose(r, 0.0, atol=1e-12, err_msg=engine)
 
 
 # ------------------------------------------------------------------ the follow-up's formulas
