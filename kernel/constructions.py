@@ -359,9 +359,9 @@ def apply_layer(
         row_of = np.repeat(np.arange(n), np.diff(ptr))
         cols = con.sparse_indices[ptr[0] : ptr[-1]]
         vals = con.sparse_values[ptr[0] : ptr[-1]]
-        KA = np.zeros((b, d, n))
-        np.add.at(KA, (slice(None), slice(None), row_of), blocks[:, :, cols] * vals)
-        out += np.einsum("ij,bjn->bin", con.sparse_weight[li], KA)
+        KA = np.zeros((n, b, d))  # (K A_j)_k, offsets first so the rows index one axis
+        np.add.at(KA, row_of, (blocks[:, :, cols] * vals).transpose(2, 0, 1))
+        out += np.einsum("ij,nbj->bin", con.sparse_weight[li], KA)
     return out.reshape(b, D)
 
 

@@ -42,6 +42,7 @@ def small_nets(draw, constructions=tuple(CONSTRUCTIONS), L=None):
         variant=draw(st.sampled_from(variants)),
         kappa_scale=draw(st.sampled_from([1.0, 1.15]) | st.floats(0.0, 2.0)),
         rot_bias=draw(st.sampled_from([1.0, 0.5, 2.0])),
+        bias=draw(st.sampled_from([0.0, -0.02])),
         seed=draw(st.integers(0, 2**16)),
     )
 
@@ -260,14 +261,25 @@ def test_compiled_decomposition_handles_every_construction(params, z, size, seed
 @given(small_nets(), st.integers(1, 3), st.integers(1, 9), st.integers(0, 2**16))
 def test_every_engine_equals_the_dense_oracle_for_every_construction(params, z, batch, seed):
     """The numba engines (factorised, sparse, auto; single samples and chunks) run every
-    construction as the dense oracle does, to float64 rounding: read-outs, inactive statistics
-    and the fraction of neurons on."""
+    construction as the dense oracle does, to float64 rounding: read-outs and inactive
+    statistics; and they agree with each other bit for bit. The fraction of neurons on is
+    compared with the oracle only for random weights under a negative bias: a pre-activation
+    that is exactly at the threshold in exact arithmetic (a cancellation of the constructions'
+    terms at bias 0; the rotation circuits' values 1.5, 0.5, 2, ... against their biases) comes
+    out +-1e-17 after rounding in either engine and counts as on or off by that sign, which
+    changes the read-outs by no more than the rounding itself."""
     net = build_network(**params)
     b = sample_batch(net, batch, min(z, net.T), seed=seed)
     ref = forward(net, b, engine="dense", readout="all")
+    first = None
     for engine in ("factorised", "sparse", "auto"):
         res = forward(net, b, engine=engine, readout="all")
         np.testing.assert_allclose(res.readout, ref.readout, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(res.inactive_sq, ref.inactive_sq, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(res.inactive_max, ref.inactive_max, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(res.frac_on, ref.frac_on, atol=1e-12)
+        if params["family"] != "rotation" and params["bias"] < 0:
+            np.testing.assert_array_equal(res.frac_on, ref.frac_on)
+        if first is None:
+            first = res
+        np.testing.assert_array_equal(res.readout, first.readout)
+        np.testing.assert_array_equal(res.frac_on, first.frac_on)
