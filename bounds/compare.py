@@ -41,7 +41,8 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
             dec.inactive_sq, res.inactive_sq, rtol=1e-9, atol=1e-9):
         raise RuntimeError("kernel.decompose disagrees with the forward engine")
     z, B = res.batch.z, res.batch.size
-    preds = _predict.predict(net, z, samples=samples, seed=net.config.seed)
+    preds = _predict.predict(net, z, samples=samples, seed=net.config.seed,
+                             h1_max=float(np.abs(res.h[:, 1]).max()) if net.L >= 1 else None)
     out = result.to_dict()
     out["check"] = {"samples": samples, "verdicts": {}}
     all_ok = True
@@ -105,8 +106,40 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
                 "bound": bound_line,
                 "tail_estimate": {"value": tail, "verdict": tv},
             })
+    task_ok = _judge_task(out, net, z, counts)
+    all_ok = all_ok and task_ok
     out["check"]["verdicts"] = counts
     out["check"]["pass"] = all_ok
     return out, all_ok
+
+
+def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int]) -> bool:
+    """Judge the task-metric estimates (``bounds.rotation``: the follow-up's formulas for the x
+    metric of rotation circuits) against the measured task metrics of ``out``; adds
+    ``task_estimates`` per layer and class, counts verdicts into ``counts``; False if any FAILs."""
+    from bounds import predict as _predict
+    from bounds.rotation import rotation_estimates
+
+    ok = True
+    for lay, est_layer in zip(out["layers"], rotation_estimates(net, z), strict=True):
+        task = lay.get("task")
+        if not task:
+            continue
+        for cls in ("active", "inactive"):
+            meas = task[cls].get("x")
+            if meas is None or not est_layer[cls]:
+                continue
+            half = (meas["mse_ci"][1] - meas["mse_ci"][0]) / 2
+            lines = []
+            for est in est_layer[cls]:
+                verdict, ratio, rel = _predict.judge(est, meas["mse"], half)
+                counts[verdict] = counts.get(verdict, 0) + 1
+                ok = ok and verdict != "FAIL"
+                lines.append({"model": est.model, "quantity": "x", "mse": est.mse,
+                              "measured": meas["mse"], "tolerance": est.tol, "ratio": ratio,
+                              "ratio_uncertainty": rel, "verdict": verdict,
+                              "regime": est.regime})
+            task[cls]["x_estimates"] = lines
+    return ok
 
 

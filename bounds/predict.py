@@ -80,15 +80,19 @@ def _a4_ratio(weights: np.ndarray) -> np.ndarray:
     return (mean**2).sum(axis=(1, 2)) / np.maximum(total, 1e-300)
 
 
-def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
-            ) -> list[dict[str, ClassPrediction]]:
+def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
+            h1_max: float | None = None) -> list[dict[str, ClassPrediction]]:
     """Predictions for layers 0..L: ``[{"active": ClassPrediction, "inactive": ...}, ...]``.
 
     Models: ``leading`` (the post, ``bounds.leading``), ``layer1-exact`` (finite-size + ReLU of
     the shared neuron, ``bounds.refined.layer1_exact``, layer 1, plain), ``sketch`` (SPEC's
     inactive-feedback growth, ``bounds.refined.inactive_feedback_recursion``, inactive, layer 2)
     and ``cavity`` (the full recursion, ``bounds.cavity``). Worst case: the rigorous layer-1 bound
-    and the A2-conditional overlap bound of inactive circuits.
+    and the A2-conditional overlap bound of inactive circuits (``h1_max``: max |h^1| of the batch
+    judged, for families whose inputs are drawn per sample; default: the circuits' own inputs).
+
+    Every model here describes the ``cis2`` weights: with another construction (the follow-up's,
+    ``kernel.constructions``) only layer 1 (W^1 = I, the same network) is in regime.
     """
     c = net.circuits
     D, d, S, T, L, n = net.D, net.d, net.S, net.T, net.L, net.n
@@ -96,6 +100,7 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
     beta = c.bias
     mom: CircuitMoments = circuit_moments(c.weights, c.bias, c.inputs, seed=seed)
     h_all, a_all = small_forward(c.weights, c.bias, c.inputs)
+    h1_top = float(np.abs(h_all[1]).max()) if h1_max is None else float(h1_max)
     norms = np.linalg.norm(a_all, axis=-1)  # (L+1, T)
     cv = norms.std(axis=1) / np.maximum(norms.mean(axis=1), 1e-300)
     cav = cavity.cavity_recursion(c.weights, c.bias, c.inputs, net.design, n, z,
@@ -125,6 +130,9 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
                 row[cls] = cp
                 continue
             why = []
+            other_w = layer >= 2 and net.config.construction != "cis2"
+            if other_w:
+                why.append(f"construction {net.config.construction!r} (models assume cis2)")
             if not a1_ok:
                 why.append(f"A1: z S^2 d/D = {a1:.3g} > {A1_LIMIT}")
             if not ovl_ok:
@@ -164,6 +172,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
                 fw = list(why)
                 if variant != "plain":
                     fw.append("plain read-out only")
+                elif net.read_c:
+                    fw.append("plain read-out only (this construction reads with u_t)")
                 cp.estimates.append(Estimate(
                     "layer1-exact", act if cls == "active" else ina,
                     {"overlap": ovl, "propagation": 0.0, "relu": None}, 0.0, 0.2, not fw,
@@ -185,6 +195,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
             vals = pred.active if cls == "active" else pred.inactive
             se = pred.active_se if cls == "active" else pred.inactive_se
             cw = []
+            if other_w:
+                cw.append(f"construction {net.config.construction!r} (models assume cis2)")
             if a1 > A1_LIMIT_CAVITY:
                 cw.append(f"A1: z S^2 d/D = {a1:.3g} > {A1_LIMIT_CAVITY}")
             if not ovl_ok:
@@ -198,11 +210,13 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
             o_max = S if variant == "random" else 1
             if layer == 1:
                 z_other = z - 1 if cls == "active" else z
-                val = float(worst_case.layer1_bound(z_other, float(np.abs(h_all[1]).max()), S,
+                val = float(worst_case.layer1_bound(z_other, h1_top, S,
                                                     net.read_c, o_max))
                 cp.bound = Bound("rigorous", val, True, "always (b <= 0, c >= 0)")
             elif cls == "inactive":
                 bw = []
+                if other_w:
+                    bw.append(f"construction {net.config.construction!r}")
                 if not a2_layer[layer] or not all(a2_layer[1:layer]):
                     bw.append("A2 fails: predicted noise-only neurons on "
                               f"{max(cav[k].frac_on_noise for k in range(1, layer + 1)):.2g}")
@@ -212,8 +226,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0
                 cp.bound = Bound("conditional (A2)", val, not bw, "A2, plain" + _why(bw))
             # Gaussian tail of one variance: dense noise, many independent zero-mean pushes (A4),
             # circuits of equal signal norm (else the max comes from the loudest circuits)
-            cp.tail_regime = (layer >= 2 and a1_ok and ovl_ok and many and not a4_fail
-                              and cav[layer].frac_on_noise >= TAIL_DENSE
+            cp.tail_regime = (layer >= 2 and not other_w and a1_ok and ovl_ok and many
+                              and not a4_fail and cav[layer].frac_on_noise >= TAIL_DENSE
                               and bool(cv[: layer + 1].max() <= TAIL_CV))
             row[cls] = cp
         out.append(row)

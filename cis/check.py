@@ -49,9 +49,20 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
             "pred prop", "meas prop", "pred relu", "meas relu", "verdict"]
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(out["check"]["verdicts"].items()))
     title = f"{head}\npredicted vs measured mean-square |eps|^2 ({verdicts})"
-    return [report.table(title, cols, rows),
-            report.table("worst case: bound / estimate vs max abs error",
-                         ["layer", "class", "kind", "value", "max |err|", "verdict"], brows)]
+    tables = [report.table(title, cols, rows),
+              report.table("worst case: bound / estimate vs max abs error",
+                           ["layer", "class", "kind", "value", "max |err|", "verdict"], brows)]
+    trows = [[lay["layer"], cls, est["model"], est["mse"], est["measured"], est["ratio"],
+              est["verdict"]]
+             for lay in out["layers"] if lay.get("task")
+             for cls in ("active", "inactive")
+             for est in lay["task"][cls].get("x_estimates", [])]
+    if trows:
+        tables.append(report.table(
+            "task: the follow-up's formulas vs measured x metric (active E|x - x_hat|^2, "
+            "inactive E|x_hat|^2)",
+            ["layer", "class", "model", "pred", "meas", "ratio", "verdict"], trows))
+    return tables
 
 
 @click.command()

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from cis import report
-from kernel import limits, patterns
+from kernel import circuits, constructions, limits, patterns
 from kernel.validate import ConfigError
 
 
@@ -61,13 +61,35 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--seed", type=int, default=0, show_default=True, help="seed of network and batch"
         ),
         click.option(
-            "--family", default="signed", show_default=True, help="signed | gaussian | permutation"
+            "--family", default="signed", show_default=True, help=" | ".join(circuits.FAMILIES)
         ),
         click.option(
             "--bias", type=float, default=0.0, show_default=True, help="shared bias beta <= 0"
         ),
         click.option(
             "--variant", default="plain", show_default=True, help="plain | corrected | random"
+        ),
+        click.option(
+            "--construction",
+            default="cis2",
+            show_default=True,
+            help="how the large weights are formed: " + " | ".join(constructions.CONSTRUCTIONS),
+        ),
+        click.option(
+            "--kappa-scale",
+            "kappa_scale",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="ris-capped: factor on kappa (1.15: more suppression)",
+        ),
+        click.option(
+            "--rot-bias",
+            "rot_bias",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="rotation family: bias size b >= 0",
         ),
         click.option(
             "--engine",
@@ -93,7 +115,8 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: options of ``cis run`` / ``cis check`` that define the network (refused together with --load)
-NETWORK_FIELDS = ("D", "d", "S", "T", "L", "seed", "family", "bias", "variant")
+NETWORK_FIELDS = ("D", "d", "S", "T", "L", "seed", "family", "bias", "variant", "construction",
+                  "kappa_scale", "rot_bias")
 
 
 def network_file_options(fn: Callable[..., Any]) -> Callable[..., Any]:

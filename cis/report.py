@@ -97,7 +97,7 @@ def run_tables(result: dict[str, Any]) -> list[Table]:
     sec = result["seconds"]
     title = f"{head}\nbuild {sec['build']:.2f} s, forward {sec['forward']:.2f} s"
     cols = ["layer", "class", "mse", "ci lo", "ci hi", "max |err|", "false act.", "frac on"]
-    return [table(title, cols, rows)]
+    return [table(title, cols, rows), *task_tables(result)]
 
 
 def assumption_tables(out: dict[str, Any]) -> list[Table]:
@@ -108,3 +108,23 @@ def assumption_tables(out: dict[str, Any]) -> list[Table]:
         return []
     return [table("assumptions", ["name", "status", "quantity", "value", "limit", "statement"],
                   rows)]
+
+
+def task_tables(result: dict[str, Any]) -> list[Table]:
+    """The family's task metrics per layer (e.g. rotation: MSE_x, MSE_on), if it defines any."""
+    rows = []
+    for lay in result["layers"]:
+        task = lay.get("task")
+        if not task:
+            continue
+        for cls in ("active", "inactive"):
+            for q, s in task[cls].items():
+                what = f"E|{q} - {q}_hat|^2" if cls == "active" else f"E|{q}_hat|^2"
+                worst = f"max |{q} - {q}_hat|" if cls == "active" else f"max |{q}_hat|"
+                rows.append([lay["layer"], cls, what, s["mse"], s["mse_ci"][0], s["mse_ci"][1],
+                             worst, s["max_abs"]])
+    if not rows:
+        return []
+    cols = ["layer", "class", "metric", "value", "ci lo", "ci hi", "worst", "value "]
+    return [table("task metrics (read from the read-outs; inactive: a fixed subset of circuits)",
+                  cols, rows)]

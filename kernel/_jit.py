@@ -15,7 +15,9 @@ A layer l = 1..L of a chunk is three stages:
      gather r_t = U_t^l A^l (``_gather``), add it to the statistics or store it
      (``_add_stats``, ``_store_flagged``), and scatter E_t w_t^{l+1} r_t into the
      *pre-activation* of layer l+1 (``_scatter``);
-  2. (terms of the pre-activation that are not circuit-by-circuit would be added here);
+  2. the construction's terms that are not circuit-by-circuit (``kernel.constructions``:
+     per-offset, rank-one and sparse; ``kernel._jit_constructions._add_extra_terms``), column
+     by column in a fixed order, so they keep every guarantee below;
   3. bias + ReLU (``_bias_relu``), which also counts the neurons that are on.
 
 Reproducibility (tested bit-for-bit in tests/test_engines.py). Every number a sample gets is
@@ -44,15 +46,19 @@ from collections import namedtuple
 
 import numpy as np
 
+from kernel._jit_constructions import _add_extra_terms
 from kernel._numba import INLINE, JIT, PARALLEL, njit, prange, thread_id
 
 #: the network's arrays (compute dtype where floating): offsets (L, T, S) int32, weights
 #: (L, T, d, d), bias (L, d), coef (1,) = 1/S + c, read_c (1,) = c of the corrected read-out,
 #: inv_indptr (L, n+1) int64 and inv_circuits (L, T*S) int32 (CSR offset -> circuits per layer),
-#: all_circuits (T,) int32 = 0..T-1 (the circuit list of the dense pass)
+#: all_circuits (T,) int32 = 0..T-1 (the circuit list of the dense pass); ext_N .. ext_flags the
+#: construction's terms beyond the per-circuit pass (``Construction.kernel_args``: N, G, R, the
+#: sparse CSR and weights, flags = (has_extra, has_sparse)); the weights are then its M_t
 NetArrays = namedtuple(
     "NetArrays",
-    ["offsets", "weights", "bias", "coef", "read_c", "inv_indptr", "inv_circuits", "all_circuits"],
+    ["offsets", "weights", "bias", "coef", "read_c", "inv_indptr", "inv_circuits", "all_circuits",
+     "ext_N", "ext_G", "ext_R", "sp_ptr", "sp_idx", "sp_val", "sp_w", "ext_flags"],
 )
 #: active (B, z) int64; x0 (B, z, d) float64 inputs; thr2 (L,) squared false-activation
 #: thresholds; ro_ptr (T+1,) int64, ro_slot (R,) int64: CSR circuit -> read-out positions
@@ -67,7 +73,7 @@ Outputs = namedtuple("Outputs", ["active", "readout", "sq", "absmax", "false", "
 #: int32 for the circuit list of a sparse column; flags (T,) uint8; sq, absmax (C,) float64 and
 #: nfalse (C,) int64 statistics of the current layer per column
 Work = namedtuple("Work", ["A", "An", "cnt", "bs", "r", "y", "mark", "touched", "flags", "sq",
-                           "absmax", "nfalse"])
+                           "absmax", "nfalse", "rho", "ca"])
 
 # flag bits of a circuit inside a chunk
 _READOUT = 1  # its full read-out is requested
@@ -102,6 +108,8 @@ def _new_work(T, d, n, C, dtype_like, ro_ptr, ro_slot):
         np.zeros(C),
         np.zeros(C),
         np.zeros(C, dtype=np.int64),
+        np.zeros((d, C), dtype=dt),
+        np.zeros((d, C), dtype=dt),
     )
 
 
@@ -579,8 +587,14 @@ def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
             out.absmax[s0 + s, layer] = wk.absmax[s]
             out.false[s0 + s, layer] = wk.nfalse[s]
         if scatter:
-            # An now holds the circuit-by-circuit pre-activation of layer ``layer + 2``; terms
-            # shared by a whole block or applied per offset would be added to An here
+            # An now holds the circuit-by-circuit pre-activation of layer ``layer + 2``; the
+            # construction's terms shared by a whole block or applied per offset come next
+            if net.ext_flags[0]:
+                lw = layer + 1
+                _block_sums(A, wk.bs.shape[0], wk.bs)
+                _add_extra_terms(A, An, wk.bs, net.ext_N[lw], net.ext_G[lw], net.ext_R[lw],
+                                 net.sp_ptr[lw], net.sp_idx, net.sp_val, net.sp_w[lw],
+                                 net.ext_flags[1] != 0, ncol, wk.rho, wk.ca)
             _bias_relu(An, net.bias[layer + 1], cnt)
             for s in range(ncol):
                 out.on[s0 + s, layer + 2] = cnt[s] / D

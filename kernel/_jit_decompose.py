@@ -21,7 +21,9 @@ Contract of ``_decompose_range`` / ``_decompose_batch``:
   offsets (L, T, S) int32; weights (L, T, d, d) float64; bias (L, d) float64; n block size;
   read_c the c of the corrected read-out (0 for plain/random); inv_indptr (L, n+1) int64 and
   inv_circuits (L, T*S) int32 (CSR offset -> circuits); active (B, z) int64 distinct circuits per
-  sample; h, a (B, L+1, z, d) float64 ground truth of the active circuits (``run_small``).
+  sample; h, a (B, L+1, z, d) float64 ground truth of the active circuits (``run_small``);
+  ext the construction's extra terms (``Construction.kernel_args``; weights are then its M_t),
+  added to P = W^l A^{l-1} before the split into terms.
 Outputs (zero-filled by the caller, float64), layer axis = layers 0..L (layer 0 stays 0 except
 frac_on): act_total, act_ovl, act_prop, act_relu (B, L+1, z, d) eps and its terms of the active
 circuits; in_sq, in_ovl, in_prop, in_relu (B, L+1) sums over inactive circuits of |.|^2; in_max
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernel._jit_constructions import _add_extra_terms
+from kernel._jit_constructions import _block_sums as _block_sums_cols
 from kernel._numba import JIT, PARALLEL, njit, prange
 
 
@@ -181,7 +185,7 @@ def _push_active_neurons(X, s, off, active, indptr, inv, d, g, mark_k, mark_t, t
 
 @njit(**JIT)
 def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, inv_circuits,
-                     active, h, a, act_total, act_ovl, act_prop, act_relu, in_sq, in_ovl,
+                     active, h, a, ext, act_total, act_ovl, act_prop, act_relu, in_sq, in_ovl,
                      in_prop, in_relu, in_max, in_sum, frac_on):
     """Samples [s_lo, s_hi), serially; work buffers allocated once."""
     L, T, S = offsets.shape
@@ -208,6 +212,9 @@ def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, 
     rX = np.zeros(d)
     rQ = np.zeros(d)
     sums = np.zeros(d)
+    bs_prev = np.zeros((d, 1))  # construction terms: block sums of A^{l-1}, work buffers
+    rho = np.zeros((d, 1))
+    ca = np.zeros((d, 1))
     for s in range(s_lo, s_hi):
         for j in range(z):
             slot[active[s, j]] = j
@@ -223,6 +230,13 @@ def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, 
                 frac_on[s, 0] = on0 / D
             else:
                 _propagate(P, off, weights[layer - 1], R, d)
+                if ext[7][0]:  # the construction's extra terms, from A^{l-1} (still in A)
+                    A2 = A.reshape((D, 1))
+                    _block_sums_cols(A2, bs_prev, 1)
+                    li = layer - 1
+                    _add_extra_terms(A2, P.reshape((D, 1)), bs_prev, ext[0][li], ext[1][li],
+                                     ext[2][li], ext[3][li], ext[4], ext[5], ext[6][li],
+                                     ext[7][1] != 0, 1, rho, ca)
             frac_on[s, layer] = _relu_bias(A, P, bias[layer - 1], d) / D
             for j in range(D):  # exactly 0 at layer 1, where P = X
                 Q[j] = P[j] - X[j]
@@ -284,13 +298,14 @@ def _decompose_range(s_lo, s_hi, offsets, weights, bias, n, read_c, inv_indptr, 
 
 @njit(**PARALLEL)
 def _decompose_batch(offsets, weights, bias, n, read_c, inv_indptr, inv_circuits, active, h, a,
-                     act_total, act_ovl, act_prop, act_relu, in_sq, in_ovl, in_prop, in_relu,
+                     ext, act_total, act_ovl, act_prop, act_relu, in_sq, in_ovl, in_prop, in_relu,
                      in_max, in_sum, frac_on, n_workers):
     """Batch driver: worker w (prange) runs its contiguous share of the samples through
     ``_decompose_range`` (the serial twin, which the caller uses directly for one worker)."""
     B = active.shape[0]
     for wk in prange(n_workers):
         _decompose_range(wk * B // n_workers, (wk + 1) * B // n_workers, offsets, weights, bias,
-                         n, read_c, inv_indptr, inv_circuits, active, h, a, act_total, act_ovl,
+                         n, read_c, inv_indptr, inv_circuits, active, h, a, ext, act_total,
+                         act_ovl,
                          act_prop, act_relu, in_sq, in_ovl, in_prop, in_relu, in_max, in_sum,
                          frac_on)

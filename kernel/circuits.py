@@ -93,14 +93,117 @@ def _permutation(rng: np.random.Generator, T: int, L: int, d: int) -> tuple[np.n
     return w, _positive_unit(rng, T, d)
 
 
-FamilyMaker = Callable[[np.random.Generator, int, int, int], tuple[np.ndarray, np.ndarray]]
+def _rotations(rng: np.random.Generator, T: int) -> np.ndarray:
+    """(T, 2, 2) rotations by angles uniform in [0, 2 pi)."""
+    phi = rng.uniform(0.0, 2.0 * np.pi, T)
+    cos, sin = np.cos(phi), np.sin(phi)
+    return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
 
-#: family name -> maker(rng, T, L, d) returning weights (L, T, d, d) and inputs (T, d)
-FAMILIES: dict[str, FamilyMaker] = {
-    "signed": _signed,
-    "gaussian": _gaussian,
-    "permutation": _permutation,
+
+def rotation_mean_weight(d: int, b: float) -> np.ndarray:
+    """The rotation family's common weight w_bar (d x d), d = 4 or 3, bias size b."""
+    if d == 4:
+        return np.array([[2.0, -2.0, 0, 0], [2.0, -2.0, 0, 0],
+                         [1 + b, -(1 + b), 0, 0], [1 + b, -(1 + b), 0, 0]])
+    w = np.zeros((3, 3))
+    w[:, 0] = 1 + b
+    return w
+
+
+def rotation_bias(d: int, b: float) -> np.ndarray:
+    """The rotation family's bias (d,): (-0.5, -1.5, -b, -b) for d = 4, -b for d = 3."""
+    return np.array([-0.5, -1.5, -b, -b]) if d == 4 else np.full(3, -b)
+
+
+def rotation_inputs(d: int, theta: np.ndarray) -> np.ndarray:
+    """Inputs (..., d) of rotation circuits for angles theta (...): the on-indicator set to 1 and
+    x = (cos theta, sin theta) stored as x + 1 (so it stays >= 0)."""
+    x = np.stack([1.0 + np.cos(theta), 1.0 + np.sin(theta)], axis=-1)
+    head = np.array([1.5, 0.5]) if d == 4 else np.array([1.0])
+    return np.concatenate([np.broadcast_to(head, (*theta.shape, head.size)), x], axis=-1)
+
+
+def _rotation(
+    rng: np.random.Generator, T: int, L: int, d: int, b: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation circuits [RiS]: w_t = w_bar + dw_t, the same at every layer (recurrent); dw_t
+    rotates x by R_t and compensates the +1 offset of the stored x through the on-indicator."""
+    if d not in (3, 4):
+        raise validate.ConfigError(f"d={d} must be 3 or 4 for family 'rotation'")
+    R = _rotations(rng, T)
+    ones = R.sum(axis=2)  # (T, 2): R_t 1
+    w = np.broadcast_to(rotation_mean_weight(d, b), (T, d, d)).copy()
+    if d == 4:
+        w[:, 2:, 0] -= ones
+        w[:, 2:, 1] += ones
+        w[:, 2:, 2:] += R
+    else:
+        w[:, 1:, 0] -= ones
+        w[:, 1:, 1:] += R
+    theta = rng.uniform(0.0, 2.0 * np.pi, T)
+    return np.broadcast_to(w, (L, T, d, d)), rotation_inputs(d, theta)
+
+
+def _sample_rotation_inputs(
+    circuits: Circuits, active: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A fresh input angle theta per sample and active circuit."""
+    return rotation_inputs(circuits.d, rng.uniform(0.0, 2.0 * np.pi, active.shape))
+
+
+def rotation_task(a: np.ndarray) -> dict[str, np.ndarray]:
+    """The rotation task's quantities read from states or read-outs a (..., d), d = 4 or 3:
+    ``on`` (..., 1) = a0 - a1 (d = 4) or a0 (d = 3), and ``x`` (..., 2) = (x1, x2) - on."""
+    on = a[..., 0:1] - a[..., 1:2] if a.shape[-1] == 4 else a[..., 0:1]
+    return {"on": on, "x": a[..., -2:] - on}
+
+
+FamilyMaker = Callable[[np.random.Generator, int, int, int, float], tuple[np.ndarray, np.ndarray]]
+InputSampler = Callable[["Circuits", np.ndarray, np.random.Generator], np.ndarray]
+TaskReader = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def _without_b(maker: Callable[..., tuple[np.ndarray, np.ndarray]]) -> FamilyMaker:
+    return lambda rng, T, L, d, b: maker(rng, T, L, d)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A named family of circuits.
+
+    make(rng, T, L, d, b) -> weights (L, T, d, d), default inputs (T, d); ``own_bias(d, b)``
+    the family's bias (d,) (added to the shared beta) or None; ``sample_inputs(circuits, active,
+    rng)`` per-sample inputs (B, z, d) or None (then the default inputs); ``task(a)`` the named
+    quantities the family's task reads from a state (for task metrics) or None.
+    """
+
+    make: FamilyMaker
+    own_bias: Callable[[int, float], np.ndarray] | None = None
+    sample_inputs: InputSampler | None = None
+    task: TaskReader | None = None
+
+
+#: family name -> Family (SPEC §7 and the follow-up's rotation circuits)
+FAMILIES: dict[str, Family] = {
+    "signed": Family(_without_b(_signed)),
+    "gaussian": Family(_without_b(_gaussian)),
+    "permutation": Family(_without_b(_permutation)),
+    "rotation": Family(_rotation, rotation_bias, _sample_rotation_inputs, rotation_task),
 }
+
+
+def family_of(circuits: Circuits) -> Family | None:
+    """The registry entry of the circuits' family (None for user circuits)."""
+    return FAMILIES.get(circuits.family)
+
+
+def sample_inputs(circuits: Circuits, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Inputs (B, z, d) of the active circuits of a batch: the family's per-sample draw, or the
+    circuits' default inputs."""
+    fam = family_of(circuits)
+    if fam is not None and fam.sample_inputs is not None:
+        return fam.sample_inputs(circuits, active, rng)
+    return circuits.inputs[active]
 
 
 def _bias(bias: float | np.ndarray, L: int, d: int) -> np.ndarray:
@@ -116,24 +219,38 @@ def _bias(bias: float | np.ndarray, L: int, d: int) -> np.ndarray:
 
 
 def make_circuits(
-    family: str, T: int, L: int, d: int, *, bias: float | np.ndarray = 0.0, seed: int = 0
+    family: str,
+    T: int,
+    L: int,
+    d: int,
+    *,
+    bias: float | np.ndarray = 0.0,
+    seed: int = 0,
+    rot_bias: float = 1.0,
 ) -> Circuits:
     """Draw T circuits of a named family (SPEC §7) from one seed.
 
     Parameters
     ----------
-    family : one of ``FAMILIES`` ("signed", "gaussian", "permutation").
+    family : one of ``FAMILIES`` ("signed", "gaussian", "permutation", "rotation").
     T, L, d : number of circuits, layers, width.
-    bias : shared bias beta (scalar, <= 0) or an (L, d) array.
+    bias : shared bias beta (scalar, <= 0) or an (L, d) array; for ``rotation`` it is added to
+        the family's own bias.
     seed : seed of the draw.
+    rot_bias : bias size b of ``rotation`` (>= 0; ignored by the other families).
     """
     family = validate.choice("family", family, FAMILIES)
     T = validate.integer("T", T, low=1)
     L = validate.integer("L", L, low=1)
     d = validate.integer("d", d, low=1)
+    b = validate.real("rot_bias", rot_bias, low=0.0)
     rng = np.random.default_rng(validate.seed(seed))
-    w, x = FAMILIES[family](rng, T, L, d)
-    return Circuits(np.ascontiguousarray(w), _bias(bias, L, d), np.ascontiguousarray(x), family)
+    fam = FAMILIES[family]
+    w, x = fam.make(rng, T, L, d, b)
+    shared = _bias(bias, L, d)
+    if fam.own_bias is not None:
+        shared = shared + fam.own_bias(d, b)
+    return Circuits(np.ascontiguousarray(w), shared, np.ascontiguousarray(x), family)
 
 
 def circuits_from_arrays(
@@ -149,6 +266,46 @@ def circuits_from_arrays(
     if np.any(x < 0):
         raise validate.ConfigError("inputs has negative entries; a_t^0 is a ReLU state (>= 0)")
     return Circuits(np.ascontiguousarray(w.transpose(1, 0, 2, 3)), _bias(bias, L, d), x, "user")
+
+
+def with_on_indicator(
+    weights: np.ndarray, biases: np.ndarray, inputs: np.ndarray, *, margin: float = 1.0
+) -> Circuits:
+    """Rewrite circuits with their own biases as bias-free circuits of width d + 1 (SPEC §1).
+
+    Neuron 0 of the new circuits is an on-indicator: 1 at every layer while the circuit is active
+    (its input is 1 and ``on' = ReLU((1 + m) on - m)`` keeps 1 at 1), 0 while inactive. Its
+    outgoing weights carry the bias: ``w'[i+1, 0] = b_t[i] + m``. The shared bias is ``-m`` on
+    every neuron, so an inactive circuit (all zero) stays zero with margin m (A2, A3), and an
+    active one computes exactly ``a^l = ReLU(w^l a^{l-1} + b_t^l)`` in neurons 1..d.
+
+    Parameters
+    ----------
+    weights : (T, L, d, d) the circuits' weights (SPEC's user layout).
+    biases : (T, L, d) each circuit's own bias per layer (any sign).
+    inputs : (T, d) default inputs (>= 0).
+    margin : m > 0, the shared negative bias (A2 margin).
+
+    Returns
+    -------
+    Circuits of width d + 1 with inputs (1, a^0) and shared bias -m; family ``"user"``.
+    """
+    w = np.asarray(weights)
+    if w.ndim != 4 or w.shape[2] != w.shape[3]:
+        raise validate.ConfigError(f"weights has shape {w.shape}, expected (T, L, d, d)")
+    T, L, d, _ = w.shape
+    w = validate.array("weights", w, (T, L, d, d))
+    b = validate.array("biases", biases, (T, L, d))
+    x = validate.array("inputs", inputs, (T, d))
+    m = validate.real("margin", margin, low=0.0)
+    if m <= 0:
+        raise validate.ConfigError(f"margin={m} must be > 0 (A2 needs a negative shared bias)")
+    out = np.zeros((T, L, d + 1, d + 1))
+    out[:, :, 0, 0] = 1.0 + m
+    out[:, :, 1:, 1:] = w
+    out[:, :, 1:, 0] = b + m
+    x_on = np.concatenate([np.ones((T, 1)), x], axis=1)
+    return circuits_from_arrays(out, np.full((L, d + 1), -m), x_on)
 
 
 def run_small(

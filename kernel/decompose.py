@@ -14,7 +14,10 @@ Since ``sum_u E_u w_u eps_u^{l-1} = W^l A^{l-1} - sum_{u active} E_u w_u a_u^{l-
 - eps_relu ("double-dot" eps) ``= eps_t^l - eps_overlap - eps_propagation``,
   with ``eps_t^l = U_t A^l - a_t^l``.
 
-This is exact for every variant (``U_t E_t = I`` holds for plain, corrected and random). The
+For the follow-up's constructions (``kernel.constructions``) ``P^l`` is their W^l A^{l-1}; the
+propagation term then holds everything their W^l adds beyond the ideal ``X^l`` (the three terms
+still sum to eps exactly). This is exact for every variant (``U_t E_t = I`` holds for plain,
+corrected and random). The
 compiled pass equals the NumPy oracle ``tests.reference.decompose_numpy`` to 1e-12 (relative to
 the size of the error vectors) and the forward engines to float64 rounding (both tested). Cost
 per layer and sample ``O(T d (S + d))``: two gathers (A and P - X) and one scatter per circuit,
@@ -119,9 +122,11 @@ def decompose(net: Network, batch: Batch) -> Decomposition:
         "in_sum": np.zeros((B, L + 1, d)),
         "frac_on": np.zeros((B, L + 1)),
     }
-    args = (net.offsets, net.weights_as(np.float64), np.ascontiguousarray(net.circuits.bias),
+    con = net.construction
+    weights = net.weights_as(np.float64) if con.name == "cis2" else con.weights_as(np.float64)
+    args = (net.offsets, weights, np.ascontiguousarray(net.circuits.bias),
             net.n, float(net.read_c), net.inv_indptr, net.inv_circuits, active,
-            np.ascontiguousarray(h), np.ascontiguousarray(a))
+            np.ascontiguousarray(h), np.ascontiguousarray(a), con.kernel_args())
     # one worker: the serial twin (a parallel region waits for every thread, which costs much
     # more than it saves when other processes load the cores)
     n_workers = min(B, n_threads())

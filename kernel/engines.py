@@ -20,7 +20,7 @@ import numpy as np
 from kernel import limits, validate
 from kernel._jit import BatchArrays, NetArrays, Outputs, run_chunks, run_parallel
 from kernel._numba import n_threads
-from kernel.circuits import run_small
+from kernel.circuits import run_small, sample_inputs
 from kernel.network import Network
 
 
@@ -42,7 +42,8 @@ class Batch:
 
 def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
     """Draw ``batch`` samples, each with z distinct active circuits chosen uniformly (SPEC §7),
-    fed their default inputs ``net.circuits.inputs``."""
+    fed their family's per-sample inputs (``rotation``: a fresh angle) or else their default
+    inputs ``net.circuits.inputs``."""
     batch = validate.integer("batch", batch, low=1)
     z = validate.integer("z", z, low=1, high=net.T)
     limits.check_batch(net, batch, z)  # refuse a batch whose forward pass cannot fit
@@ -54,7 +55,7 @@ def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
         if bad.size == 0:
             break
         active[bad] = np.stack([rng.choice(net.T, z, replace=False) for _ in bad])
-    return Batch(active, net.circuits.inputs[active])
+    return Batch(active, sample_inputs(net.circuits, active, rng))
 
 
 def make_batch(net: Network, active: Any, inputs: Any = None) -> Batch:
@@ -154,9 +155,11 @@ def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
     """The network's arrays as the kernels' record, in the compute ``dtype`` (the one place the
     record is built; the weights are converted once per network and dtype by ``weights_as``)."""
     dt = DTYPES[dtype]
+    con = net.construction
     return NetArrays(
         offsets=net.offsets,
-        weights=net.weights_as(dt),
+        # the construction's per-circuit weights (cis2: the circuits' own, no copy)
+        weights=net.weights_as(dt) if con.name == "cis2" else con.weights_as(dt),
         bias=np.ascontiguousarray(net.circuits.bias, dtype=dt),
         # 1/S from the patterns themselves (the offsets' last axis), as the kernels always did
         coef=np.array([1.0 / net.offsets.shape[2] + net.read_c], dtype=dt),
@@ -164,6 +167,8 @@ def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
         inv_indptr=net.inv_indptr,
         inv_circuits=net.inv_circuits,
         all_circuits=np.arange(net.T, dtype=np.int32),
+        **dict(zip(("ext_N", "ext_G", "ext_R", "sp_ptr", "sp_idx", "sp_val", "sp_w", "ext_flags"),
+                   con.kernel_args(dt), strict=True)),
     )
 
 

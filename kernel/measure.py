@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kernel import limits, validate
+from kernel.circuits import family_of
 from kernel.engines import ENGINES, ForwardResult, forward, sample_batch
 from kernel.network import Network, NetworkConfig, build_network
 
@@ -48,12 +49,65 @@ class LayerStats:
     inactive: ClassStats | None  # None when every circuit is active (T == z)
     false_activation_rate: float
     frac_on: float
+    task: dict[str, dict[str, ClassStats]] | None = None  # family task metrics (see task_stats)
+
+
+#: inactive task metrics are read from this many fixed circuits (those inactive in a sample)
+TASK_READOUT = 32
+
+
+def task_readout_ids(net: Network, seed: int = 0) -> np.ndarray:
+    """A fixed random subset of ``TASK_READOUT`` circuits whose full read-outs the task metrics of
+    inactive circuits use (memory O(B L R d) instead of O(B L T d)); empty if the family defines
+    no task."""
+    fam = family_of(net.circuits)
+    if fam is None or fam.task is None:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    return np.sort(rng.choice(net.T, min(net.T, TASK_READOUT), replace=False)).astype(np.int64)
+
+
+def task_stats(net: Network, res: ForwardResult) -> list[dict[str, dict[str, ClassStats]]] | None:
+    """Per-layer task metrics of families that define a task (``rotation``: ``on`` and ``x``).
+
+    For each quantity q read by the family (true q from the small circuits, q-hat from the
+    read-out): active ``E|q - q_hat|^2`` (summed over q's components; max = worst |q - q_hat|)
+    and inactive ``E|q_hat|^2`` (true q = 0; max = largest |q_hat|), over the ``readout_ids``
+    circuits that are inactive in each sample. None when the family has no task.
+    """
+    fam = family_of(net.circuits)
+    if fam is None or fam.task is None:
+        return None
+    truth, est = fam.task(res.a), fam.task(res.active_readout)  # (B, L+1, z, k)
+    ids = res.readout_ids
+    inactive = None
+    if res.readout is not None and ids.size:
+        keep = ~(res.batch.active[:, :, None] == ids[None, None, :]).any(axis=1)  # (B, R)
+        inactive = (fam.task(res.readout), keep)
+    out = []
+    for layer in range(net.L + 1):
+        act: dict[str, ClassStats] = {}
+        ina: dict[str, ClassStats] = {}
+        for q in truth:
+            err = ((truth[q][:, layer] - est[q][:, layer]) ** 2).sum(axis=-1)  # (B, z)
+            act[q] = ClassStats.from_samples(err.mean(axis=1), float(np.sqrt(err.max())))
+            if inactive is not None:
+                vals, keep = inactive
+                sq = (vals[q][:, layer] ** 2).sum(axis=-1)  # (B, R)
+                cnt = keep.sum(axis=1)
+                ok = cnt > 0
+                per = (sq * keep).sum(axis=1)[ok] / cnt[ok]
+                ina[q] = ClassStats.from_samples(per, float(np.sqrt((sq * keep).max())))
+        out.append({"active": act, "inactive": ina})
+    return out
 
 
 def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
-    """Per-layer statistics of one forward result (docs/construction.md, "What is measured")."""
+    """Per-layer statistics of one forward result (docs/construction.md, "What is measured"),
+    with the family's task metrics."""
     err = res.active_error  # (B, L+1, z, d)
     n_inactive = net.T - res.batch.z
+    task = task_stats(net, res)
     out = []
     for layer in range(net.L + 1):
         e = err[:, layer]
@@ -65,7 +119,8 @@ def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
                 res.inactive_sq[:, layer] / n_inactive, res.inactive_max[:, layer].max()
             )
             rate = float(res.inactive_false[:, layer].mean() / n_inactive)
-        out.append(LayerStats(layer, active, inactive, rate, float(res.frac_on[:, layer].mean())))
+        out.append(LayerStats(layer, active, inactive, rate, float(res.frac_on[:, layer].mean()),
+                              None if task is None else task[layer]))
     return out
 
 
@@ -123,6 +178,11 @@ class RunResult:
                 else {"mse": c.mse, "mse_ci": list(c.mse_ci), "max_abs": c.max_abs}
             )
 
+        def task(t: dict[str, dict[str, ClassStats]] | None) -> dict[str, Any] | None:
+            if t is None:
+                return None
+            return {k: {q: cls(c) for q, c in v.items()} for k, v in t.items()}
+
         return {
             "config": self.config.as_dict(),
             "layers": [
@@ -132,6 +192,7 @@ class RunResult:
                     "inactive": cls(s.inactive),
                     "false_activation_rate": s.false_activation_rate,
                     "frac_on": s.frac_on,
+                    **({} if s.task is None else {"task": task(s.task)}),
                 }
                 for s in self.layers
             ],
@@ -173,6 +234,7 @@ def run(
         sample_batch(net, batch, z, seed=batch_seed),
         engine=config.engine,
         threshold_fraction=config.threshold_fraction,
+        readout=task_readout_ids(net, net_cfg.seed),
     )
     t2 = time.perf_counter()
     return RunResult(

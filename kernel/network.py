@@ -13,13 +13,23 @@ import numpy as np
 
 from kernel import limits, patterns, validate
 from kernel.circuits import FAMILIES, Circuits, circuits_from_arrays, make_circuits
+from kernel.constructions import (
+    CONSTRUCTIONS,
+    Construction,
+    build_construction,
+    dense_weight,
+    write_correction,
+)
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     """Structural parameters of a network (see SPEC §1 for the symbols).
 
-    ``T=None`` means T_max(D/d, S). ``bias`` is the shared beta (scalar, <= 0).
+    ``T=None`` means T_max(D/d, S). ``bias`` is the shared beta (scalar, <= 0; added to the
+    family's own bias for ``rotation``). ``construction`` says how W^l is formed
+    (``kernel.constructions``), ``kappa_scale`` multiplies kappa of ``ris-capped``, ``rot_bias``
+    is the bias size b of the ``rotation`` family.
     """
 
     D: int = 1000
@@ -31,6 +41,9 @@ class NetworkConfig:
     bias: float = 0.0
     variant: str = "plain"
     seed: int = 0
+    construction: str = "cis2"
+    kappa_scale: float = 1.0
+    rot_bias: float = 1.0
 
     def validated(self) -> NetworkConfig:
         """A copy with every field checked and T filled in; raises ConfigError otherwise."""
@@ -49,6 +62,12 @@ class NetworkConfig:
             T = patterns.capacity(n, S)
         else:
             T = validate.integer("T", self.T, low=1)
+        construction = validate.choice("construction", self.construction, CONSTRUCTIONS)
+        if construction != "cis2" and variant == "corrected":
+            raise validate.ConfigError(
+                f"variant='corrected' cannot be combined with construction={construction!r} "
+                "(it sets its own read-out); use variant 'plain' or 'random'"
+            )
         return NetworkConfig(
             D=D,
             d=d,
@@ -61,6 +80,9 @@ class NetworkConfig:
             bias=validate.real("bias", self.bias, high=0.0),
             variant=variant,
             seed=validate.seed(self.seed),
+            construction=construction,
+            kappa_scale=validate.real("kappa_scale", self.kappa_scale, low=0.0),
+            rot_bias=validate.real("rot_bias", self.rot_bias, low=0.0),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,8 +100,10 @@ class Network:
     design : (T, S) int32, the set of patterns (offsets in a block).
     offsets : (L, T, S) int32, ``offsets[l-1, t]`` is circuit t's pattern e_t^l.
     inv_indptr, inv_circuits : CSR per layer of offset -> circuits, shapes (L, n+1), (L, T*S).
-    read_c : c of the read-out u_t = (1/S + c) e_t - c 1 (0 unless variant 'corrected'), from the
-        realised design's mean pair overlap so the mean cross-talk is exactly 0.
+    read_c : c of the read-out u_t = (1/S + c) e_t - c 1 at every layer. ``cis2``: 0 unless
+        variant 'corrected', then from the realised design's mean pair overlap so the mean
+        cross-talk is exactly 0; ``ris-uncapped`` / ``ris-split``: the construction's c;
+        ``ris-capped``: 0.
     """
 
     config: NetworkConfig
@@ -98,6 +122,22 @@ class Network:
     S = property(lambda self: self.config.S)
     T = property(lambda self: int(self.config.T))  # type: ignore[arg-type]
     L = property(lambda self: self.config.L)
+
+    @property
+    def construction(self) -> Construction:
+        """How W^l is formed (``kernel.constructions``), from the current circuits and patterns;
+        built once per Network object (``dataclasses.replace`` gives a fresh one)."""
+        cache = self.__dict__.setdefault("_construction_cache", {})
+        if "con" not in cache:
+            cache["con"] = build_construction(
+                self.config.construction,
+                self.circuits.weights,
+                self.offsets,
+                self.n,
+                read_c=self.read_c,
+                kappa_scale=self.config.kappa_scale,
+            )
+        return cache["con"]
 
     def weights_as(self, dtype: Any) -> np.ndarray:
         """The circuits' weights (L, T, d, d) in ``dtype``, C-contiguous; converted once, cached."""
@@ -130,26 +170,11 @@ class Network:
             )
 
     def dense_layer(self, layer: int) -> np.ndarray:
-        """W^l = sum_t E_t^l w_t^l U_t^{l-1} as a dense (D, D) array, for 2 <= l <= L."""
+        """W^l of the network's construction as a dense (D, D) array, for 2 <= l <= L
+        (``cis2``: sum_t E_t^l w_t^l U_t^{l-1}; see ``kernel.constructions``)."""
         layer = validate.integer("layer", layer, low=2, high=self.L)
         self._check_dense("dense_layer")
-        d, n, S, T = self.d, self.n, self.S, self.T
-        w = self.circuits.weights[layer - 1]  # (T, d, d)
-        rows = np.arange(d)[None, :, None] * n + self.offsets[layer - 1][:, None, :]  # (T, d, S)
-        cols = np.arange(d)[None, :, None] * n + self.offsets[layer - 2][:, None, :]  # (T, d, S)
-        # entry (row (i, q), col (j, r)) of circuit t gets w_t[i, j] (1/S + c)
-        flat = rows[:, :, None, :, None] * self.D + cols[:, None, :, None, :]  # (T, d, d, S, S)
-        vals = np.broadcast_to((w * (1.0 / S + self.read_c))[:, :, :, None, None], flat.shape)
-        W = np.bincount(flat.ravel(), weights=vals.ravel(), minlength=self.D * self.D)
-        W = W.reshape(self.D, self.D)
-        if self.read_c:
-            # -c 1 part of U^{l-1}: row (i, q) of circuit t gets -c w_t[i, j] on all of block j
-            contrib = np.zeros((self.D, d))
-            for i in range(d):
-                vals_i = np.broadcast_to(-self.read_c * w[:, i, None, :], (T, S, d))
-                np.add.at(contrib, rows[:, i, :], vals_i)
-            W += np.repeat(contrib, n, axis=1)
-        return W
+        return dense_weight(self.construction, self.offsets, self.n, layer)
 
     def dense_input_embedding(self, layer: int = 1) -> np.ndarray:
         """The D x (T d) matrix [E_1^l ... E_T^l] (so A^0 = E h^1 for the stacked h)."""
@@ -201,7 +226,9 @@ def build_network(
     t1 = time.perf_counter()
     if circuits is None:
         circ_seed = int(s_circ.generate_state(1)[0])
-        circuits = make_circuits(cfg.family, T, L, cfg.d, bias=cfg.bias, seed=circ_seed)
+        circuits = make_circuits(
+            cfg.family, T, L, cfg.d, bias=cfg.bias, seed=circ_seed, rot_bias=cfg.rot_bias
+        )
     else:  # the network owns its arrays: later changes to the caller's do not reach it
         circuits = replace(circuits, weights=circuits.weights.copy(),
                            bias=circuits.bias.copy(), inputs=circuits.inputs.copy())
@@ -215,13 +242,22 @@ def build_network(
         offsets=offsets,
         inv_indptr=indptr,
         inv_circuits=inv,
-        read_c=(
-            patterns.read_correction(S, patterns.realised_pair_overlap_mean(design, n))
-            if corrected
-            else 0.0
-        ),
+        read_c=_read_c(cfg.construction, n, S, T, design, corrected),
         seconds={"patterns": t1 - t0, "circuits": t2 - t1},
     )
+
+
+def _read_c(
+    construction: str, n: int, S: int, T: int, design: np.ndarray, corrected: bool
+) -> float:
+    """c of the read-out: the variant's for ``cis2``, the construction's otherwise."""
+    if construction == "cis2":
+        if not corrected:
+            return 0.0
+        return patterns.read_correction(S, patterns.realised_pair_overlap_mean(design, n))
+    if construction == "ris-capped":
+        return 0.0
+    return write_correction(n, S, T)[1]
 
 
 def user_network(
@@ -233,9 +269,12 @@ def user_network(
     S: int,
     variant: str = "plain",
     seed: int = 0,
+    construction: str = "cis2",
+    kappa_scale: float = 1.0,
 ) -> Network:
     """A network of user circuits: weights (T, L, d, d), bias, inputs (T, d) (SPEC §7)."""
     return build_network(
-        NetworkConfig(D=D, S=S, variant=variant, seed=seed),
+        NetworkConfig(D=D, S=S, variant=variant, seed=seed, construction=construction,
+                      kappa_scale=kappa_scale),
         circuits=circuits_from_arrays(weights, bias, inputs),
     )

@@ -41,6 +41,7 @@ from properties.statistical import (
 )
 from properties.structural import (
     STRUCTURAL,
+    capped_offsets_well_formed,
     inverse_index_matches,
     layer_permutations_are_permutations,
     layer_shuffles_are_independent,
@@ -56,7 +57,8 @@ KINDS = {"structural": STRUCTURAL, "exactness": EXACTNESS, "metamorphic": METAMO
 CHECKS = {name: f for group in KINDS.values() for name, f in group.items()}
 
 __all__ = [
-    "CHECKS", "KINDS", "CheckResult", "disjoint_patterns_exact", "engines_agree", "input_scaling",
+    "CHECKS", "KINDS", "CheckResult", "capped_offsets_well_formed", "disjoint_patterns_exact",
+    "engines_agree", "input_scaling",
     "inverse_index_matches", "layer1_inactive_mse", "layer1_inactive_prediction",
     "layer1_max_sandwich", "layer1_overlap_bound", "layer1_worst_case_sandwich",
     "layer_permutations_are_permutations", "layer_shuffles_are_independent", "load_balance",

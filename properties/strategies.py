@@ -58,6 +58,8 @@ class Scenario:
 
 
 def _widths(family: str) -> st.SearchStrategy[int]:
+    if family == "rotation":
+        return st.sampled_from([3, 4])
     return st.sampled_from([2, 4]) if family == "signed" else st.integers(1, 4)
 
 
@@ -75,8 +77,13 @@ def network_configs(
     T_min: int = 1,
     T_max: int | None = None,
     seed: st.SearchStrategy[int] = SEEDS,
+    constructions: tuple[str, ...] = ("cis2",),
+    kappa_scale: st.SearchStrategy[float] = st.sampled_from([1.0, 1.15]),
 ) -> NetworkConfig:
     """A valid ``NetworkConfig``: S <= n, D = d*n, 1 <= T <= T_max(n, S) (or ``T_max`` if given).
+
+    ``constructions``: how W^l is formed (``kernel.constructions``; the follow-up's ris-* are
+    drawn with variant plain or random only, since they set their own read-out).
 
     ``T`` is drawn in [T_min, min(T_max(n, S), T_max)]; draws where that range is empty are
     rejected with ``assume`` (never silently passed).
@@ -84,6 +91,9 @@ def network_configs(
     from hypothesis import assume
 
     family = draw(st.sampled_from(families))
+    construction = draw(st.sampled_from(constructions))
+    if construction != "cis2":
+        variants = tuple(v for v in variants if v != "corrected") or ("plain",)
     variant = draw(st.sampled_from(variants))
     dd = draw(d if d is not None else _widths(family))
     SS = draw(S)
@@ -105,6 +115,8 @@ def network_configs(
         bias=draw(bias),
         variant=variant,
         seed=draw(seed),
+        construction=construction,
+        kappa_scale=draw(kappa_scale) if construction == "ris-capped" else 1.0,
     ).validated()
 
 

@@ -169,6 +169,32 @@ def inverse_index_matches(net: Network) -> CheckResult:
     return compare("inverse_index_matches", bad, 0, "offsets whose circuit list is wrong")
 
 
+def capped_offsets_well_formed(net: Network) -> CheckResult:
+    """The construction's sparse offset matrix C^l (``ris-capped``): a 0/1 matrix (each row's
+    columns strictly increasing, no repeats), at most T*S^2 ones, containing every route
+    (k in e_t^l, m in e_t^{l-1}) of every circuit and nothing else; kappa^l finite and >= 0.
+    Other constructions carry no C and kappa = 0."""
+    con, n, T, S = net.construction, net.n, net.T, net.S
+    bad = 0
+    for layer in range(2, net.L + 1):
+        ptr = con.cap_indptr[layer - 1]
+        kap = float(con.kappa[layer - 1])
+        bad += int(not (np.isfinite(kap) and kap >= 0.0))
+        if net.config.construction != "ris-capped":
+            bad += int(kap != 0.0 or ptr[-1] != ptr[0])
+            continue
+        rows = np.repeat(np.arange(n), np.diff(ptr))
+        cols = con.cap_indices[ptr[0] : ptr[-1]].astype(np.int64)
+        keys = rows * n + cols
+        bad += int((np.diff(keys) <= 0).any() or keys.size > T * S * S)
+        off_w, off_r = net.offsets[layer - 1], net.offsets[layer - 2]
+        routes = np.unique((off_w[:, :, None].astype(np.int64) * n + off_r[:, None, :]).ravel())
+        bad += int(routes.shape != keys.shape or (routes != keys).any())
+    return compare("capped_offsets_well_formed", bad, 0,
+                   "layers whose C^l or kappa^l is malformed",
+                   construction=net.config.construction)
+
+
 STRUCTURAL = {
     f.__name__: f
     for f in (
@@ -179,5 +205,6 @@ STRUCTURAL = {
         layer_permutations_are_permutations,
         layer_shuffles_are_independent,
         inverse_index_matches,
+        capped_offsets_well_formed,
     )
 }

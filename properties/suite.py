@@ -20,6 +20,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, assume, given, note, settings, target
 from hypothesis import strategies as st
 
+from kernel import circuits, constructions
 from kernel.network import Network, build_network
 from properties import checks as C
 from properties import strategies as cst
@@ -129,10 +130,13 @@ def _statistical(sc: cst.Scenario, mutate: Mutate | None, engine: Engine | None)
 
 ZERO = st.just(0.0)
 PRIME_STEP = ("plain", "corrected")
+CONSTRUCTIONS = tuple(constructions.CONSTRUCTIONS)
+#: families without a bias of their own (input scaling needs a homogeneous network)
+UNBIASED = tuple(f for f, fam in circuits.FAMILIES.items() if fam.own_bias is None)
 
 PROPERTIES: dict[str, Property] = {p.name: p for p in [
     _structural("touches_exactly_S_d_neurons"),
-    _structural("unembed_inverts_embed"),
+    _structural("unembed_inverts_embed", constructions=CONSTRUCTIONS),
     _structural("pairwise_overlap_at_most_one", variants=PRIME_STEP),
     _structural("load_balance", variants=PRIME_STEP),
     _structural("layer_permutations_are_permutations"),
@@ -140,7 +144,8 @@ PROPERTIES: dict[str, Property] = {p.name: p for p in [
     _structural("layer_shuffles_are_independent", variants=PRIME_STEP, T_min=13,
                 L=st.integers(2, 3)),
     _structural("inverse_index_matches"),
-    Property("engines_agree", "exactness", _scenarios(), _engines_agree,
+    _structural("capped_offsets_well_formed", constructions=CONSTRUCTIONS, L=st.integers(2, 3)),
+    Property("engines_agree", "exactness", _scenarios(constructions=CONSTRUCTIONS), _engines_agree,
              C.engines_agree.__doc__ or ""),
     Property("single_circuit_exact_at_layer_one", "exactness", _configs(), _z1,
              C.single_circuit_exact_at_layer_one.__doc__ or ""),
@@ -150,7 +155,8 @@ PROPERTIES: dict[str, Property] = {p.name: p for p in [
     Property("relabelling_invariance", "metamorphic", st.tuples(_scenarios(), cst.SEEDS),
              _relabel, C.relabelling_invariance.__doc__ or ""),
     Property("input_scaling", "metamorphic",
-             st.tuples(_scenarios(bias=ZERO), st.floats(0.01, 100.0)), _scaling,
+             st.tuples(_scenarios(bias=ZERO, families=UNBIASED), st.floats(0.01, 100.0)),
+             _scaling,
              C.input_scaling.__doc__ or ""),
     Property("zero_input_circuit_changes_nothing", "metamorphic",
              st.tuples(_scenarios(), cst.SEEDS), _zero_input,

@@ -195,6 +195,12 @@ def decompose_numpy(net, batch, *, chunk: int | None = None):
             if layer == 1:
                 P = X
                 frac_on[sl, 0] = (X > 0).mean(axis=1)
+            elif net.config.construction != "cis2":  # the follow-up's W^l, literally
+                from tests.reference_constructions import literal_layer
+
+                P = A_prev @ literal_layer(
+                    net.config.construction, weights[layer - 1], net.offsets[layer - 1],
+                    net.offsets[layer - 2], net.n, kappa_scale=net.config.kappa_scale).T
             else:
                 r = _readout(net, A_prev, idx[layer - 1])  # (b, T, d)
                 y = np.einsum("tij,btj->bti", weights[layer - 1], r)

@@ -27,7 +27,8 @@ def test_run_json_has_every_parameter_and_layer(capsys):
     assert exc.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"] == {"D": 400, "d": 4, "S": 5, "T": 50, "L": 3, "family": "signed",
-                             "bias": 0.0, "variant": "plain", "seed": 0, "z": 2, "batch": 30,
+                             "bias": 0.0, "variant": "plain", "seed": 0, "construction": "cis2",
+                             "kappa_scale": 1.0, "rot_bias": 1.0, "z": 2, "batch": 30,
                              "engine": "sparse", "threshold_fraction": 0.1}
     assert [lay["layer"] for lay in out["layers"]] == [0, 1, 2, 3]
 

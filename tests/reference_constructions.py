@@ -1,0 +1,146 @@
+"""Slow, literal NumPy oracle of the four ways of forming W^l (cis2 and the follow-up's three).
+
+Every matrix is written from its formula: sums over circuits of outer products of 0/1 pattern
+vectors, ``min(1, .)`` for the capped offsets and kappa from the explicit sum over pairs t < u.
+Small instances only (loops over circuits and pairs). Never used by the library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pattern_vectors(offsets_l: np.ndarray, n: int) -> np.ndarray:
+    """(T, n) 0/1 vectors e_t of one layer."""
+    T = offsets_l.shape[0]
+    e = np.zeros((T, n))
+    for t in range(T):
+        for k in offsets_l[t]:
+            e[t, k] = 1.0
+    return e
+
+
+def p_and_c(n: int, S: int, T: int) -> tuple[float, float]:
+    """p = S(T S/n - 1)/(T - 1), clamped at 0 (an expected overlap; the formula turns negative
+    when T S < n), and c = p/((S - p) S)."""
+    p = max(0.0, S * (T * S / n - 1) / (T - 1)) if T > 1 else 0.0
+    return p, p / ((S - p) * S)
+
+
+def literal_kappa(e_w: np.ndarray, e_r: np.ndarray, C: np.ndarray, S: int) -> float:
+    """kappa = X/(P - X), X = sum_{t<u} e_t^w . C e_u^r, P = S^2 T(T-1)/2 (0 without pairs)."""
+    T = e_w.shape[0]
+    X = 0.0
+    for t in range(T):
+        for u in range(t + 1, T):
+            X += e_w[t] @ C @ e_r[u]
+    P = S * S * T * (T - 1) / 2
+    return 0.0 if P - X <= 0 else X / (P - X)
+
+
+def literal_layer(
+    name: str,
+    w: np.ndarray,
+    off_w: np.ndarray,
+    off_r: np.ndarray,
+    n: int,
+    *,
+    read_c: float = 0.0,
+    c: float | None = None,
+    wbar: np.ndarray | None = None,
+    kappa_scale: float = 1.0,
+) -> np.ndarray:
+    """W^l (D x D) of construction ``name`` for one layer: w (T, d, d) the layer's weights,
+    off_w / off_r (T, S) the patterns of layer l (write) and l-1 (read)."""
+    T, d, _ = w.shape
+    S = off_w.shape[1]
+    D = d * n
+    e_w, e_r = pattern_vectors(off_w, n), pattern_vectors(off_r, n)
+    one = np.ones(n)
+    if c is None:
+        c = p_and_c(n, S, T)[1]
+    if wbar is None:
+        wbar = w.mean(axis=0)
+    u_w = (1.0 / S + c) * e_w - c * one  # write-side corrected vectors
+    u_r_cis2 = (1.0 / S + read_c) * e_r - read_c * one
+    C = np.minimum(1.0, sum(np.outer(e_w[t], e_r[t]) for t in range(T)))
+    kappa = kappa_scale * literal_kappa(e_w, e_r, C, S)
+    C_tilde = C - kappa * (np.outer(one, one) - C)
+    W = np.zeros((D, D))
+    for i in range(d):
+        for j in range(d):
+            if name == "cis2":
+                block = sum(w[t, i, j] * np.outer(e_w[t], u_r_cis2[t]) for t in range(T))
+            elif name == "ris-uncapped":
+                block = sum(w[t, i, j] * np.outer(u_w[t], e_r[t]) for t in range(T))
+            elif name == "ris-split":
+                block = wbar[i, j] * sum(np.outer(u_w[t], e_r[t]) for t in range(T)) + (
+                    1.0 / S
+                ) * sum((w[t, i, j] - wbar[i, j]) * np.outer(e_w[t], e_r[t]) for t in range(T))
+            elif name == "ris-capped":
+                block = (1.0 / S) * (
+                    sum((w[t, i, j] - wbar[i, j]) * np.outer(e_w[t], e_r[t]) for t in range(T))
+                    + wbar[i, j] * C_tilde
+                )
+            else:
+                raise ValueError(name)
+            W[i * n : (i + 1) * n, j * n : (j + 1) * n] = block
+    return W
+
+
+def literal_capped(off_w: np.ndarray, off_r: np.ndarray, n: int, S: int,
+                   kappa_scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """C = min(1, sum_t e_t^w (e_t^r)^T) (n x n) and kappa (times kappa_scale)."""
+    e_w, e_r = pattern_vectors(off_w, n), pattern_vectors(off_r, n)
+    C = np.minimum(1.0, sum(np.outer(e_w[t], e_r[t]) for t in range(off_w.shape[0])))
+    return C, kappa_scale * literal_kappa(e_w, e_r, C, S)
+
+
+def literal_readout_vector(name: str, offsets_l: np.ndarray, n: int, t: int, *,
+                           read_c: float = 0.0) -> np.ndarray:
+    """Circuit t's read-out vector per block: cis2 (1/S + read_c) e - read_c 1; ris-uncapped and
+    ris-split (1/S + c) e - c 1 with the construction's c; ris-capped e/S."""
+    T, S = offsets_l.shape
+    e = pattern_vectors(offsets_l, n)[t]
+    if name == "cis2":
+        cc = read_c
+    elif name == "ris-capped":
+        cc = 0.0
+    else:
+        cc = p_and_c(n, S, T)[1]
+    return (1.0 / S + cc) * e - cc
+
+
+def literal_forward(net, name: str, active: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """Read-outs (B, L+1, T, d) of every circuit, with literal W^l of ``name`` (layer 0: the
+    active circuits' inputs; A^0 = sum_active E_t w_t^1 a_t^0, W^1 = I, bias on every layer)."""
+    T, L, d, n, D = net.T, net.L, net.d, net.n, net.D
+    w = net.circuits.weights
+    W = [None, None] + [
+        literal_layer(name, w[layer - 1], net.offsets[layer - 1], net.offsets[layer - 2], n,
+                      read_c=net.read_c if name == "cis2" else 0.0,
+                      kappa_scale=net.config.kappa_scale)
+        for layer in range(2, L + 1)
+    ]
+    U = [
+        [np.kron(np.eye(d), literal_readout_vector(name, net.offsets[layer - 1], n, t,
+                                                   read_c=net.read_c)[None, :])
+         for t in range(T)]
+        for layer in range(1, L + 1)
+    ]
+    bias = [np.kron(net.circuits.bias[layer], np.ones(n)) for layer in range(L)]
+    B = active.shape[0]
+    out = np.zeros((B, L + 1, T, d))
+    for b in range(B):
+        A = np.zeros(D)
+        for j, t in enumerate(active[b]):
+            out[b, 0, t] = inputs[b, j]
+            E = np.kron(np.eye(d), pattern_vectors(net.offsets[0], n)[t][:, None])
+            A += E @ (w[0, t] @ inputs[b, j])
+        A = np.maximum(A + bias[0], 0.0)
+        for layer in range(1, L + 1):
+            if layer >= 2:
+                A = np.maximum(W[layer] @ A + bias[layer - 1], 0.0)
+            for t in range(T):
+                out[b, layer, t] = U[layer - 1][t] @ A
+    return out
