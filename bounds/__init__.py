@@ -1,1 +1,4 @@
-"""bounds: analytic predictions, worst-case bounds and capacity (SPEC §4). Pure, typed."""
+"""bounds: analytic predictions, worst-case bounds and capacity. Pure, typed.
+
+The mathematics is in docs/error-terms.md and docs/capacity.md.
+"""

@@ -1,6 +1,6 @@
-"""SPEC §4 [N]: a mean-field ("cavity") layer recursion over the small circuits.
+"""A mean-field ("cavity") layer recursion over the small circuits.
 
-The leading-order formulas of SPEC §4 drop two things that dominate from layer 2 on: the ReLU of
+The leading-order formulas drop two things that dominate from layer 2 on: the ReLU of
 the large network (which cuts an active circuit's noise on its off neurons and rectifies the noise
 on inactive neurons, so it does not average out over S) and the inactive-circuit noise that
 re-enters through W ("inactive feedback"). This module carries both, layer by layer, with a small
@@ -10,7 +10,7 @@ run.
 The recursion (derivation)
 --------------------------
 Take a tagged circuit t at layer l. Its S neurons in block i have offsets k_1..k_S; neuron k_q is
-shared with ``m_q = load(k_q) - 1`` other circuits (loads of the realised design, SPEC §2). Two
+shared with ``m_q = load(k_q) - 1`` other circuits (loads of the realised design). Two
 circuits share at most one offset, so the S neurons see disjoint sets of other circuits, and with
 the per-layer shuffle the circuits sharing a neuron at layer l are independent of their state at
 l-1.
@@ -20,10 +20,10 @@ Since ``W^l A^{l-1} = sum_u E_u w_u (a_u^{l-1} + eps_u^{l-1})``, neuron k_q (blo
 
 with each sharing circuit active with probability (z - [t active]) / (T - 1). Then
 ``A_q = ReLU(P_q + b_i)`` and the read-out is ``(1/S + c) sum_q A_q - c * (block sum)``
-(c = 0 for ``plain``). The terms of SPEC §4 follow by reading out X (the h's only) and P - X.
+(c = 0 for ``plain``). The three error terms follow by reading out X (the h's only) and P - X.
 The states (h, a, eps) of the other circuits are drawn from two *pools* (M active, M inactive
 trajectories) that carry the realised error vectors of layer l-1 - their changed statistics after
-rectification (the g of the SPEC sketch) are thus exact in distribution. The tagged results form
+rectification (the g of the closed sketch) are thus exact in distribution. The tagged results form
 the pools of layer l. For the ``corrected`` read-out the block sum is
 ``sum_q A_q + S sum_{other active v} (a_v + eps_v) + (n - z S) * mean(noise-only neuron)``.
 
@@ -88,7 +88,7 @@ def cavity_recursion(
     seed: int = 0,
     chunk: int = 8000,
 ) -> list[LayerPrediction]:
-    """Predict per layer the MSE and the three SPEC §4 terms for active and inactive circuits.
+    """Predict per layer the MSE and the three error terms for active and inactive circuits.
 
     Parameters
     ----------
@@ -105,7 +105,7 @@ def cavity_recursion(
 
     Notes
     -----
-    SPEC §4 [N] "Inactive feedback". Regime: overlaps <= 1 per pair (plain/corrected variants),
+    Derivation in docs/cavity.md. Regime: overlaps <= 1 per pair (plain/corrected variants),
     A1 (z S << n), A4. Accuracy measured in docs/bounds.md.
     """
     L, T, d, _ = weights.shape

@@ -1,6 +1,6 @@
-"""Predicted vs measured, per layer, circuit class and term, with verdicts (SPEC §4, §6).
+"""Predicted vs measured, per layer, circuit class and term, with verdicts (docs/regimes.md).
 
-``compare(params)`` runs one configuration (the options of ``cis run``), measures the SPEC §4
+``compare(params)`` runs one configuration (the options of ``cis run``), measures the three
 terms with ``kernel.decompose``, sets every prediction of ``bounds.predict`` beside them and judges
 each line. It returns ``cis run``'s JSON object extended per layer and class; ``cis check`` renders
 it. The predictions never see the forward pass: they are computed from the network's small
@@ -34,7 +34,7 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
     dec = decompose(net, res.batch)
     # Two independent compiled passes see the same batch: the engine (whose statistics are
     # exactly ``cis run``'s, reported below) and the instrumented decomposition (its own embed,
-    # gathers and scatters). Their errors must agree to rounding (exactness, SPEC §3). Comparing
+    # gathers and scatters). Their errors must agree to rounding (exactness). Comparing
     # arrays that both passes deliver anyway costs nothing, so the check stays on every run
     # rather than trusting either pass alone.
     if not np.allclose(dec.active_total, res.active_error, atol=1e-9) or not np.allclose(

@@ -1,4 +1,4 @@
-"""All predictions for one network, per layer and circuit class, each with its regime (SPEC §4).
+"""All predictions for one network, per layer and circuit class, with regimes.
 
 ``predict(net, z)`` reads only the small circuits (weights, bias, inputs), the realised pattern
 design and the read-out constant c of ``net``; it never runs the large network. Every estimate
@@ -85,7 +85,7 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
     """Predictions for layers 0..L: ``[{"active": ClassPrediction, "inactive": ...}, ...]``.
 
     Models: ``leading`` (the post, ``bounds.leading``), ``layer1-exact`` (finite-size + ReLU of
-    the shared neuron, ``bounds.refined.layer1_exact``, layer 1, plain), ``sketch`` (SPEC's
+    the shared neuron, ``bounds.refined.layer1_exact``, layer 1, plain), ``sketch`` (the
     inactive-feedback growth, ``bounds.refined.inactive_feedback_recursion``, inactive, layer 2)
     and ``cavity`` (the full recursion, ``bounds.cavity``). Worst case: the rigorous layer-1 bound
     and the A2-conditional overlap bound of inactive circuits (``h1_max``: max |h^1| of the batch
@@ -178,7 +178,7 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                     "layer1-exact", act if cls == "active" else ina,
                     {"overlap": ovl, "propagation": 0.0, "relu": None}, 0.0, 0.2, not fw,
                     "layer 1, plain, overlaps <= 1, A1" + _why(fw)))
-            # --- SPEC sketch of the inactive feedback (layer 2, beta = 0)
+            # --- closed-form sketch of the inactive feedback (layer 2, beta = 0)
             if cls == "inactive" and layer == 2:
                 sw = list(why)
                 if np.any(beta[:2] != 0):

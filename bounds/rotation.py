@@ -42,7 +42,7 @@ ANGLES = 16
 
 def finite_eps(d: int, D: int, S: int, T: int) -> float:
     """``eps = d/D - 1/(S T)``: the finite-size mean square of one overlap o/S, E[(o/S)^2]
-    (SPEC-style refinement of d/D). Regime: any prime-step design; exact on average when every
+    (finite-size refinement of d/D). Regime: any prime-step design; exact on average when every
     offset carries T S/n circuits."""
     return d / D - 1.0 / (S * T)
 

@@ -1,6 +1,6 @@
-"""``cis check``: predicted vs measured error, per layer, circuit class and term (SPEC §4, §6).
+"""``cis check``: predicted vs measured error, per layer, circuit class and term (docs/regimes.md).
 
-Runs a configuration like ``cis run``, measures the three SPEC §4 terms with the instrumented
+Runs a configuration like ``cis run``, measures the three error terms with the instrumented
 forward pass (``kernel.decompose``), sets every prediction of ``bounds`` beside them and judges
 each line PASS / FAIL, or flags it (OUT-OF-REGIME, LOW-STATS, ZERO: neither pass nor fail).
 Exit code 0 when every rigorous bound holds and every in-regime estimate is within its tolerance,
@@ -77,7 +77,7 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
 @_guard
 def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: bool,
           **params: Any) -> None:
-    """Predicted vs measured error per layer, class and term; PASS/FAIL/flags (SPEC §4)."""
+    """Predicted vs measured error per layer, class and term; PASS/FAIL/flags."""
     from kernel.validate import integer
 
     samples = integer("samples", samples, low=100)

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
 @network_file_options
 @_guard
 def run(as_json: bool, **params: Any) -> None:
-    """Build a network, run a batch, print the errors per layer (SPEC §6)."""
+    """Build a network, run a batch, print the errors per layer."""
     from kernel.measure import run as run_measure
 
     result = run_measure(**params).to_dict()
@@ -288,9 +288,9 @@ def capacity(
     samples: int,
     as_json: bool,
 ) -> None:
-    """Capacity T_max(n, S) of the prime-step design and the packing bound (SPEC §2); with
+    """Capacity T_max(n, S) of the prime-step design and the packing bound; with
     --budget --D [--d --z --L --S --T], the largest T (and smallest D) for an error budget
-    (SPEC §4).
+    (docs/capacity.md).
 
     The inverse problem reports the cavity recursion's answer (largest_T = largest_T_cavity,
     smallest_D = smallest_D_cavity; S defaults to 6) and the post's leading-order answer beside it

@@ -3,7 +3,7 @@
 
 A second compiled pass over the factorised layout, one sample at a time. Per sample and layer l
 it forms three large vectors, offset-major like ``kernel._jit`` (neuron (i, k), flat index
-i*n + k of the SPEC, sits at row k*d + i, so a circuit's d neurons at one offset are adjacent):
+i*n + k of the docs, sits at row k*d + i, so a circuit's d neurons at one offset are adjacent):
 
   X = sum_{u active} E_u h_u            (ideal superposed pre-activation, a sparse scatter),
   P = W^l A^{l-1} = sum_t E_t w_t U_t A^{l-1}   (P = X at layer 1),

@@ -1,7 +1,7 @@
-"""SPEC §7: the small circuits (weights, shared bias, inputs) and their ground-truth forward pass.
+"""The small circuits (weights, shared bias, inputs) and their ground-truth forward pass.
 
 Weights are stored layer-major, shape (L, T, d, d), so that one layer of all circuits is contiguous
-for the kernels; user arrays come in the SPEC's (T, L, d, d) and are transposed once.
+for the kernels; user arrays come in the user layout (T, L, d, d) and are transposed once.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class Family:
     task: TaskReader | None = None
 
 
-#: family name -> Family (SPEC §7 and the follow-up's rotation circuits)
+#: family name -> Family (docs/construction.md and the follow-up's rotation circuits)
 FAMILIES: dict[str, Family] = {
     "signed": Family(_without_b(_signed)),
     "gaussian": Family(_without_b(_gaussian)),
@@ -228,7 +228,7 @@ def make_circuits(
     seed: int = 0,
     rot_bias: float = 1.0,
 ) -> Circuits:
-    """Draw T circuits of a named family (SPEC §7) from one seed.
+    """Draw T circuits of a named family (docs/construction.md) from one seed.
 
     Parameters
     ----------
@@ -271,7 +271,7 @@ def circuits_from_arrays(
 def with_on_indicator(
     weights: np.ndarray, biases: np.ndarray, inputs: np.ndarray, *, margin: float = 1.0
 ) -> Circuits:
-    """Rewrite circuits with their own biases as bias-free circuits of width d + 1 (SPEC §1).
+    """Rewrite circuits with their own biases as bias-free circuits of width d + 1.
 
     Neuron 0 of the new circuits is an on-indicator: 1 at every layer while the circuit is active
     (its input is 1 and ``on' = ReLU((1 + m) on - m)`` keeps 1 at 1), 0 while inactive. Its
@@ -281,7 +281,7 @@ def with_on_indicator(
 
     Parameters
     ----------
-    weights : (T, L, d, d) the circuits' weights (SPEC's user layout).
+    weights : (T, L, d, d) the circuits' weights (the user layout).
     biases : (T, L, d) each circuit's own bias per layer (any sign).
     inputs : (T, d) default inputs (>= 0).
     margin : m > 0, the shared negative bias (A2 margin).
@@ -311,7 +311,7 @@ def with_on_indicator(
 def run_small(
     circuits: Circuits, active: np.ndarray, inputs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ground truth: each active circuit run on its own (SPEC §1).
+    """Ground truth: each active circuit run on its own.
 
     Parameters
     ----------

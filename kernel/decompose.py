@@ -1,7 +1,7 @@
-"""SPEC §4: the measured error decomposition eps = eps_overlap + eps_propagation + eps_relu.
+"""The measured error decomposition eps = eps_overlap + eps_propagation + eps_relu.
 
 An instrumented forward pass (factorised, compiled: ``kernel._jit_decompose``) that keeps, per
-layer, the three vectors whose read-outs give the exact SPEC §4 terms:
+layer, the three vectors whose read-outs give the exact error terms (docs/error-terms.md):
 
 - ``X^l = sum_{u active} E_u^l h_u^l`` (the ideal superposed pre-activation),
 - ``P^l = W^l A^{l-1}`` (the realised pre-activation; ``P^1 = A^0 = X^1``),
@@ -37,7 +37,7 @@ from kernel.circuits import run_small
 from kernel.engines import Batch
 from kernel.network import Network
 
-#: names of the three SPEC §4 terms, in the order they are stored
+#: names of the three error terms, in the order they are stored
 TERMS = ("overlap", "propagation", "relu")
 #: the kernel's names of the TERMS (its output arrays act_<name>, in_<name>), in the same order
 _SHORT = ("ovl", "prop", "relu")
@@ -45,7 +45,7 @@ _SHORT = ("ovl", "prop", "relu")
 
 @dataclass(frozen=True)
 class Decomposition:
-    """Measured SPEC §4 terms of one batch. Layer axes run over layers 0..L (layer 0 is exact: 0).
+    """Measured error terms of one batch. Layer axes run over layers 0..L (layer 0 is exact: 0).
 
     Attributes
     ----------
@@ -85,7 +85,7 @@ class Decomposition:
 
 
 def decompose(net: Network, batch: Batch) -> Decomposition:
-    """Run the batch through the instrumented factorised forward pass and return the SPEC §4 terms.
+    """Run the batch through the instrumented factorised pass and return the three error terms.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""SPEC §3: three exact engines for the forward pass of the large network, and the batch API.
+"""Three exact engines for the forward pass of the large network, and the batch API.
 
 ``dense`` (NumPy oracle: forms W^l), ``factorised`` and ``sparse`` (numba, activation-sparse)
 return the same read-outs to float64 rounding; per dtype, ``factorised``, ``sparse`` and ``auto``
@@ -41,7 +41,7 @@ class Batch:
 
 
 def sample_batch(net: Network, batch: int, z: int, *, seed: int = 0) -> Batch:
-    """Draw ``batch`` samples, each with z distinct active circuits chosen uniformly (SPEC §7),
+    """Draw ``batch`` samples, each with z distinct active circuits chosen uniformly,
     fed their family's per-sample inputs (``rotation``: a fresh angle) or else their default
     inputs ``net.circuits.inputs``."""
     batch = validate.integer("batch", batch, low=1)
@@ -342,7 +342,7 @@ def forward(
     threshold_fraction: float = 0.1,
     dtype: str = "float64",
 ) -> ForwardResult:
-    """Run the large network on a batch and the small circuits beside it (SPEC §3).
+    """Run the large network on a batch and the small circuits beside it (docs/construction.md).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""SPEC §3: the large network in factorised form — patterns per layer, small weights, shared bias.
+"""The large network in factorised form — patterns per layer, small weights, shared bias.
 
 No D x D matrix is ever stored; ``dense_layer`` / ``dense_input_embedding`` form them on request
 for small D (the dense oracle engine and the tests).
@@ -24,7 +24,7 @@ from kernel.constructions import (
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Structural parameters of a network (see SPEC §1 for the symbols).
+    """Structural parameters of a network (see docs/construction.md for the symbols).
 
     ``T=None`` means T_max(D/d, S). ``bias`` is the shared beta (scalar, <= 0; added to the
     family's own bias for ``rotation``). ``construction`` says how W^l is formed
@@ -115,7 +115,7 @@ class Network:
     read_c: float
     seconds: dict[str, float] = field(default_factory=dict)
 
-    # Convenience accessors with the SPEC's names.
+    # Convenience accessors with the names of the docs.
     D = property(lambda self: self.config.D)
     d = property(lambda self: self.config.d)
     n = property(lambda self: self.config.D // self.config.d)
@@ -190,15 +190,26 @@ class Network:
 def build_network(
     config: NetworkConfig | None = None, *, circuits: Circuits | None = None, **overrides: Any
 ) -> Network:
-    """Build the factorised network of a configuration (SPEC §2–3).
+    """Build the factorised network of a configuration (docs/construction.md).
 
     Parameters
     ----------
-    config : NetworkConfig (defaults if None); keyword ``overrides`` replace its fields.
-    circuits : user circuits (``circuits_from_arrays``); then T, L, d, bias come from them.
+    config : NetworkConfig, optional
+        Defaults if None; keyword ``overrides`` replace its fields.
+    circuits : Circuits, optional
+        User circuits (``circuits_from_arrays``); then T, L, d and bias come from them.
+    **overrides
+        Fields of NetworkConfig, e.g. ``D=4000, T=3000``.
 
-    Seeds: one SeedSequence from ``config.seed`` is split into independent streams for the
-    circuits, the pattern design ('random' variant) and the per-layer permutations.
+    Returns
+    -------
+    Network
+        The factorised network; its arrays are read-only copies.
+
+    Notes
+    -----
+    One SeedSequence from ``config.seed`` is split into independent streams for the circuits,
+    the pattern design ('random' variant) and the per-layer permutations.
     """
     import time
 
@@ -272,7 +283,7 @@ def user_network(
     construction: str = "cis2",
     kappa_scale: float = 1.0,
 ) -> Network:
-    """A network of user circuits: weights (T, L, d, d), bias, inputs (T, d) (SPEC §7)."""
+    """A network of user circuits: weights (T, L, d, d), bias, inputs (T, d)."""
     return build_network(
         NetworkConfig(D=D, S=S, variant=variant, seed=seed, construction=construction,
                       kappa_scale=kappa_scale),
