@@ -19,6 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+#: a per-layer moment indexed by layer (entry 0 unused): a list or a 1-d array
+PerLayer = Sequence[float] | np.ndarray
+
 
 def overlap_term_active(z: int, D: int, d: int, h2: float) -> float:
     """E|eps_overlap|^2 of an active circuit at one layer: (z-1) (d/D) <|h^l|^2>.
@@ -49,8 +54,8 @@ def propagation_step(z: int, T: int, D: int, d: int, wa2: float) -> float:
     return z * T * (d / D) ** 2 * wa2
 
 
-def active_mse(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[float],
-               wa2: Sequence[float]) -> float:
+def active_mse(layer: int, z: int, T: int, D: int, d: int, h2: PerLayer,
+               wa2: PerLayer) -> float:
     """Leading-order E|eps_t^l|^2 of an active circuit (see docs/error-terms.md).
 
     ``sum_{k=1..l} (z-1)(d/D) <|h^k|^2> + sum_{k=2..l} z T (d/D)^2 <|w_u^k a_v^{k-1}|^2>``;
@@ -67,8 +72,8 @@ def active_mse(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[float],
     return fresh + prop
 
 
-def active_propagation(layer: int, z: int, T: int, D: int, d: int, h2: Sequence[float],
-                       wa2: Sequence[float]) -> float:
+def active_propagation(layer: int, z: int, T: int, D: int, d: int, h2: PerLayer,
+                       wa2: PerLayer) -> float:
     """Leading-order E|eps_propagation|^2 of an active circuit at layer l (see docs/error-terms.md).
 
     With A5 (gamma = 1) the own error of layer l-1 is passed on unchanged, so the propagation term

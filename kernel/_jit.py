@@ -121,7 +121,7 @@ def _set_active_flags(flags, s0, ncol, active, on):
             if on:
                 flags[t] |= _ACTIVE
             else:
-                flags[t] &= ~_ACTIVE
+                flags[t] &= 0xFF ^ _ACTIVE  # ~_ACTIVE within uint8 (no-JIT: ~2 is -3)
 
 
 @njit(**JIT)

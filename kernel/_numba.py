@@ -13,6 +13,7 @@ checkout is shared between machines with different CPUs, and it must not be mixe
 from __future__ import annotations
 
 import os
+from typing import Literal, TypedDict
 
 import numba
 
@@ -25,11 +26,21 @@ def cache_enabled() -> bool:
     return os.environ.get(CACHE_ENV, "1").strip() != "0"
 
 
-JIT = {"cache": cache_enabled(), "nogil": True, "fastmath": False}
-PARALLEL = {**JIT, "parallel": True}
+class Options(TypedDict, total=False):
+    """Keyword options of ``numba.njit`` used here (typed, so ``njit(**JIT)`` type-checks)."""
+
+    cache: bool
+    nogil: bool
+    fastmath: bool
+    parallel: bool
+    inline: Literal["never", "always"]
+
+
+JIT: Options = {"cache": cache_enabled(), "nogil": True, "fastmath": False}
+PARALLEL: Options = {**JIT, "parallel": True}
 #: small helpers of the hot loops, inlined into their callers by numba (no call, no reference
 #: counting of the records they receive)
-INLINE = {**JIT, "inline": "always"}
+INLINE: Options = {**JIT, "inline": "always"}
 
 njit = numba.njit
 prange = numba.prange

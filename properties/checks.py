@@ -14,6 +14,8 @@ test-only mutant.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from properties.exactness import (
     EXACTNESS,
     disjoint_patterns_exact,
@@ -52,8 +54,10 @@ from properties.structural import (
 )
 
 #: check name -> function, grouped by kind
-KINDS = {"structural": STRUCTURAL, "exactness": EXACTNESS, "metamorphic": METAMORPHIC,
-         "sandwich": SANDWICH, "statistical": STATISTICAL}
+KINDS: dict[str, Mapping[str, Callable[..., CheckResult]]] = {
+    "structural": STRUCTURAL, "exactness": EXACTNESS, "metamorphic": METAMORPHIC,
+    "sandwich": SANDWICH, "statistical": STATISTICAL,
+}
 CHECKS = {name: f for group in KINDS.values() for name, f in group.items()}
 
 __all__ = [

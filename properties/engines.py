@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from kernel.engines import Batch, ForwardResult, forward
 from kernel.network import Network
 
@@ -34,3 +36,13 @@ def resolve(engine: Engine | str | None, default: str = "factorised") -> Engine:
     if isinstance(engine, str):
         return kernel_engine(engine)
     return engine
+
+
+def full_readout(res: ForwardResult) -> np.ndarray:
+    """The read-outs of every circuit in ``res``, an engine's result for ``readout="all"``.
+
+    Raises ``ValueError`` if the engine returned none (a broken engine, not a failed check).
+    """
+    if res.readout is None:
+        raise ValueError("the engine returned no read-outs although readout='all' was asked for")
+    return res.readout

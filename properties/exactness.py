@@ -9,7 +9,7 @@ import numpy as np
 from kernel.engines import Batch, make_batch
 from kernel.network import Network
 from kernel.patterns import offset_loads
-from properties.engines import KERNEL_ENGINES, Engine, resolve
+from properties.engines import KERNEL_ENGINES, Engine, full_readout, resolve
 from properties.result import CheckResult, close, compare
 
 
@@ -24,12 +24,12 @@ def engines_agree(net: Network, batch: Batch,
     res = {name: resolve(e)(net, batch, readout="all") for name, e in engines.items()}
     names = list(res)
     ref = res[names[0]]
-    scale = max(float(np.abs(ref.readout).max(initial=0.0)), 1.0)
+    scale = max(float(np.abs(full_readout(ref)).max(initial=0.0)), 1.0)
     dev, worst = 0.0, ""
     for name in names[1:]:
         r = res[name]
         parts = {
-            "readout": float(np.abs(r.readout - ref.readout).max(initial=0.0)),
+            "readout": float(np.abs(full_readout(r) - full_readout(ref)).max(initial=0.0)),
             "active_readout": float(np.abs(r.active_readout - ref.active_readout).max(initial=0.0)),
             "inactive_sq": float(np.abs(r.inactive_sq - ref.inactive_sq).max(initial=0.0)) / scale,
             "inactive_max": float(np.abs(r.inactive_max - ref.inactive_max).max(initial=0.0)),
@@ -69,10 +69,11 @@ def disjoint_patterns_exact(net: Network, batch: Batch,
         if counts.max() > 1:
             raise ValueError("disjoint_patterns_exact needs patterns with no shared neuron")
     res = resolve(engine)(net, batch, readout="all")
-    truth = np.zeros_like(res.readout)
+    readout = full_readout(res)
+    truth = np.zeros_like(readout)
     idx = np.broadcast_to(batch.active[:, None, :, None], res.a.shape)
     np.put_along_axis(truth, idx, res.a, axis=2)
-    err = float(np.abs(res.readout - truth).max(initial=0.0))
+    err = float(np.abs(readout - truth).max(initial=0.0))
     scale = float(np.abs(res.a).max(initial=0.0))
     return close("disjoint_patterns_exact", err, scale,
                  "max |read-out - ground truth| over all circuits and layers")

@@ -13,7 +13,7 @@ from kernel import patterns
 from kernel.circuits import Circuits
 from kernel.engines import Batch, ForwardResult
 from kernel.network import Network
-from properties.engines import Engine, resolve
+from properties.engines import Engine, full_readout, resolve
 from properties.result import CheckResult, close
 
 
@@ -78,9 +78,10 @@ def zero_input_circuit_changes_nothing(net: Network, batch: Batch, extra: np.nda
         raise ValueError("extra circuits must be inactive in their sample")
     more = Batch(np.concatenate([batch.active, extra], axis=1),
                  np.concatenate([batch.inputs, np.zeros((batch.size, 1, net.d))], axis=1))
-    base, plus = run(net, batch, readout="all"), run(net, more, readout="all")
-    scale = max(float(np.abs(base.readout).max(initial=0.0)), 1.0)
-    dev = float(np.abs(plus.readout - base.readout).max(initial=0.0))
+    base = full_readout(run(net, batch, readout="all"))
+    plus = full_readout(run(net, more, readout="all"))
+    scale = max(float(np.abs(base).max(initial=0.0)), 1.0)
+    dev = float(np.abs(plus - base).max(initial=0.0))
     return close("zero_input_circuit_changes_nothing", dev, scale,
                  "read-outs with an extra zero-input circuit vs without")
 

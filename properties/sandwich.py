@@ -20,7 +20,7 @@ import numpy as np
 from bounds import worst_case
 from kernel.engines import Batch
 from kernel.network import Network
-from properties.engines import Engine, resolve
+from properties.engines import Engine, full_readout, resolve
 from properties.result import ROUNDING, CheckResult, compare
 
 
@@ -82,7 +82,7 @@ def _measured(net: Network, batch: Batch, engine: Engine | str | None):
     np.put_along_axis(
         truth, np.broadcast_to(batch.active[:, :, None], res.a[:, 1].shape), res.a[:, 1], axis=1
     )
-    return res, np.abs(res.readout[:, 1] - truth)
+    return res, np.abs(full_readout(res)[:, 1] - truth)
 
 
 def _sandwich(name: str, err: np.ndarray, bound: np.ndarray, what: str) -> CheckResult:

@@ -13,6 +13,8 @@ from bounds.assumptions import A4_PAIRS, HOLDS, NOT_APPLICABLE, VIOLATED, check_
 from cis.cli import main
 from kernel import build_network, user_network
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 def _rotations(T: int, L: int, seed: int = 0) -> np.ndarray:
     """(T, L, 2, 2) rotations by independent uniform angles: norm 1, uncorrelated."""

@@ -29,6 +29,8 @@ from kernel import (
 )
 from kernel.patterns import capacity
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 NET = dict(D=200, d=4, S=5, T=20, L=2)
 HUGE = "1000000000000"
 

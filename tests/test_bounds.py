@@ -36,6 +36,7 @@ def brute_overlaps(design: np.ndarray) -> np.ndarray:
                      if t != u], dtype=float)
 
 
+@pytest.mark.nojit
 def test_overlap_moments_closed_form_equals_brute_force_on_a_balanced_design():
     design = affine_plane_design(7)
     n, S, T = 49, 7, 56
@@ -48,6 +49,7 @@ def test_overlap_moments_closed_form_equals_brute_force_on_a_balanced_design():
     np.testing.assert_allclose(refined.overlap_second_moment(n, S, T), m2, rtol=1e-12)
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize(("n", "S", "T"), [(60, 5, 70), (100, 6, 120), (40, 3, 200)])
 def test_realised_overlap_moments_equal_brute_force_on_the_prime_step_design(n, S, T):
     design = np.array(prime_step_design(n, S)[:T])
@@ -57,6 +59,7 @@ def test_realised_overlap_moments_equal_brute_force_on_the_prime_step_design(n, 
     np.testing.assert_allclose(m2, ((o / S) ** 2).mean(), rtol=1e-12)
 
 
+@pytest.mark.nojit
 def test_corrected_coefficient_has_zero_mean_and_the_brute_force_square():
     design = np.array(prime_step_design(100, 6)[:150])
     o = brute_overlaps(design)
@@ -69,6 +72,7 @@ def test_corrected_coefficient_has_zero_mean_and_the_brute_force_square():
     np.testing.assert_allclose(m2, (kappa**2).mean(), rtol=1e-10)
 
 
+@pytest.mark.nojit
 def test_leading_formulas_equal_their_layer_by_layer_statement():
     # SPEC §4: L1 (z-1)(d/D)|a|^2; L2 2(z-1)(d/D)|a|^2 + zT(d/D)^2|wa|^2; L3 3(..) + 2 zT(..)
     z, T, D, d, a2, wa2 = 3, 500, 2000, 4, 0.7, 0.4
@@ -87,6 +91,7 @@ def test_leading_formulas_equal_their_layer_by_layer_statement():
         by_layer[2] + z * T * x * x * wa2)
 
 
+@pytest.mark.nojit
 def test_circuit_moments_equal_explicit_loops():
     c = make_circuits("gaussian", 40, 3, 4, bias=-0.02, seed=3)
     mom = circuit_moments(c.weights, c.bias, c.inputs, pairs=20000, seed=1)
@@ -141,6 +146,7 @@ def test_layer1_exact_and_the_cavity_agree_with_an_all_pairs_reference(family):
         assert abs(got - want) <= 4 * se + slack * want, (got, se, want)
 
 
+@pytest.mark.nojit
 def test_rectified_factor_equals_a_direct_gaussian_average():
     rng = np.random.default_rng(0)
     S = 6
@@ -153,6 +159,7 @@ def test_rectified_factor_equals_a_direct_gaussian_average():
     assert rec[2] == pytest.approx(refined.inactive_feedback_growth(18, 2.0, S) * 0.002 + 0.002)
 
 
+@pytest.mark.nojit
 def test_tail_estimate_matches_simulated_gaussian_maxima():
     rng = np.random.default_rng(1)
     d, count, mse = 4, 2000, 0.01
@@ -164,6 +171,7 @@ def test_tail_estimate_matches_simulated_gaussian_maxima():
 # ----------------------------------------------------------------------------- capacity
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize(("budget", "D", "d", "z", "L"),
                          [(0.05, 4000, 4, 2, 4), (0.2, 2000, 4, 3, 3), (0.01, 8000, 8, 2, 2)])
 def test_inverse_problem_is_tight_against_the_forward_formula(budget, D, d, z, L):
@@ -176,6 +184,7 @@ def test_inverse_problem_is_tight_against_the_forward_formula(budget, D, d, z, L
     assert leading.post_active_mse(L, z, T, Dmin - d, d) > budget
 
 
+@pytest.mark.nojit
 def test_largest_T_scales_with_the_square_of_D():
     # SPEC §5 prediction 1: at a fixed budget, largest T grows ~ D^2 (overlap part small)
     t1 = capacity.largest_T(0.05, 20000, 4, 2, 4)
@@ -183,6 +192,7 @@ def test_largest_T_scales_with_the_square_of_D():
     assert t2 / t1 == pytest.approx(4.0, rel=0.02)
 
 
+@pytest.mark.nojit
 def test_capacity_helpers_reproduce_the_design_and_packing():
     assert capacity.t_max(250, 6) == 557 and capacity.t_max(1000, 6) == 8243
     assert capacity.packing_bound(250, 6) == 250 * 249 // 30
@@ -194,6 +204,7 @@ def test_capacity_helpers_reproduce_the_design_and_packing():
 # ----------------------------------------------------------------------------- rigorous bounds
 
 
+@pytest.mark.nojit
 @settings(max_examples=3 * settings.default.max_examples)
 @given(params=small_networks, bias=st.sampled_from([0.0, -0.01, -0.1]), z=st.integers(1, 5),
        batch_seed=st.integers(0, 2**16))
@@ -235,6 +246,7 @@ def test_layer1_bound_is_never_violated(params, bias, z, batch_seed):
             assert np.all(np.abs(err[b, t]) <= bnd * (1 + 1e-12) + 1e-15)
 
 
+@pytest.mark.nojit
 def test_layer1_bound_is_attained_by_the_prime_step_design():
     # a pinned near-tight case: permutation circuits (h >= 0, the ReLU never cuts), z = 2; the
     # inactive circuits' read-outs are their errors
@@ -250,12 +262,14 @@ def test_layer1_bound_is_attained_by_the_prime_step_design():
     assert worst >= 0.5 * bound  # not vacuous: two overlaps on one circuit happen
 
 
+@pytest.mark.nojit
 def test_worst_case_coefficients():
     assert worst_case.layer1_coefficient(5) == pytest.approx(0.2)
     assert worst_case.layer1_coefficient(5, c=0.01) == pytest.approx(max(0.05, 0.2 + 0.04))
     assert worst_case.inactive_overlap_bound(3, 0.9, 6) == pytest.approx(0.45)
 
 
+@pytest.mark.nojit
 def test_combinations_helper_is_consistent():
     # brute_overlaps sanity: every pair counted once per order
     design = affine_plane_design(3)
@@ -296,6 +310,7 @@ def test_a2_conditional_bound_holds_whenever_its_regime_is_predicted(S, n, frac,
     target(used, label="fraction of the A2 bound used")
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("family", ["signed", "gaussian"])
 def test_on_weighting_equals_the_explicit_per_component_weighting(family):
     # reference: weight each component i of the noise h_u[i]^2 by t's on-indicator, pair by pair

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import pytest
 
-from bounds.capacity import cavity_active_mse, cavity_largest_T, inverse_problem, largest_T, t_max
+from bounds.capacity import (
+    cavity_active_mse,
+    cavity_largest_T,
+    cavity_smallest_D,
+    inverse_problem,
+    largest_T,
+    smallest_D,
+    t_max,
+)
 from kernel.measure import run
 
 # signed, D = 2000 (n = 500, T_max = 2101), S = 6, z = 2, L = 3, beta = 0 (z S^2 d/D = 0.144)
@@ -77,3 +85,73 @@ def test_inverse_problem_reports_both_methods():
     assert out["largest_T_cavity"] < out["largest_T_post"]
     assert inverse_problem(BUDGET, CFG["D"], CFG["d"], CFG["z"], CFG["L"], S=CFG["S"],
                            method="post")["largest_T"] == out["largest_T_post"]
+
+
+# ----------------------------------------------------------------------------- tiny inverses
+# The defining properties of each inverse on a block small enough for the no-JIT run: the answer
+# meets the budget and the next step (T + 1, or one block fewer) does not.
+TINY = {"D": 160, "d": 4, "z": 2, "L": 2, "S": 3}  # n = 40, T_max = 98
+TINY_SAMPLES = 400
+
+
+def _tiny_mse(T: int, D: int = TINY["D"]) -> float:
+    return cavity_active_mse(T, D, TINY["d"], TINY["z"], TINY["L"], TINY["S"],
+                             samples=TINY_SAMPLES)[0]
+
+
+@pytest.mark.nojit
+def test_tiny_cavity_largest_T_meets_the_budget_and_T_plus_one_does_not():
+    budget = 0.5 * (_tiny_mse(20) + _tiny_mse(60))  # a budget crossed inside (z, T_max)
+    ans = cavity_largest_T(budget, **TINY, samples=TINY_SAMPLES)
+    T_star = ans["largest_T"]
+    assert ans["T_max"] == t_max(TINY["D"] // TINY["d"], TINY["S"])
+    assert TINY["z"] <= T_star < ans["T_max"]
+    assert ans["predicted_mse"] == _tiny_mse(T_star) <= budget
+    assert _tiny_mse(T_star + 1) > budget
+    assert (T_star, ans["predicted_mse"]) in ans["evaluated"]
+
+
+@pytest.mark.nojit
+def test_tiny_cavity_largest_T_at_the_ends_of_its_range():
+    cap = t_max(TINY["D"] // TINY["d"], TINY["S"])
+    assert cavity_largest_T(10.0, **TINY, samples=TINY_SAMPLES)["largest_T"] == cap
+    assert cavity_largest_T(0.0, **TINY, samples=TINY_SAMPLES)["largest_T"] == 0
+
+
+@pytest.mark.nojit
+def test_tiny_cavity_smallest_D_meets_the_budget_and_one_block_fewer_does_not():
+    T, d, S = 30, TINY["d"], TINY["S"]
+    budget = _tiny_mse(T)  # met at D = 160 (n = 40) by construction
+    kw = {k: TINY[k] for k in ("d", "z", "L", "S")}
+    D_star = cavity_smallest_D(budget, T, samples=TINY_SAMPLES, **kw)
+    n = D_star // d
+    assert 0 < D_star <= TINY["D"] and D_star % d == 0
+    assert t_max(n, S) >= T and _tiny_mse(T, D_star) <= budget
+    assert t_max(n - 1, S) < T or _tiny_mse(T, D_star - d) > budget
+    # a budget no block up to max_factor times the smallest one meets
+    assert cavity_smallest_D(1e-12, T, samples=TINY_SAMPLES, max_factor=2, **kw) == 0
+
+
+@pytest.mark.nojit
+def test_post_inverses_invert_the_post_formula():
+    from bounds.leading import post_active_mse
+
+    budget, T, d, z, L = 0.05, 3000, 4, 2, 4
+    D_star = smallest_D(budget, T, d, z, L)
+    assert post_active_mse(L, z, T, D_star, d) <= budget < post_active_mse(L, z, T, D_star - d, d)
+    T_star = largest_T(budget, 4000, d, z, L)
+    assert post_active_mse(L, z, T_star, 4000, d) <= budget < post_active_mse(L, z, T_star + 1,
+                                                                               4000, d)
+    assert largest_T(1e-6, 4000, d, z, L) == 0  # the overlap term alone exceeds the budget
+
+
+@pytest.mark.nojit
+def test_tiny_inverse_problem_with_T_reports_both_smallest_D():
+    kw = {"d": TINY["d"], "z": TINY["z"], "L": TINY["L"], "S": TINY["S"]}
+    budget = _tiny_mse(30)
+    out = inverse_problem(budget, TINY["D"], T=30, samples=TINY_SAMPLES, **kw)
+    assert out["smallest_D"] == out["smallest_D_cavity"] == cavity_smallest_D(
+        budget, 30, samples=TINY_SAMPLES, **kw)
+    assert out["smallest_D_post"] == smallest_D(budget, 30, TINY["d"], TINY["z"], TINY["L"])
+    post = inverse_problem(budget, TINY["D"], T=30, method="post", **kw)
+    assert post["smallest_D"] == post["smallest_D_post"]

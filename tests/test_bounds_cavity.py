@@ -5,6 +5,7 @@ in the same order, so every prediction, term and Monte Carlo standard error agre
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +32,7 @@ def _flat(preds) -> np.ndarray:
     return np.array(vals, dtype=float)
 
 
+@pytest.mark.nojit
 @settings(max_examples=settings.default.max_examples)
 @given(params=small_networks, bias=st.sampled_from([0.0, -0.05]), z=st.integers(1, 4),
        samples=st.integers(100, 700), chunk=st.integers(50, 400), seed=st.integers(0, 99))

@@ -15,6 +15,8 @@ from kernel.io.export import readout_matrix
 from tests.reference import forward_explicit
 from tests.test_io import cis, run_cli
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 @pytest.fixture(scope="module")
 def net():

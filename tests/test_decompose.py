@@ -18,6 +18,7 @@ from tests.test_network import small_networks
 RTOL = 1e-12
 
 
+@pytest.mark.nojit
 @settings(max_examples=settings.default.max_examples)
 @given(params=small_networks, bias=st.sampled_from([0.0, -0.03]), z=st.integers(1, 4),
        batch_seed=st.integers(0, 1000), chunk=st.integers(1, 3))
@@ -94,6 +95,7 @@ def _cap(n: int, S: int) -> int:
     return capacity(n, S)
 
 
+@pytest.mark.nojit
 @settings(max_examples=2 * settings.default.max_examples)
 @given(params=compiled_cases, bias=st.sampled_from([0.0, -0.02, -0.1]), z=st.integers(1, 5),
        size=st.integers(1, 9), batch_seed=st.integers(0, 1000))

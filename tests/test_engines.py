@@ -15,6 +15,7 @@ from tests.test_network import small_networks
 ENGINES = ["dense", "factorised", "sparse"]
 
 
+@pytest.mark.nojit
 @given(params=small_networks, bias=st.sampled_from([0.0, -0.03]), z=st.integers(1, 4),
        batch_seed=st.integers(0, 1000))
 def test_engines_agree_with_the_explicit_oracle(params, bias, z, batch_seed):
@@ -52,6 +53,7 @@ def test_engines_agree_on_a_mid_size_network(variant):
         np.testing.assert_array_equal(res[e].frac_on, res["dense"].frac_on)
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("family", ["signed", "gaussian", "permutation"])
 def test_single_active_circuit_is_exact_at_layer_one(family):
     # z = 1: A^1 = ReLU(E_t h_t + B), read back exactly since U_t E_t = I.
@@ -61,6 +63,7 @@ def test_single_active_circuit_is_exact_at_layer_one(family):
     np.testing.assert_allclose(res.a[:, 1], res.active_readout[:, 1], atol=1e-14)
 
 
+@pytest.mark.nojit
 def test_user_circuits_and_explicit_batch():
     rng = np.random.default_rng(0)
     T, L, d = 20, 2, 3
@@ -75,6 +78,7 @@ def test_user_circuits_and_explicit_batch():
     np.testing.assert_allclose(res.readout, ref[:, :, [0, 5]], atol=1e-12)
 
 
+@pytest.mark.nojit
 def test_inactive_ground_truth_is_zero_so_inactive_error_is_the_read_out():
     net = build_network(D=400, S=4, T=100, L=3)
     res = forward(net, sample_batch(net, 4, 2), readout="all")
@@ -87,6 +91,7 @@ def test_inactive_ground_truth_is_zero_so_inactive_error_is_the_read_out():
 # ----------------------------------------------------------------------------- auto and float32
 
 
+@pytest.mark.nojit
 @given(params=small_networks, bias=st.sampled_from([0.0, -0.03]), z=st.integers(1, 4),
        size=st.sampled_from([1, 2, 8, 11]), batch_seed=st.integers(0, 1000))
 def test_auto_and_chunked_drivers_agree_with_the_explicit_oracle(params, bias, z, size,
@@ -123,6 +128,7 @@ def test_auto_matches_dense_on_a_mid_size_network(size, regime):
     np.testing.assert_array_equal(auto.frac_on, dense.frac_on)
 
 
+@pytest.mark.nojit
 def test_auto_is_the_default_engine():
     net = build_network(D=400, S=4, T=100, L=3)
     assert forward(net, sample_batch(net, 2, 2)).engine == "auto"
@@ -142,6 +148,7 @@ def test_float32_is_close_to_float64(engine, size):
     assert np.abs(r32.frac_on - r64.frac_on).max() < 1e-3
 
 
+@pytest.mark.nojit
 def test_float32_is_refused_by_the_dense_oracle():
     from kernel import ConfigError
 
@@ -295,6 +302,7 @@ def test_one_thread_equals_two_threads_really_used(mixed_density_net, engine, dt
     _assert_bitwise_equal(_fields(two_fw), _fields(one_fw), "forward, 2 vs 1 threads")
 
 
+@pytest.mark.nojit
 def test_the_on_disk_cache_can_be_turned_off(tmp_path):
     # CIS_NUMBA_CACHE=0: compiling a kernel writes nothing into NUMBA_CACHE_DIR; by default it
     # writes the cache index and data there

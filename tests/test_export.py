@@ -24,6 +24,8 @@ from kernel.io.export import (
 from properties.strategies import network_configs, scenarios
 from tests.test_io import run_cli
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 FIXTURE = [HealthCheck.function_scoped_fixture]  # tmp_path is reused across examples
 
 

@@ -20,6 +20,8 @@ from kernel import ConfigError, build_network, forward, run
 from kernel.io import NetworkFileError, load_network, read_network, save_network
 from properties.strategies import scenarios, user_circuits
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 FIXTURE = [HealthCheck.function_scoped_fixture]  # tmp_path is reused across examples
 
 

@@ -27,6 +27,7 @@ def _count_by_laying(steps: np.ndarray, n: int, S: int) -> int:
     return total
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("S", [2, 3, 4, 5, 6, 8])
 def test_closed_form_count_matches_laying_the_progressions(S):
     for n in [S, S + 1, 2 * S - 1, 37, 100, 251, 600]:
@@ -34,6 +35,7 @@ def test_closed_form_count_matches_laying_the_progressions(S):
         assert _count_progressions(steps, n, S) == _count_by_laying(steps, n, S), (n, S)
 
 
+@pytest.mark.nojit
 def test_lower_bound_of_t_max_is_exact_below_the_cut_and_a_lower_bound_above(monkeypatch):
     assert limits._t_max(1000, 6) == capacity(1000, 6)
     monkeypatch.setattr(limits, "N_EXACT", 300)
@@ -67,6 +69,7 @@ def test_memory_estimate_of_run_is_within_a_small_factor_of_the_traced_peak(over
     assert 0.5 * peak <= est <= 5 * peak, (est, peak)
 
 
+@pytest.mark.nojit
 def test_time_limit_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("CIS_TIME_LIMIT_S", "1e-9")
     with pytest.raises(limits.ResourceError, match=r"would take about .*CIS_TIME_LIMIT_S"):
@@ -76,6 +79,7 @@ def test_time_limit_comes_from_the_environment(monkeypatch):
         run(D=400, S=5, T=50, batch=4)
 
 
+@pytest.mark.nojit
 def test_default_memory_limit_is_a_fraction_of_available_memory(monkeypatch):
     monkeypatch.delenv("CIS_MEMORY_LIMIT_GB", raising=False)
     monkeypatch.setattr(limits, "available_memory", lambda: 10 * limits.GiB)

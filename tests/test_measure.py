@@ -59,6 +59,7 @@ def test_json_has_the_documented_shape(signed_run):
     assert set(out["seconds"]) == {"build", "forward"}
 
 
+@pytest.mark.nojit
 def test_statistics_match_a_direct_computation():
     r = run(D=400, S=4, T=120, L=3, z=3, batch=40, engine="dense")
     res = r.forward
@@ -72,12 +73,14 @@ def test_statistics_match_a_direct_computation():
         np.testing.assert_allclose(r.layers[layer].frac_on, res.frac_on[:, layer].mean())
 
 
+@pytest.mark.nojit
 def test_all_active_has_no_inactive_class():
     r = run(D=240, S=4, T=5, L=2, z=5, batch=3)
     assert r.layers[1].inactive is None
     assert r.to_dict()["layers"][1]["inactive"] is None
 
 
+@pytest.mark.nojit
 def test_run_is_reproducible():
     a = run(D=400, S=4, T=100, batch=20, seed=3).to_dict()
     b = run(D=400, S=4, T=100, batch=20, seed=3).to_dict()
@@ -85,6 +88,7 @@ def test_run_is_reproducible():
     assert a == b
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("family", ["signed", "gaussian"])
 def test_relu_term_of_signed_circuits_has_the_norm_of_the_total_error(family):
     # docs/error-terms.md: for signed circuits |eps_relu| = |eps| exactly (the linear part of the

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from kernel import build_network, make_circuits, run_small
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 small_networks = st.builds(
     lambda S, n, frac, L, variant, seed, family: dict(
         D=4 * n, d=4, S=S, L=L, variant=variant, seed=seed, family=family,

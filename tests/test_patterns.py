@@ -11,6 +11,8 @@ from kernel import patterns
 from kernel.validate import ConfigError
 from tests.reference import prime_step_design
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 @pytest.mark.parametrize(
     ("n", "S", "t_max"), [(250, 6, 557), (250, 5, 815), (500, 5, 3237), (1000, 6, 8243)]

@@ -17,6 +17,8 @@ from properties import checks as C
 from properties import strategies as cst
 from properties.suite import PROPERTIES, check_example
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 @pytest.mark.parametrize("name", list(PROPERTIES))
 def test_property(name):

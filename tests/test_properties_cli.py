@@ -11,6 +11,8 @@ from cis.cli import main
 from properties import suite
 from properties.result import compare
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 def _run(capsys, *args):
     with pytest.raises(SystemExit) as exc:

@@ -38,6 +38,8 @@ from cis.cli import main
 from kernel import run
 from kernel.measure import ClassStats
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 #: the 0.975 quantile of the standard normal, computed independently of the package's constant
 Z = statistics.NormalDist().inv_cdf(0.975)
 DATA_SETS = 2000

@@ -12,6 +12,8 @@ from kernel.validate import ConfigError
 from properties import strategies as cst
 from properties.strategies import _INVALID_CONFIGS
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 @given(cst.scenarios())
 def test_scenarios_are_valid_and_build(sc):

@@ -18,6 +18,8 @@ from kernel import (
 )
 from kernel.patterns import capacity, prime_step_patterns
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 NET = dict(D=200, d=4, S=5, T=20, L=2)
 BAD = [
     ("D not divisible", lambda: build_network(D=1001, d=4), r"D=1001 must be divisible by d=4"),
