@@ -147,6 +147,7 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                 lw.append("ReLUs cut (not every active neuron on)")
             if layer >= 2 and not all(a2_layer[1:layer]):
                 lw.append("A2 fails (noise switches inactive neurons on)")
+            terms: dict[str, float | None]
             if cls == "active":
                 tot = leading.active_mse(layer, z, T, D, d, mom.h2, mom.wa2)
                 terms = {"overlap": leading.overlap_term_active(z, D, d, mom.h2[layer]),

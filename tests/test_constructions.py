@@ -23,6 +23,8 @@ from kernel.validate import ConfigError
 from tests import reference_constructions as ref
 from tests.reference import decompose_numpy
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 WIDTHS = {"signed": [2, 4], "gaussian": [1, 2, 3], "permutation": [2, 3], "rotation": [3, 4]}
 
 

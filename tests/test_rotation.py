@@ -19,6 +19,8 @@ from kernel.constructions import CONSTRUCTIONS
 from kernel.measure import layer_stats, run, task_stats
 from kernel.network import user_network
 
+pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
+
 
 def _rotation_block(w: np.ndarray) -> np.ndarray:
     """R_t read off the weights: the lower-right 2 x 2 block."""
