@@ -133,27 +133,42 @@ def _per_layer_mean(frame: Any, keys: list[str], cols: list[str]) -> Any:
 
 
 def layers_figure(frame: Any, path: str | Path) -> Path:
-    """Measured MSE per layer with its 95% CI band, the main prediction dashed; one panel per
-    circuit class, one colour per combination of the swept parameters (seeds averaged)."""
+    """Measured MSE per layer with its 95% CI band and the main prediction dashed (one panel per
+    circuit class), and the worst case: the largest absolute read-out error per layer (active
+    solid, inactive dotted). One colour per combination of the swept parameters; MSE averaged
+    over seeds, worst case the maximum over seeds."""
     _need(frame, "check", "layers")
     plt = _pyplot()
     keys = _varying(frame)
     mean = _per_layer_mean(frame, keys, ["mse", "mse_lo", "mse_hi", "pred_mse"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, cls in zip(axes, ("active", "inactive"), strict=True):
+    worst = frame.groupby([*keys, "class", "layer"], sort=True)["max_abs"].max().reset_index()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for ax, cls in zip(axes[:2], ("active", "inactive"), strict=True):
         sub = mean[mean["class"] == cls]
         for i, (value, g) in enumerate(_groups(sub, keys)):
             colour = f"C{i % 10}"
+            g = g.where(g["mse"] > 0)  # a dead signal (error exactly 0) has no place on log axes
             ax.plot(g["layer"], g["mse"], "o-", color=colour, label=_label(keys, value))
-            ax.fill_between(g["layer"], g["mse_lo"].clip(lower=1e-300), g["mse_hi"],
-                            color=colour, alpha=0.2)
-            ax.plot(g["layer"], g["pred_mse"], "--", color=colour)
+            ax.fill_between(g["layer"], g["mse_lo"].where(g["mse_lo"] > 0, g["mse"]),
+                            g["mse_hi"], color=colour, alpha=0.2)
+            ax.plot(g["layer"], g["pred_mse"].where(g["pred_mse"] > 0), "--", color=colour)
         ax.set_yscale("log")
         ax.set_xlabel("layer")
-        ax.set_title(f"{cls} circuits: measured (band: 95% CI), predicted dashed")
+        ax.set_ylabel("mean-square error |eps|^2")
+        ax.set_title(f"{cls}: measured (band: 95% CI), predicted dashed", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean-square error |eps|^2")
+    for i, (value, g) in enumerate(_groups(worst, keys)):
+        for cls, style in (("active", "o-"), ("inactive", "s:")):
+            s = g[g["class"] == cls]
+            axes[2].plot(s["layer"], s["max_abs"], style, color=f"C{i % 10}",
+                         label=f"{_label(keys, value)} ({cls})")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("layer")
+    axes[2].set_ylabel("max |read-out error|")
+    axes[2].set_title("worst case over samples and circuits", fontsize=9)
+    axes[2].grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=6)
     return _save(fig, plt, path)
 
 

@@ -162,8 +162,11 @@ def run_sweep(grid: str | Path, out: str | Path, *, scheduler: str | None = None
         with dask_client(scheduler, workers) as client, _progress() as bar:
             task = bar.add_task("sweep", total=len(points), completed=len(points) - len(todo),
                                 failed=0)
+            # largest first (in submission order too: the first tasks start before the
+            # scheduler has seen the others' priorities)
             futures = [client.submit(compute_point, p, key=f"cis-point-{p.key}", pure=False,
-                                     priority=cost_hint(p)) for p in todo]
+                                     priority=cost_hint(p))
+                       for p in sorted(todo, key=cost_hint, reverse=True)]
             failed = 0
             for future in as_completed(futures):
                 result = future.result()

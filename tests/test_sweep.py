@@ -185,7 +185,7 @@ batch = 200
 samples = 3000
 [cross]
 D = [600]
-seed = [0, 1, 2, 3, 4, 5, 6, 7]
+seed = [0, 1, 2, 3, 4, 5]
 """
 
 
@@ -213,7 +213,7 @@ def test_killed_and_resumed_sweep_equals_an_uninterrupted_one(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) != 0
     done_at_kill = len(list(parts.glob("*.parquet")))
-    assert 2 <= done_at_kill < 8, done_at_kill
+    assert 2 <= done_at_kill < 6, done_at_kill
     assert not list(parts.glob("*.tmp"))
     assert not (killed / "results.parquet").exists()
     _, gone = psutil.wait_procs(children, timeout=30)
@@ -230,7 +230,7 @@ def test_killed_and_resumed_sweep_equals_an_uninterrupted_one(tmp_path):
     assert full.returncode == 0, full.stderr
     a = pd.read_parquet(killed / "results.parquet")
     b = pd.read_parquet(clean / "results.parquet")
-    assert len(a) == 8 * 3 * 2
+    assert len(a) == 6 * 3 * 2
     pd.testing.assert_frame_equal(_comparable(a), _comparable(b))
     assert (pd.read_csv(killed / "results.csv").drop(columns=["seconds", "finished"]).equals(
         pd.read_csv(clean / "results.csv").drop(columns=["seconds", "finished"])))
