@@ -337,7 +337,9 @@ def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
         raise ConfigError(f"D={D} must be divisible by d={d} (D = d*n)")
     cap = t_max(D // d, S)
     a2_pop = signal_power(p)
-    post = largest_T(p["budget"] * a2_pop, D, d, z, L)
+    # the post's leading order with |a|^2 = |w a|^2 = a2_pop: scale-free, so its T does not see
+    # the bias (which the formula leaves out) except through the budget's reference |a^L|^2
+    post = largest_T(p["budget"] * a2_pop, D, d, z, L, a2=a2_pop, wa2=a2_pop)
     row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap, "a2_population": a2_pop,
                            "T_post_uncapped": post, "T_post": min(post, cap)}
     start = row["T_post"]
