@@ -164,6 +164,21 @@ def test_sweep_on_two_workers_records_rows_and_failures(tmp_path):
     assert row["mse"] == ref["layers"][2]["inactive"]["mse"]
 
 
+def test_sweep_runs_unchanged_on_an_existing_scheduler(tmp_path):
+    from distributed import LocalCluster
+
+    from cis.sweep import run_sweep
+
+    grid = _write(tmp_path, TINY.replace("D = [400, 402]", "D = [400]").replace(
+        "seed = [0, 1]", "seed = [0]"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        remote, _ = run_sweep(grid, tmp_path / "remote", scheduler=cluster.scheduler_address)
+    local, _ = run_sweep(grid, tmp_path / "local", workers=1)
+    assert len(remote) == 2 * 2 * 2
+    pd.testing.assert_frame_equal(_comparable(remote), _comparable(local))
+
+
 def test_existing_results_need_resume(tmp_path, capsys):
     grid = _write(tmp_path, 'mode = "check"\n[fixed]\nD = 402\n')  # fails at once: no cluster work
     out = tmp_path / "out"
