@@ -231,12 +231,13 @@ def measure_at(p: dict[str, Any], T: int) -> Evaluation:
     L = p["L"]
     a2 = float((res.forward.a[:, L] ** 2).sum(-1).mean())
     stats = res.layers[L]
-    scale = 1.0 / a2 if a2 > 0 else math.inf
-    ratio = stats.active.mse * scale
     fa = stats.false_activation_rate
+    if a2 <= 0:  # the circuits' own output is 0 at layer L: no relative budget can be met
+        return Evaluation(T, math.inf, math.inf, math.inf, a2, fa, False)
+    ratio = stats.active.mse / a2
     ok = bool(ratio <= p["budget"] and fa <= p["fa_limit"])
-    return Evaluation(T, ratio, stats.active.mse_ci[0] * scale, stats.active.mse_ci[1] * scale,
-                      a2, fa, ok)
+    return Evaluation(T, ratio, stats.active.mse_ci[0] / a2, stats.active.mse_ci[1] / a2, a2, fa,
+                      ok)
 
 
 def largest_passing(ok: Callable[[int], bool], start: int, low: int, high: int, *, rtol: float,
@@ -367,8 +368,8 @@ def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
         "ratio_lo": None if at is None else at.ratio_lo,
         "ratio_hi": None if at is None else at.ratio_hi,
         "fa_rate": None if at is None else at.fa_rate,
-        "evaluated": json.dumps([[e.T, e.ratio, e.fa_rate] for e in
-                                 sorted(evals.values(), key=lambda e: e.T)]),
+        "evaluated": json.dumps([[e.T, e.ratio if math.isfinite(e.ratio) else None, e.fa_rate]
+                                 for e in sorted(evals.values(), key=lambda e: e.T)]),
     })
     return [row]
 

@@ -271,7 +271,7 @@ def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
     import numpy as np
 
     plt = _pyplot()
-    panel_keys = [k for k in ("L", "budget", "fa_limit") if k in _varying(frame, (x,))]
+    panel_keys: list[str] = [k for k in ("L", "budget", "fa_limit") if k in _varying(frame, (x,))]
     keys = [k for k in _varying(frame, (x,)) if k not in panel_keys]
     panels = list(_groups(frame, panel_keys))
     fits = capacity_fits(frame, x)
