@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from cis import report
-from cis.cli import _guard
 from kernel.validate import ConfigError
 
 
@@ -445,14 +444,20 @@ def sweep_figure(directory: str | Path, kind: str, path: str | Path,
               help="the PNG to write")
 @click.option("--x", "x", default=None,
               help="x axis of capacity (default D) and false-activation (default bias)")
-@_guard
 def plot(directory: str, kind: str, out: str, x: str | None) -> None:
     """Draw a figure from the results of ``cis sweep`` in DIRECTORY (capacity: also prints the
     fitted exponents of T* with 95% bootstrap intervals over seeds)."""
+    from cis.cli import _guard  # at call time: cis.cli imports this module to register it
+
+    _guard(_draw_and_report)(directory, kind, out, x)
+
+
+def _draw_and_report(directory: str, kind: str, out: str, x: str | None) -> None:
     sweep_figure(directory, kind, out, x)
     if kind == "capacity":
-        fits = capacity_fits(load_results(directory), x or "D")
-        if len(fits):
+        frame = load_results(directory)
+        fits = capacity_fits(frame, x or "D")
+        if len(fits) and bool((frame[x or "D"] > 0).all()):  # a power law needs x > 0
             report.print_tables(report.table(f"T* ~ {x or 'D'}^alpha (95% bootstrap over seeds)",
                                              list(fits.columns), fits.values.tolist()))
     click.echo(out, err=True)

@@ -32,7 +32,6 @@ from typing import Any
 
 import click
 
-from cis.cli import _guard
 from cis.experiment import Point, compute_point, cost_hint, load_grid
 from kernel.validate import ConfigError, integer
 
@@ -191,15 +190,21 @@ def _terminate_cleanly(signum: int, frame: Any) -> None:
 @click.option("--workers", type=int, default=None,
               help="worker processes of the local cluster  [default: one per core]")
 @click.option("--resume", is_flag=True, help="skip points already finished in --out")
-@_guard
 def sweep(grid_file: str, out: str, scheduler: str | None, workers: int | None,
           resume: bool) -> None:
     """Run every point of a grid file (TOML) on Dask; tidy results in OUT (Parquet and CSV).
 
     The grid names a mode (check: measured vs predicted per layer and class; capacity: the
     largest T within an error budget, by bisection on real networks), fixed parameters and lists
-    to cross. See experiments/README.md for the format and the experiments.
+    to cross. Grid format, storage and cluster set-up: docs/experiments.md.
     """
+    from cis.cli import _guard  # at call time: cis.cli imports this module to register it
+
+    _guard(_run_and_report)(grid_file, out, scheduler, workers, resume)
+
+
+def _run_and_report(grid_file: str, out: str, scheduler: str | None, workers: int | None,
+                    resume: bool) -> None:
     if workers is not None:
         workers = integer("workers", workers, low=1)
     signal.signal(signal.SIGTERM, _terminate_cleanly)

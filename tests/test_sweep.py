@@ -336,3 +336,12 @@ def test_fit_exponent_recovers_a_known_power_law():
     assert fit["lo"] < 1.5 < fit["hi"]
     assert 0 < fit["hi"] - fit["lo"] < 0.2
     assert fit["n"] == 18
+
+
+@pytest.mark.parametrize("module", ["cis.sweep", "cis.plot", "cis.experiment"])
+def test_modules_import_on_their_own(module):
+    """Library users import these first (not through cis.cli, which registers them)."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
