@@ -300,6 +300,8 @@ def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
                 c = np.exp(np.mean(np.log(free["T_star"]) - f["alpha"] * np.log(free[x])))
                 ax.plot(xs, c * xs ** f["alpha"], "-", color=colour)
                 label += f": alpha={f['alpha']:.2f} [{f['lo']:.2f}, {f['hi']:.2f}]"
+            elif g["capped"].astype(bool).all():
+                label += ": T* = T_max (capped) everywhere"
             ax.plot([], [], "o-", color=colour, label=label)
             for col in ("T_cavity", "T_post"):
                 if stats[(col, "mean")].notna().any():
@@ -323,9 +325,10 @@ def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
 
 
 def depth_figure(frame: Any, path: str | Path) -> Path:
-    """MSE against layer for both classes (log scale: a straight line is geometric growth), and
-    the per-layer growth factor MSE(l) / MSE(l-1) of the inactive class, measured (solid) against
-    the cavity (dashed) and the SPEC sketch / leading order where they give one (dotted)."""
+    """MSE against layer for both classes (log scale: a straight line is geometric growth),
+    measured (solid) against the cavity (dashed) and the post's leading order (dotted), and the
+    per-layer growth factor MSE(l) / MSE(l-1) of the inactive class, measured against the
+    cavity's."""
     _need(frame, "check", "depth")
     import numpy as np
 

@@ -6,6 +6,7 @@ R=${1:?usage: experiments/figures.sh RESULTS_ROOT}
 F=docs/figures
 mkdir -p "$F"
 cis plot "$R/capacity" --kind capacity --out "$F/capacity.png"
+cis plot "$R/capacity_l2" --kind capacity --out "$F/capacity_l2.png"
 cis plot "$R/depth" --kind depth --out "$F/depth.png"
 cis plot "$R/depth" --kind layers --out "$F/depth_layers.png"
 cis plot "$R/noise" --kind false-activation --out "$F/noise.png"
