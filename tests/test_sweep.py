@@ -231,8 +231,8 @@ def test_killed_and_resumed_sweep_equals_an_uninterrupted_one(tmp_path):
     assert 2 <= done_at_kill < 6, done_at_kill
     assert not list(parts.glob("*.tmp"))
     assert not (killed / "results.parquet").exists()
-    _, gone = psutil.wait_procs(children, timeout=30)
-    assert not gone, f"worker processes left behind: {gone}"
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"worker processes left behind: {alive}"
 
     stamps = {f: f.stat().st_mtime_ns for f in parts.glob("*.parquet")}
     resumed = subprocess.run(_sweep_cmd(grid, killed, "--resume"), cwd=ROOT, env=env,
