@@ -92,12 +92,18 @@ def consolidate(out: Path, points: list[Point]) -> tuple[Any, Any]:
     ok_frames = [pd.read_parquet(_parts(out) / f"{k}.parquet") for k in sorted(keys & done)]
     bad_frames = [pd.read_parquet(f) for f in sorted(_parts(out).glob("*.failed.parquet"))
                   if f.name.split(".")[0] in keys - done]
+    # a part keeps the index its point had in the grid that computed it; a resumed sweep may use
+    # a larger grid (the key is the point's identity), so the index is taken from this grid
+    index = {p.key: p.index for p in points}
     results = pd.concat(ok_frames, ignore_index=True) if ok_frames else pd.DataFrame()
     if not results.empty:
+        results["point"] = results["key"].map(index)
         results = results.sort_values(["point", "layer", "class"], kind="stable")
         results = results.reset_index(drop=True)
     failures = pd.concat(bad_frames, ignore_index=True) if bad_frames else pd.DataFrame(
         columns=["key", "point", "mode", "error"])
+    if not failures.empty:
+        failures["point"] = failures["key"].map(index)
     failures = failures.sort_values("point", kind="stable").reset_index(drop=True)
     for name, frame in (("results", results), ("failures", failures)):
         frame.to_parquet(out / f"{name}.parquet", index=False)
