@@ -1,0 +1,407 @@
+"""Experiments as data: grid files, their points, and the computation of one point.
+
+A grid file (TOML) names a ``mode``, fixed parameters and lists to cross::
+
+    mode = "capacity"            # or "check"
+    description = "optional text"
+    [fixed]
+    d = 4
+    budget = 0.05
+    [cross]
+    D = [1000, 2000, 4000]
+    seed = [0, 1, 2]
+
+Every combination of the ``[cross]`` lists (in file order) with the ``[fixed]`` values is one
+*point*; its configuration is completed with the mode's defaults and keyed by a hash of the whole
+configuration (seed included), so the same point gets the same key in any grid.
+
+This module does the pure computation of a point (``run_point``: a list of tidy rows) and knows
+nothing about scheduling or storage; ``cis.sweep`` runs the points on Dask and stores the rows.
+
+* ``check`` mode: one ``bounds.compare.compare`` per point (the JSON of ``cis check``), flattened
+  into one row per (layer, class): measured and predicted MSE, the three error terms measured and
+  predicted, each model's prediction and verdict, frac_on, false activations and the 95% CI.
+* ``capacity`` mode: the largest T whose measured active MSE at layer L is <= budget x mean
+  |a^L|^2 (and, optionally, whose false-activation rate at layer L is <= ``fa_limit``), found by
+  bisection over T on networks run by the engine (``kernel.measure.run``); the cavity's and the
+  post's answers (``bounds.capacity``) are recorded beside it. One row per point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kernel.validate import ConfigError
+
+MODES = ("check", "capacity")
+
+#: parameters of a network run shared by both modes: name -> (type, default). ``float`` accepts
+#: TOML integers too; ``int`` does not accept floats or booleans.
+_RUN_PARAMS: dict[str, tuple[type, Any]] = {
+    "D": (int, 1000), "d": (int, 4), "S": (int, 6), "L": (int, 4), "z": (int, 2),
+    "family": (str, "signed"), "bias": (float, 0.0), "variant": (str, "plain"),
+    "seed": (int, 0), "engine": (str, "auto"), "threshold_fraction": (float, 0.1),
+}
+
+#: parameters of each mode (name -> (type, default)); ``None`` as default means "not set"
+PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
+    "check": {**_RUN_PARAMS, "T": (int, None), "batch": (int, 1000), "samples": (int, 4000)},
+    "capacity": {
+        **_RUN_PARAMS,
+        "batch": (int, 1000),        # samples per evaluated T (95% CI of the MSE about +-4%)
+        "budget": (float, 0.05),     # active MSE at layer L <= budget * mean |a^L|^2
+        "fa_limit": (float, 1.0),    # false-activation rate at layer L <= fa_limit (1: no limit)
+        "rtol": (float, 0.05),       # stop when the bracket [T*, T_fail] is within 1 + rtol
+        "grow": (float, 1.5),        # bracketing step (factor on T) from the cavity's T*
+        "cavity": (bool, True),      # also compute the cavity's T* (and start from it)
+        "cavity_samples": (int, 4000),
+    },
+}
+
+_TOP_KEYS = ("mode", "description", "fixed", "cross")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration of a grid: its position in the grid, its key and its parameters."""
+
+    index: int
+    key: str
+    mode: str
+    params: dict[str, Any]
+
+
+def point_key(mode: str, params: dict[str, Any]) -> str:
+    """Hash (16 hex digits) of the full configuration: mode and every parameter, seed included.
+
+    >>> point_key("check", {"D": 400, "seed": 0}) == point_key("check", {"seed": 0, "D": 400})
+    True
+    """
+    blob = json.dumps({"mode": mode, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _typed(where: str, value: Any, kind: type) -> Any:
+    ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) or (
+        kind is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{where}={value!r} must be of type {kind.__name__}")
+    return float(value) if kind is float else value
+
+
+def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
+    """Validate a parsed grid file and expand it into points (file order of the lists).
+
+    Raises ConfigError with one line naming the offending key: an unknown key, a value of the
+    wrong type, an empty list, a parameter both fixed and crossed, or a mode other than
+    ``check`` / ``capacity``. Values are checked against what a network allows only when the
+    point runs (a bad point is then recorded as a failure, not fatal to the sweep).
+    """
+    for key in grid:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{key}: unknown key (allowed: {', '.join(_TOP_KEYS)})")
+    mode = grid.get("mode")
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r} must be one of {', '.join(MODES)}")
+    schema = PARAMS[mode]
+    fixed, cross = grid.get("fixed", {}), grid.get("cross", {})
+    for name, table in (("fixed", fixed), ("cross", cross)):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name} must be a table ([{name}])")
+    if not isinstance(grid.get("description", ""), str):
+        raise ConfigError("description must be a string")
+    params: dict[str, Any] = {k: v for k, (_, v) in schema.items() if v is not None}
+    for key, value in fixed.items():
+        if key not in schema:
+            raise ConfigError(f"fixed.{key}: unknown parameter for mode {mode} "
+                              f"(allowed: {', '.join(schema)})")
+        params[key] = _typed(f"fixed.{key}", value, schema[key][0])
+    lists: dict[str, list[Any]] = {}
+    for key, values in cross.items():
+        if key not in schema:
+            raise ConfigError(f"cross.{key}: unknown parameter for mode {mode} "
+                              f"(allowed: {', '.join(schema)})")
+        if key in fixed:
+            raise ConfigError(f"cross.{key}: also given in [fixed]")
+        if not isinstance(values, list):
+            raise ConfigError(f"cross.{key}={values!r} must be a list")
+        if not values:
+            raise ConfigError(f"cross.{key}: empty list")
+        lists[key] = [_typed(f"cross.{key}", v, schema[key][0]) for v in values]
+    points = []
+    for index, combo in enumerate(itertools.product(*lists.values())):
+        p = {**params, **dict(zip(lists, combo))}
+        points.append(Point(index, point_key(mode, p), mode, p))
+    return mode, points
+
+
+def load_grid(path: str | Path) -> tuple[str, list[Point]]:
+    """Read a TOML grid file (``tomllib``) and expand it (``parse_grid``)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            grid = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"grid file {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
+    return parse_grid(grid)
+
+
+# --- check mode ---------------------------------------------------------------------------
+
+def _network_params(p: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: p[k] for k in names if k in p and p[k] is not None}
+
+
+def check_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """``cis check`` of one configuration as tidy rows, one per (layer >= 1, class).
+
+    Columns: ``layer``, ``class``, measured ``mse`` with its 95% CI (``mse_lo``, ``mse_hi``),
+    ``max_abs``, the main prediction ``pred_mse`` and its terms ``pred_<term>``, the measured terms
+    ``meas_<term>``, every model's prediction ``model_<name>`` and verdict ``verdict_<name>``,
+    ``pass`` (True / False / None: nothing judged), ``frac_on`` and ``false_activation_rate``.
+    """
+    from bounds.compare import compare
+
+    names = tuple(_RUN_PARAMS) + ("T", "batch")
+    out, _ = compare(_network_params(p, names), samples=p["samples"])
+    rows = []
+    for lay in out["layers"]:
+        if lay["layer"] == 0:  # no error at the input by construction
+            continue
+        for cls in ("active", "inactive"):
+            e = lay[cls]
+            if e is None:
+                continue
+            row: dict[str, Any] = {
+                "layer": lay["layer"], "class": cls, "T_used": out["config"]["T"],
+                "mse": e["mse"], "mse_lo": e["mse_ci"][0], "mse_hi": e["mse_ci"][1],
+                "max_abs": e["max_abs"], "pred_mse": e["predicted"]["mse"],
+                "pass": e["pass"], "frac_on": lay["frac_on"],
+                "false_activation_rate": lay["false_activation_rate"],
+                "worst_case_bound": e["worst_case_bound"],
+            }
+            for term, value in e["measured_terms"].items():
+                row[f"meas_{term}"] = value
+                row[f"pred_{term}"] = e["predicted"].get(term)
+            for est in e["estimates"]:
+                name = est["model"].replace("-", "_").replace(" ", "_")
+                row[f"model_{name}"] = est["mse"]
+                row[f"verdict_{name}"] = est["verdict"]
+            rows.append(row)
+    return rows
+
+
+# --- capacity mode ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One measured network at T: active MSE at layer L relative to mean |a^L|^2, its 95% CI,
+    and the false-activation rate at layer L."""
+
+    T: int
+    ratio: float
+    ratio_lo: float
+    ratio_hi: float
+    a2: float
+    fa_rate: float
+    ok: bool
+
+
+def measure_at(p: dict[str, Any], T: int) -> Evaluation:
+    """Run the network of configuration ``p`` with T circuits and judge it against the budget."""
+    from kernel.measure import run
+
+    names = tuple(_RUN_PARAMS) + ("batch",)
+    res = run(T=T, **_network_params(p, names))
+    L = p["L"]
+    a2 = float((res.forward.a[:, L] ** 2).sum(-1).mean())
+    stats = res.layers[L]
+    fa = stats.false_activation_rate
+    if a2 <= 0:  # the circuits' own output is 0 at layer L: no relative budget can be met
+        return Evaluation(T, math.inf, math.inf, math.inf, a2, fa, False)
+    ratio = stats.active.mse / a2
+    ok = bool(ratio <= p["budget"] and fa <= p["fa_limit"])
+    return Evaluation(T, ratio, stats.active.mse_ci[0] / a2, stats.active.mse_ci[1] / a2, a2, fa,
+                      ok)
+
+
+def largest_passing(ok: Callable[[int], bool], start: int, low: int, high: int, *, rtol: float,
+                    grow: float) -> tuple[int, int]:
+    """Largest T in [low, high] with ``ok(T)``, assuming ok is True below a threshold and False
+    above it. Returns (T*, T_fail): T* = 0 when ``ok(low)`` fails, T_fail = 0 when ``ok(high)``
+    holds (T* = high).
+
+    Brackets from ``start`` by galloping steps (factors grow, grow^2, grow^4, ...: up while ok,
+    down while not), then bisects geometrically until T_fail / T* <= 1 + rtol (or they are
+    adjacent integers). With a start within a factor ``grow`` of the answer this needs about
+    2 + log2(log(grow) / log(1 + rtol)) evaluations.
+
+    >>> largest_passing(lambda T: T <= 1234, 100, 2, 10**6, rtol=0.0, grow=2.0)
+    (1234, 1235)
+    >>> largest_passing(lambda T: True, 100, 2, 500, rtol=0.05, grow=2.0)
+    (500, 0)
+    """
+    T = min(max(start, low), high)
+    step = grow
+    if ok(T):
+        lo, hi = T, 0
+        while hi == 0:
+            if lo == high:
+                return high, 0
+            T = min(max(math.ceil(lo * step), lo + 1), high)
+            lo, hi = (T, 0) if ok(T) else (lo, T)
+            step *= step  # gallop: a poor start costs log(log(distance)) steps
+    else:
+        lo, hi = 0, T
+        while lo == 0:
+            if hi == low:
+                return 0, low
+            T = max(min(math.floor(hi / step), hi - 1), low)
+            lo, hi = (T, hi) if ok(T) else (0, T)
+            step *= step
+    while hi > lo + 1 and hi > lo * (1 + rtol):
+        mid = min(max(round(math.sqrt(lo * hi)), lo + 1), hi - 1)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
+
+
+def signal_power(p: dict[str, Any], circuits: int = 4096) -> float:
+    """Mean |a^L|^2 of the family's small circuits on their own inputs (no large network):
+    the scale of the budget handed to the cavity, which predicts absolute MSE."""
+    from kernel.circuits import make_circuits, run_small
+
+    c = make_circuits(p["family"], circuits, p["L"], p["d"], bias=p["bias"], seed=p["seed"])
+    active = np.arange(circuits)[:, None]
+    _, a = run_small(c, active, c.inputs[active])
+    return float((a[:, p["L"]] ** 2).sum(-1).mean())
+
+
+def _cavity_capacity(p: dict[str, Any], budget: float, start: int, cap: int
+                     ) -> tuple[int, float | None]:
+    """The cavity's largest T within ``budget`` (absolute active MSE at layer L), bracketed
+    from ``start`` to a relative tolerance rtol / 2 (``largest_passing``).
+
+    ``bounds.capacity.cavity_largest_T`` finds the same threshold to the integer, but it first
+    evaluates T_max and then bisects the whole range (21 recursions at D = 32000, the first on
+    a network of T_max circuits); a sweep needs T* only to a tolerance, which takes fewer
+    recursions and builds the largest network only when the answer is near it.
+    """
+    from bounds.capacity import cavity_active_mse
+
+    preds: dict[int, float] = {}
+
+    def ok(T: int) -> bool:
+        if T not in preds:
+            preds[T] = cavity_active_mse(T, p["D"], p["d"], p["z"], p["L"], p["S"],
+                                         bias=p["bias"], family=p["family"],
+                                         variant=p["variant"], seed=p["seed"],
+                                         samples=p["cavity_samples"])[0]
+        return preds[T] <= budget
+
+    T_cav, _ = largest_passing(ok, start, p["z"], cap, rtol=p["rtol"] / 2, grow=p["grow"])
+    return T_cav, preds.get(T_cav)
+
+
+def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """The measured capacity T* of one configuration, with the cavity's and the post's beside it.
+
+    One row: ``T_star`` (largest evaluated T within budget), ``T_fail`` (smallest evaluated T
+    over it; 0 if T_max passes), ``capped`` (T* = T_max of the design), the measurement at T*
+    (``ratio``: active MSE / mean |a^L|^2, its CI, ``fa_rate``), ``T_cavity`` (the cavity
+    recursion's largest T for the same budget on the active MSE; no false-activation limit),
+    ``T_post`` (the post's closed form capped by T_max) and ``T_post_uncapped``, the number of
+    networks run and every evaluation as JSON text. The measured T* is bracketed from the
+    cavity's (the closest guess available), or from the post's without the cavity.
+    """
+    from bounds.capacity import largest_T, t_max
+
+    D, d, S, L, z = p["D"], p["d"], p["S"], p["L"], p["z"]
+    if D % d:
+        raise ConfigError(f"D={D} must be divisible by d={d} (D = d*n)")
+    cap = t_max(D // d, S)
+    a2_pop = signal_power(p)
+    # the post's leading order with |a|^2 = |w a|^2 = a2_pop: scale-free, so its T does not see
+    # the bias (which the formula leaves out) except through the budget's reference |a^L|^2
+    post = largest_T(p["budget"] * a2_pop, D, d, z, L, a2=a2_pop, wa2=a2_pop)
+    row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap, "a2_population": a2_pop,
+                           "T_post_uncapped": post, "T_post": min(post, cap)}
+    start = row["T_post"]
+    if p["cavity"] and p["variant"] != "random":  # the cavity needs overlaps <= 1
+        t0 = time.perf_counter()
+        # bracketed from below (T_max / 8 unless the post asks for less): networks of many
+        # circuits cost the most, and the post's T overshoots the cavity's up to 15x at beta = 0
+        T_cav, mse_cav = _cavity_capacity(p, p["budget"] * a2_pop, min(start, cap // 8), cap)
+        row.update({"T_cavity": T_cav, "cavity_mse": mse_cav,
+                    "cavity_in_regime": z * S * S * d / D <= 1.2,  # bounds.cavity's regime
+                    "seconds_cavity": time.perf_counter() - t0})
+        start = max(T_cav, z)
+    evals: dict[int, Evaluation] = {}
+
+    def ok(T: int) -> bool:
+        if T not in evals:
+            evals[T] = measure_at(p, T)
+        return evals[T].ok
+
+    lo, hi = largest_passing(ok, max(start, z), z, cap, rtol=p["rtol"], grow=p["grow"])
+    at = evals.get(lo)
+    row.update({
+        "T_star": lo, "T_fail": hi, "capped": lo == cap, "evaluations": len(evals),
+        "ratio": None if at is None else at.ratio,
+        "ratio_lo": None if at is None else at.ratio_lo,
+        "ratio_hi": None if at is None else at.ratio_hi,
+        "fa_rate": None if at is None else at.fa_rate,
+        "evaluated": json.dumps([[e.T, e.ratio if math.isfinite(e.ratio) else None, e.fa_rate]
+                                 for e in sorted(evals.values(), key=lambda e: e.T)]),
+    })
+    return [row]
+
+
+POINT_FUNCTIONS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "check": check_rows, "capacity": capacity_rows,
+}
+
+
+def run_point(point: Point) -> list[dict[str, Any]]:
+    """Compute one point: its rows, each prefixed with the point's key, index and parameters."""
+    rows = POINT_FUNCTIONS[point.mode](dict(point.params))
+    return [{"key": point.key, "point": point.index, "mode": point.mode, **point.params, **r}
+            for r in rows]
+
+
+def cost_hint(point: Point) -> float:
+    """A rough relative cost of a point (D^2 L: T grows up to ~D^2 and every layer costs), used
+    to start the largest points first so that they do not form the tail of a sweep."""
+    p = point.params
+    return float(p.get("D", 1)) ** 2 * float(p.get("L", 1))
+
+
+def compute_point(point: Point) -> dict[str, Any]:
+    """``run_point`` as a task for a worker: the rows or the error message, with the wall clock
+    and the finishing time (UTC). Never raises: a failing point is recorded, not fatal."""
+    t0 = time.perf_counter()
+    try:
+        rows, error = run_point(point), None
+    except Exception as exc:
+        rows = []
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return {"key": point.key, "rows": rows, "error": error,
+            "seconds": time.perf_counter() - t0,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
