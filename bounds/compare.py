@@ -13,13 +13,7 @@ from typing import Any
 
 import numpy as np
 
-Z95 = 1.959963984540054
-
-
-def _ci_half(per_sample: np.ndarray) -> float:
-    if per_sample.size < 2:
-        return float("inf")
-    return float(Z95 * per_sample.std(ddof=1) / np.sqrt(per_sample.size))
+from kernel.measure import ci_half_width
 
 
 def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, Any], bool]:
@@ -61,7 +55,7 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
                 per = dec.inactive_sq[:, layer] / dec.n_inactive
                 meas_terms = {k: dec.inactive_ms(layer, k) for k in TERMS}
                 count = dec.n_inactive * B
-            mse, half = float(per.mean()), _ci_half(per)
+            mse, half = float(per.mean()), ci_half_width(per)
             cp = preds[layer][cls]
             lines = []
             for est in cp.estimates:

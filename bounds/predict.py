@@ -15,8 +15,9 @@ import numpy as np
 
 from bounds import cavity, leading, refined, worst_case
 from bounds.moments import CircuitMoments, circuit_moments, small_forward
+from kernel.measure import Z95
 
-#: A1 as the issue states it: z S^2 d / D <= 0.3 (the post's formulas and the sketch)
+#: A1 as the posts use it: z S^2 d / D <= 0.3 (the post's formulas and the sketch)
 A1_LIMIT = 0.3
 #: the cavity recursion's own A1 boundary: measured within 5% up to z S^2 d/D = 1.15
 #: (D = 1000, z = 8) and 0.86 (D = 4000, z = 24, T = T_max); not tested beyond
@@ -280,7 +281,7 @@ def judge(est: Estimate, measured: float, half_width: float) -> tuple[str, float
         return "ZERO", float("nan"), float("nan")
     ratio = est.mse / measured if measured > 0 else float("inf")
     rel = float(np.hypot(half_width / measured if measured > 0 else np.inf,
-                         1.959963984540054 * est.se / est.mse if est.mse > 0 else 0.0))
+                         Z95 * est.se / est.mse if est.mse > 0 else 0.0))
     if not est.in_regime:
         return "OUT-OF-REGIME", ratio, rel
     if rel > est.tol:

@@ -20,7 +20,19 @@ from kernel.circuits import family_of
 from kernel.engines import ENGINES, ForwardResult, forward, sample_batch
 from kernel.network import Network, NetworkConfig, build_network
 
+#: the two-sided 95% quantile of the standard normal (the one z-value of every interval here)
 Z95 = 1.959963984540054
+
+
+def ci_half_width(per_sample: np.ndarray) -> float:
+    """Half-width of the normal-approximation 95% interval of the mean of ``per_sample``.
+
+    Infinite for fewer than two samples: no interval can be given (reports print it as none, and
+    a verdict built on it is LOW-STATS).
+    """
+    if per_sample.size < 2:
+        return float("inf")
+    return float(Z95 * per_sample.std(ddof=1) / np.sqrt(per_sample.size))
 
 
 @dataclass(frozen=True)
@@ -34,11 +46,7 @@ class ClassStats:
     @staticmethod
     def from_samples(per_sample_mse: np.ndarray, max_abs: float) -> ClassStats:
         m = float(per_sample_mse.mean())
-        half = (
-            Z95 * float(per_sample_mse.std(ddof=1)) / np.sqrt(per_sample_mse.size)
-            if per_sample_mse.size > 1
-            else float("nan")
-        )
+        half = ci_half_width(per_sample_mse)
         return ClassStats(m, (m - half, m + half), float(max_abs))
 
 

@@ -56,7 +56,7 @@ def signed_deep(request):
 
 @pytest.mark.slow
 def test_cavity_recursion_signed_layers_2_to_4(signed_deep):
-    """Issue 3: refined totals within 20% at layer 2 and 30% at layers 3-4 (signed, D = 4000)."""
+    """Refined totals within 20% at layer 2 and 30% at layers 3-4 (signed, D = 4000)."""
     net, res, preds = signed_deep
     v = _verdicts(net, res, preds, range(2, 5))
     assert all(x[0] == "PASS" for x in v.values()), v
