@@ -4,7 +4,7 @@ The follow-up (*Rotations in Superposition*) states its predictions for the task
 rotated vector, ``MSE_x = E|x - x_hat|^2`` summed over the two components, of active circuits, and
 ``E|x_hat|^2`` of inactive ones (``kernel.measure.task_stats``). Each formula is a small pure
 function; ``rotation_estimates`` sets them, per layer and class, as ``bounds.predict.Estimate``
-lines that ``bounds.compare`` judges against the measured task metrics, beside our own layer-1
+lines that ``cis.compare`` judges against the measured task metrics, beside our own layer-1
 estimate (``task_layer1``: realised overlap moments, the read-out's c and the bias counted once on
 neurons shared by two active circuits; measured / predicted 0.97-1.03 at 20000 samples, D = 1000,
 z = 2, and 0.98-1.02 for z = 3 (d = 4, plain and corrected read-outs) and d = 3 at 3000 samples).

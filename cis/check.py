@@ -14,9 +14,9 @@ from typing import Any
 import click
 
 from bounds.assumptions import assumptions_of_params
-from bounds.compare import compare
 from cis import report
 from cis.cli import _guard, network_file_options, network_options
+from cis.compare import compare
 from cis.paths import writable_figure_path
 from kernel import limits
 

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from cis import report
-from kernel import circuits, constructions, limits, patterns
+from kernel import circuits, constructions, limits, patterns, validate
+from kernel.engines import ENGINES
 from kernel.validate import ConfigError
 
 
@@ -30,6 +31,24 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+class RegistryChoice(click.Choice):
+    """A choice among the keys of a kernel registry (families, variants, constructions, engines).
+
+    The allowed names come from the registry itself, so the CLI never lists them separately; a bad
+    value is refused with ``kernel.validate.choice``'s message (exit 2).
+    """
+
+    def __init__(self, name: str, registry: Any) -> None:
+        super().__init__(list(registry))
+        self.registry_name = name
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        try:
+            return validate.choice(self.registry_name, value, self.choices)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,19 +80,28 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--seed", type=int, default=0, show_default=True, help="seed of network and batch"
         ),
         click.option(
-            "--family", default="signed", show_default=True, help=" | ".join(circuits.FAMILIES)
+            "--family",
+            type=RegistryChoice("family", circuits.FAMILIES),
+            default="signed",
+            show_default=True,
+            help="circuit family",
         ),
         click.option(
             "--bias", type=float, default=0.0, show_default=True, help="shared bias beta <= 0"
         ),
         click.option(
-            "--variant", default="plain", show_default=True, help="plain | corrected | random"
+            "--variant",
+            type=RegistryChoice("variant", patterns.VARIANTS),
+            default="plain",
+            show_default=True,
+            help="pattern design and read-out",
         ),
         click.option(
             "--construction",
+            type=RegistryChoice("construction", constructions.CONSTRUCTIONS),
             default="cis2",
             show_default=True,
-            help="how the large weights are formed: " + " | ".join(constructions.CONSTRUCTIONS),
+            help="how the large weights are formed",
         ),
         click.option(
             "--kappa-scale",
@@ -93,9 +121,10 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--engine",
+            type=RegistryChoice("engine", ENGINES),
             default="auto",
             show_default=True,
-            help="auto | dense | factorised | sparse (auto: sparse or factorised per layer)",
+            help="auto: sparse or factorised per layer and chunk",
         ),
         click.option(
             "--threshold",

@@ -18,7 +18,7 @@ configuration (seed included), so the same point gets the same key in any grid.
 This module does the pure computation of a point (``run_point``: a list of tidy rows) and knows
 nothing about scheduling or storage; ``cis.sweep`` runs the points on Dask and stores the rows.
 
-* ``check`` mode: one ``bounds.compare.compare`` per point (the JSON of ``cis check``), flattened
+* ``check`` mode: one ``cis.compare.compare`` per point (the JSON of ``cis check``), flattened
   into one row per (layer, class): measured and predicted MSE, the three error terms measured and
   predicted, each model's prediction and verdict, frac_on, false activations and the 95% CI.
 * ``capacity`` mode: the largest T whose measured active MSE at layer L is <= budget x mean
@@ -175,7 +175,7 @@ def check_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     ``meas_<term>``, every model's prediction ``model_<name>`` and verdict ``verdict_<name>``,
     ``pass`` (True / False / None: nothing judged), ``frac_on`` and ``false_activation_rate``.
     """
-    from bounds.compare import compare
+    from cis.compare import compare
 
     names = tuple(_RUN_PARAMS) + ("T", "batch")
     out, _ = compare(_network_params(p, names), samples=p["samples"])

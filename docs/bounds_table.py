@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bounds.compare import compare as check_result  # noqa: E402
+from cis.compare import compare as check_result  # noqa: E402
 from cis.report import progress  # noqa: E402
 
 CONFIGS = [

@@ -134,7 +134,7 @@ def test_capacity_inverse_problem_json(capsys):
 
 def test_compare_refuses_when_the_decomposition_disagrees_with_the_engine(monkeypatch):
     import kernel.decompose
-    from bounds.compare import compare
+    from cis.compare import compare
 
     real = kernel.decompose.decompose
     params = dict(D=400, S=5, T=50, L=2, z=2, batch=20)

@@ -203,8 +203,8 @@ def test_post_formula_holds_at_layers_one_and_two_of_the_capped_main_network():
 
 
 def test_cis_check_judges_the_follow_up_formulas_beside_ours():
-    from bounds.compare import compare
     from bounds.predict import VERDICTS
+    from cis.compare import compare
 
     out, _ = compare(dict(D=240, d=4, S=4, T=60, L=3, z=2, batch=200, family="rotation",
                           construction="ris-capped", engine="dense"), samples=400)

@@ -154,7 +154,7 @@ def test_sweep_on_two_workers_records_rows_and_failures(tmp_path):
     assert len(pd.read_parquet(out / "results.parquet")) == len(results)
     assert len(pd.read_csv(out / "results.csv")) == len(results)
     # the measured numbers are those of cis check on the same configuration
-    from bounds.compare import compare
+    from cis.compare import compare
 
     p = good[0].params
     ref, _ = compare({k: p[k] for k in ("D", "S", "T", "L", "z", "batch", "seed", "bias")},

@@ -4,7 +4,8 @@
 terms with ``kernel.decompose``, sets every prediction of ``bounds.predict`` beside them and judges
 each line. It returns ``cis run``'s JSON object extended per layer and class; ``cis check`` renders
 it. The predictions never see the forward pass: they are computed from the network's small
-circuits and realised design only.
+circuits and realised design only. It is application code (it runs the engine and builds the
+CLI's JSON), so it lives in ``cis`` above both ``kernel`` and ``bounds``.
 """
 
 from __future__ import annotations
