@@ -38,6 +38,11 @@ import click
 from cis.entry import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 from kernel.validate import ConfigError
 
+#: optional dependencies (top-level module -> the pyproject extra that installs it): a command
+#: that needs a missing one is an environment problem (exit 2), not a bug
+OPTIONAL_MODULES = {"distributed": "sweep", "dask": "sweep", "pandas": "io", "pyarrow": "io",
+                    "safetensors": "io", "matplotlib": "plot", "torch": "torch"}
+
 #: seconds the main thread gets to handle Ctrl-C itself before the watcher ends the process
 GRACE_S = 0.25
 
@@ -140,6 +145,14 @@ def _write_error(exc: OSError) -> str:
     return f"cannot write output or file: {exc.strerror or exc}"
 
 
+def _missing_extra(exc: BaseException) -> tuple[str, str] | None:
+    """(module, extra) when ``exc`` is a missing optional dependency, else None."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    extra = OPTIONAL_MODULES.get(exc.name.split(".")[0])
+    return None if extra is None else (exc.name, extra)
+
+
 def run_guarded(command: Callable[[], Any], *, debug: Callable[[], bool]) -> int:
     """Run ``command`` (click's main, ``standalone_mode=False``) and map every outcome to an
     exit code, printing at most one line on stderr."""
@@ -176,6 +189,10 @@ def run_guarded(command: Callable[[], Any], *, debug: Callable[[], bool]) -> int
             return EXIT_BAD_INPUT
         rc = exc.code
     except Exception as exc:  # a bug: one line, the traceback only on request
+        extra = _missing_extra(exc)
+        if extra is not None:  # an optional dependency is not installed: environment, not a bug
+            _say(f"cis: error: this command needs {extra[0]}: pip install -e '.[{extra[1]}]'")
+            return EXIT_BAD_INPUT
         if debug():
             traceback.print_exc()
         hint = "" if debug() else " (run 'cis --debug ...' for the traceback)"

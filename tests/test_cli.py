@@ -238,3 +238,39 @@ def test_mean_square_confidence_interval_is_clipped_at_zero_in_tables():
     assert list(rows[3].cells) == ["0"]  # ci lo: -0.02 clipped
     assert list(rows[4].cells) == ["0.04"]
     assert report.mean_square_ci_low(float("nan")) != report.mean_square_ci_low(float("nan"))
+
+
+@pytest.mark.parametrize("missing, extra", [("distributed", "sweep"), ("safetensors", "io"),
+                                            ("matplotlib.pyplot", "plot")])
+def test_a_missing_optional_dependency_is_an_environment_error(missing, extra, capsys):
+    from cis.exits import EXIT_BAD_INPUT, run_guarded
+
+    def command():
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+    assert run_guarded(command, debug=lambda: False) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"cis: error: this command needs {missing}: pip install -e '.[{extra}]'"]
+
+
+def test_a_missing_required_module_is_still_an_internal_error(capsys):
+    from cis.exits import EXIT_INTERNAL, run_guarded
+
+    def command():
+        raise ModuleNotFoundError("No module named 'numba_typo'", name="numba_typo")
+
+    assert run_guarded(command, debug=lambda: False) == EXIT_INTERNAL
+    assert "internal error" in capsys.readouterr().err
+
+
+def test_sweep_without_dask_names_the_extra(tmp_path):
+    grid = tmp_path / "g.toml"
+    grid.write_text('mode = "check"\n[fixed]\nD = 400\nS = 5\nT = 20\nL = 2\nbatch = 4\n'
+                    'samples = 200\n[cross]\nseed = [0]\n')
+    code = ("import sys; sys.modules['distributed'] = None; from cis.cli import main; "
+            f"main(['sweep', {str(grid)!r}, '--out', {str(tmp_path / 'out')!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "cis: error: this command needs distributed: pip install -e '.[sweep]'"]
