@@ -329,3 +329,14 @@ def test_cli_bad_network_files_exit_2_with_one_line(saved, tmp_path, args, expec
     res = run_cli(*[a.format(**fill) for a in args])
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
+
+
+def test_a_loaded_network_owns_read_only_arrays(tmp_path):
+    path = tmp_path / "net.safetensors"
+    save_network(build_network(D=400, S=5, T=30, L=2, seed=3), path)
+    net = load_network(path)
+    arrays = [net.circuits.weights, net.circuits.bias, net.circuits.inputs, net.design,
+              net.offsets, net.inv_indptr, net.inv_circuits]
+    for arr in arrays:
+        with pytest.raises(ValueError, match="read-only"):
+            arr.reshape(-1)[0] = arr.reshape(-1)[0]

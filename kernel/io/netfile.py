@@ -238,6 +238,9 @@ def _network(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]) ->
     )
     indptr, inv = patterns.inverse_index(offsets, n)
     read_c = _array(path, arrays, "readout.c", (), np.float64)
+    # a loaded network owns read-only arrays, as a built one does
+    validate.read_only(circuits.weights, circuits.bias, circuits.inputs, design, offsets, indptr,
+                       inv)
     return Network(
         config=cfg,
         circuits=circuits,
