@@ -3,7 +3,7 @@
     python docs/bounds_table.py            # the three configurations (about 1-2 min on 2 cores)
     python docs/bounds_table.py --sweep    # plus the regime sweep of the cavity recursion
 
-Everything comes from ``cis check``'s JSON (``cis.check.check_result``): predictions from the small
+Everything comes from ``cis check``'s JSON (``cis.compare.compare``): predictions from the small
 circuits and the realised design only, measurements from the numba engine and kernel.decompose.
 """
 
