@@ -147,6 +147,16 @@ class Network:
             cache[dtype] = np.ascontiguousarray(self.circuits.weights, dtype=dtype)
         return cache[dtype]
 
+    def overflow_gains(self) -> np.ndarray:
+        """``validate.layer_gains`` of this network (L, 2), computed once: the per-layer bound
+        ``forward`` compares with the largest number of its dtype."""
+        cache = self.__dict__.setdefault("_gains_cache", {})
+        if "gains" not in cache:
+            loads = int(np.diff(self.inv_indptr, axis=1).max(initial=1))
+            spread = 1.0 + self.read_c * (self.S + self.n)  # row sum of |u_t|, times S
+            cache["gains"] = validate.layer_gains(self.circuits.weights, loads, spread)
+        return cache["gains"]
+
     # ------------------------------------------------------------------ dense forms (small D)
 
     def embed_matrix(self, t: int, layer: int) -> np.ndarray:
@@ -233,7 +243,6 @@ def build_network(
     designer, corrected = patterns.VARIANTS[cfg.variant]
     design = designer(n, S, T, np.random.default_rng(s_design))
     offsets = patterns.layer_offsets(design, L, np.random.default_rng(s_perm))
-    indptr, inv = patterns.inverse_index(offsets, n)
     t1 = time.perf_counter()
     if circuits is None:
         circ_seed = int(s_circ.generate_state(1)[0])
@@ -243,9 +252,34 @@ def build_network(
     else:  # the network owns its arrays: later changes to the caller's do not reach it
         circuits = replace(circuits, weights=circuits.weights.copy(),
                            bias=circuits.bias.copy(), inputs=circuits.inputs.copy())
+    t2 = time.perf_counter()
+    return assemble_network(cfg, circuits, design, offsets,
+                            _read_c(cfg.construction, n, S, T, design, corrected),
+                            seconds={"patterns": t1 - t0, "circuits": t2 - t1})
+
+
+def assemble_network(
+    cfg: NetworkConfig,
+    circuits: Circuits,
+    design: np.ndarray,
+    offsets: np.ndarray,
+    read_c: float,
+    seconds: dict[str, float] | None = None,
+) -> Network:
+    """The Network of validated parts (``build_network``, ``kernel.io.load_network``).
+
+    Derives the inverse index from ``offsets`` (its time counts to ``seconds["patterns"]``) and
+    marks every array the network holds read-only, so that a network owns its arrays however it
+    was made. ``circuits`` must not share arrays with a caller (copy them first).
+    """
+    import time
+
+    t0 = time.perf_counter()
+    indptr, inv = patterns.inverse_index(offsets, cfg.D // cfg.d)
+    times = dict(seconds or {})
+    times["patterns"] = times.get("patterns", 0.0) + time.perf_counter() - t0
     validate.read_only(circuits.weights, circuits.bias, circuits.inputs, design, offsets,
                        indptr, inv)
-    t2 = time.perf_counter()
     return Network(
         config=cfg,
         circuits=circuits,
@@ -253,8 +287,8 @@ def build_network(
         offsets=offsets,
         inv_indptr=indptr,
         inv_circuits=inv,
-        read_c=_read_c(cfg.construction, n, S, T, design, corrected),
-        seconds={"patterns": t1 - t0, "circuits": t2 - t1},
+        read_c=float(read_c),
+        seconds=times,
     )
 
 

@@ -27,9 +27,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from kernel import patterns, validate
+from kernel import validate
 from kernel.circuits import Circuits
-from kernel.network import Network, NetworkConfig
+from kernel.network import Network, NetworkConfig, assemble_network
 
 #: marker in the header metadata of every network file
 FORMAT = "cis-network"
@@ -236,20 +236,8 @@ def _network(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]) ->
         _array(path, arrays, "circuits.inputs", (T, d), np.float64),
         family,
     )
-    indptr, inv = patterns.inverse_index(offsets, n)
     read_c = _array(path, arrays, "readout.c", (), np.float64)
-    # a loaded network owns read-only arrays, as a built one does
-    validate.read_only(circuits.weights, circuits.bias, circuits.inputs, design, offsets, indptr,
-                       inv)
-    return Network(
-        config=cfg,
-        circuits=circuits,
-        design=design,
-        offsets=offsets,
-        inv_indptr=indptr,
-        inv_circuits=inv,
-        read_c=float(read_c),
-    )
+    return assemble_network(cfg, circuits, design, offsets, float(read_c))
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:
