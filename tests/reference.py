@@ -40,22 +40,32 @@ def forward_explicit(net, active: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     W^l = sum_t E_t^l w_t^l U_t^{l-1}; read-out U_t^l A^l. Layer 0 holds the inputs of the active
     circuits (0 for inactive ones).
     """
-    T, L, d, D = net.T, net.L, net.d, net.D
+    T, L = net.T, net.L
     w = net.circuits.weights
-    bias = [np.kron(net.circuits.bias[layer], np.ones(net.n)) for layer in range(L)]
     E = [[net.embed_matrix(t, layer) for t in range(T)] for layer in range(1, L + 1)]
     U = [[net.unembed_matrix(t, layer) for t in range(T)] for layer in range(1, L + 1)]
     W = [None, None] + [
         sum(E[layer - 1][t] @ w[layer - 1, t] @ U[layer - 2][t] for t in range(T))
         for layer in range(2, L + 1)
     ]
+    return explicit_pass(net, E[0], W, U, active, inputs)
+
+
+def explicit_pass(net, E1: list, W: list, U: list, active: np.ndarray,
+                  inputs: np.ndarray) -> np.ndarray:
+    """Read-outs (B, L+1, T, d) from explicit matrices: the layer-1 embeddings ``E1[t]``, the
+    layer weights ``W[l]`` (l >= 2) and the read-outs ``U[l-1][t]``; A^0 = sum_active E_t^1 w_t^1
+    a_t^0, W^1 = I, the shared bias on every layer, layer 0 the active circuits' inputs."""
+    T, L, d, D = net.T, net.L, net.d, net.D
+    w = net.circuits.weights
+    bias = [np.kron(net.circuits.bias[layer], np.ones(net.n)) for layer in range(L)]
     B = active.shape[0]
     out = np.zeros((B, L + 1, T, d))
     for b in range(B):
         A0 = np.zeros(D)
         for j, t in enumerate(active[b]):
             out[b, 0, t] = inputs[b, j]
-            A0 += E[0][t] @ (w[0, t] @ inputs[b, j])
+            A0 += E1[t] @ (w[0, t] @ inputs[b, j])
         A = np.maximum(A0 + bias[0], 0.0)
         for layer in range(1, L + 1):
             if layer >= 2:

