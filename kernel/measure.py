@@ -2,9 +2,7 @@
 
 MSE is the mean over circuits (and samples) of the squared Euclidean norm |eps_t^l|^2 of the
 d-vector error (docs/construction.md, "What is measured"). Confidence intervals are normal 95%
-intervals over samples
-(per-sample
-means are independent; circuits within one sample are not).
+intervals over samples (per-sample means are independent; circuits within one sample are not).
 """
 
 from __future__ import annotations
