@@ -45,7 +45,7 @@ Declared regime: z S^2 d/D <= 1.2, overlaps <= 1. The Monte Carlo's own std erro
 Implementation: this module draws every random number (NumPy, one generator seeded by ``seed``,
 chunks of ``chunk`` tagged trajectories) and keeps the pools and the statistics; the loops over the
 tagged trajectories, their S neurons and the circuits sharing them are compiled
-(``kernel._jit_cavity``) and run on a second thread while the next chunk is drawn. The order of
+(``kernel.cavity``) and run on a second thread while the next chunk is drawn. The order of
 the draws is fixed, so the same arguments give the same numbers, equal to rounding to those of
 the plain NumPy recursion kept as the test oracle.
 """
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernel._jit_cavity import _cavity_chunk, _noise_activations
+from kernel.cavity import cavity_chunk, noise_activations
 from kernel.patterns import offset_loads
 
 TERMS = ("overlap", "propagation", "relu")
@@ -158,7 +158,7 @@ def cavity_recursion(
                     if pending is not None:
                         pending.result()
                     pending = worker.submit(
-                        _cavity_chunk, lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth,
+                        cavity_chunk, lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth,
                         h_act, y_act, y_in, a_new, e_act, b, 1.0 / S + read_c, float(read_c),
                         z - is_active, n - S * z, noise_mean, y_total, eps_tot,
                         terms["overlap"], terms["propagation"])
@@ -211,5 +211,5 @@ def _noise_neuron(rng: np.random.Generator, loads: np.ndarray, y_in: np.ndarray,
     mmax = int(ld.max()) if ld.size else 0
     ii = rng.integers(0, M, (m, mmax), dtype=_index_dtype(M))
     A = np.empty((m, y_in.shape[1]))
-    _noise_activations(ld, ii, y_in, b, A)
+    noise_activations(ld, ii, y_in, b, A)
     return float((A > 0).mean()), A.mean(axis=0)

@@ -9,7 +9,7 @@ reported separately, never timed in the ratios):
   ``dense-f64`` / ``dense-f32``: A^0 by scatter, then ReLU(A W^T + B) layer by layer (one BLAS GEMM
     or GEMV per layer) — the forward pass alone, no read-outs of inactive circuits;
   ``dense-f64+readout``: the same plus the read-outs U_t^l A^l of all T circuits at every layer
-    and their statistics (what the numba engines compute; ``kernel.engines._run_dense``).
+    and their statistics (what the numba engines compute; engine ``dense``).
 Rows ``<engine>-f32``: the engine in float32. The numba engines always compute the read-outs of
 all T circuits at every layer, so the ratios against ``dense-f64`` / ``dense-f32`` credit the
 dense side with less work than ours. The dense baselines run only when ``Network.dense_layer``
@@ -56,7 +56,7 @@ def triad_bandwidth(n: int = TRIAD_N, reps: int = TRIAD_REPS) -> dict[str, float
 
     Bytes counted as STREAM does: 3 x 8 bytes per element (read b and c, write a; the
     write-allocate read of a is not counted)."""
-    from kernel._jit_bench import triad
+    from kernel.bench import triad
 
     a = np.zeros(n)
     b = np.full(n, 1.0)
@@ -112,7 +112,7 @@ def _peak_rss_mib() -> float:
 def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str, Any]:
     """Run the benchmark of ``cis bench``; ``params`` are ``cis run`` parameters."""
     from kernel import engines, validate
-    from kernel.engines import _run_dense, dense_forward, forward, sample_batch
+    from kernel.engines import ENGINES, dense_forward, forward, sample_batch
     from kernel.measure import RunConfig
     from kernel.network import build_network
 
@@ -186,7 +186,7 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
         object.__setattr__(net, "dense_layer", lambda layer: cache[layer])
         try:
             times["dense-f64+readout"], _ = _median_time(
-                lambda: _run_dense(net, batch, thr, ids), reps
+                lambda: ENGINES["dense"](net, batch, thr, ids), reps
             )
         finally:
             object.__delattr__(net, "dense_layer")
