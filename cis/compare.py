@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kernel.measure import ci_half_width
+from kernel.measure import active_per_sample, ci_half_width, inactive_per_sample
 
 
 def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, Any], bool]:
@@ -49,11 +49,11 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
             if entry is None:
                 continue
             if cls == "active":
-                per = (dec.active_total[:, layer] ** 2).sum(-1).mean(-1)
+                per = active_per_sample(dec.active_total[:, layer])
                 meas_terms = {k: dec.active_ms(layer, k) for k in TERMS}
                 count = z * B
             else:
-                per = dec.inactive_sq[:, layer] / dec.n_inactive
+                per = inactive_per_sample(dec.inactive_sq[:, layer], dec.n_inactive)
                 meas_terms = {k: dec.inactive_ms(layer, k) for k in TERMS}
                 count = dec.n_inactive * B
             mse, half = float(per.mean()), ci_half_width(per)

@@ -33,6 +33,19 @@ def ci_half_width(per_sample: np.ndarray) -> float:
     return float(Z95 * per_sample.std(ddof=1) / np.sqrt(per_sample.size))
 
 
+def active_per_sample(err: np.ndarray) -> np.ndarray:
+    """(B,) per-sample MSE of the active circuits: the mean over the z circuits of |eps_t|^2,
+    from their errors ``err`` (B, z, d) at one layer. The one place this mean is taken (``cis
+    check`` and the properties use it on their own arrays)."""
+    return (err**2).sum(axis=-1).mean(axis=1)
+
+
+def inactive_per_sample(sq_sum: np.ndarray, n_inactive: int) -> np.ndarray:
+    """(B,) per-sample MSE of the inactive circuits: the engines' per-sample sum of |r_t|^2 over
+    the T - z inactive circuits (``sq_sum`` (B,) at one layer) divided by their number."""
+    return sq_sum / n_inactive
+
+
 @dataclass(frozen=True)
 class ClassStats:
     """Error statistics of one circuit class at one layer."""
@@ -117,12 +130,13 @@ def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     out = []
     for layer in range(net.L + 1):
         e = err[:, layer]
-        active = ClassStats.from_samples((e**2).sum(axis=-1).mean(axis=1), np.abs(e).max())
+        active = ClassStats.from_samples(active_per_sample(e), np.abs(e).max())
         inactive = None
         rate = 0.0
         if n_inactive:
             inactive = ClassStats.from_samples(
-                res.inactive_sq[:, layer] / n_inactive, res.inactive_max[:, layer].max()
+                inactive_per_sample(res.inactive_sq[:, layer], n_inactive),
+                res.inactive_max[:, layer].max()
             )
             rate = float(res.inactive_false[:, layer].mean() / n_inactive)
         out.append(LayerStats(layer, active, inactive, rate, float(res.frac_on[:, layer].mean()),

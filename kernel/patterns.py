@@ -124,6 +124,25 @@ def offset_loads(design: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(np.asarray(design).ravel(), minlength=n)
 
 
+def incidence(offsets_l: np.ndarray, n: int) -> np.ndarray:
+    """(T, n) int64: entry [t, k] counts how often offset k occurs in circuit t's pattern at one
+    layer (``offsets_l`` (T, S)); 0/1 for a valid pattern, counts so that repeats show."""
+    offsets_l = np.asarray(offsets_l)
+    T, S = offsets_l.shape
+    inc = np.zeros((T, n), dtype=np.int64)
+    np.add.at(inc, (np.repeat(np.arange(T), S), offsets_l.ravel()), 1)
+    return inc
+
+
+def pair_overlaps(offsets_l: np.ndarray, n: int) -> np.ndarray:
+    """(T, T) int64 overlap matrix o_tu = |e_t ∩ e_u| of the patterns at one layer (diagonal S).
+
+    Forms a T x T matrix: for the small networks of the checks and sandwiches; the statistics the
+    estimates need come from the loads instead (``realised_pair_overlap_mean``)."""
+    inc = incidence(offsets_l, n)
+    return inc @ inc.T
+
+
 def realised_pair_overlap_mean(design: np.ndarray, n: int) -> float:
     """Mean overlap <e_t, e_u> over ordered pairs t != u of a realised design:
     sum_k l_k(l_k-1)/(T(T-1)).

@@ -20,17 +20,15 @@ import numpy as np
 from bounds import worst_case
 from kernel.engines import Batch
 from kernel.network import Network
+from kernel.patterns import pair_overlaps
 from properties.engines import Engine, full_readout, resolve
 from properties.result import ROUNDING, CheckResult, compare
 
 
 def overlaps(net: Network, layer: int = 1) -> np.ndarray:
-    """(T, T) integer o_tu^l = |e_t^l ∩ e_u^l| (diagonal S)."""
-    off = net.offsets[layer - 1]
-    T, S = off.shape
-    inc = np.zeros((T, net.n), dtype=np.int64)
-    np.add.at(inc, (np.repeat(np.arange(T), S), off.ravel()), 1)
-    return inc @ inc.T
+    """(T, T) integer o_tu^l = |e_t^l ∩ e_u^l| (diagonal S): ``kernel.patterns.pair_overlaps``
+    of the network's layer-``layer`` patterns."""
+    return pair_overlaps(net.offsets[layer - 1], net.n)
 
 
 def read_coefficients(net: Network, layer: int = 1) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernel.engines import Batch
+from kernel.measure import inactive_per_sample
 from kernel.network import Network
 from properties.engines import Engine, resolve
 from properties.result import ROUNDING, CheckResult, compare
@@ -76,7 +77,7 @@ def layer1_inactive_mse(
     """
     pred = layer1_inactive_prediction(net, batch.z)
     res = resolve(engine)(net, batch)
-    per = res.inactive_sq[:, 1] / (net.T - batch.z)
+    per = inactive_per_sample(res.inactive_sq[:, 1], net.T - batch.z)
     mean = float(per.mean())
     se = float(per.std(ddof=1)) / np.sqrt(per.size) if per.size > 1 else 0.0
     # rounding: read-outs carry ~1e-16 |h| of float64 error, so |eps|^2 ~ 1e-32 |h|^2 even where

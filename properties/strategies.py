@@ -79,14 +79,20 @@ def network_configs(
     seed: st.SearchStrategy[int] = SEEDS,
     constructions: tuple[str, ...] = ("cis2",),
     kappa_scale: st.SearchStrategy[float] = st.sampled_from([1.0, 1.15]),
+    rot_bias: st.SearchStrategy[float] = st.just(1.0),
+    random_T_per_n: float | None = None,
 ) -> NetworkConfig:
     """A valid ``NetworkConfig``: S <= n, D = d*n, 1 <= T <= T_max(n, S) (or ``T_max`` if given).
 
     ``constructions``: how W^l is formed (``kernel.constructions``; the follow-up's ris-* are
     drawn with variant plain or random only, since they set their own read-out).
+    ``kappa_scale`` is drawn for ``ris-capped`` only, ``rot_bias`` for the ``rotation`` family
+    only (otherwise both keep their defaults).
 
     ``T`` is drawn in [T_min, min(T_max(n, S), T_max)]; draws where that range is empty are
-    rejected with ``assume`` (never silently passed).
+    rejected with ``assume`` (never silently passed). The ``random`` variant has no capacity:
+    with ``random_T_per_n`` its range ends at max(T_max(n, S), round(random_T_per_n * n)) instead
+    (then capped by ``T_max``), so random designs far beyond the prime-step capacity are drawn.
     """
     from hypothesis import assume
 
@@ -99,6 +105,8 @@ def network_configs(
     SS = draw(S)
     nn = draw(n.filter(lambda v: v >= SS))
     cap = patterns.capacity(nn, SS)
+    if variant == "random" and random_T_per_n is not None:
+        cap = max(cap, round(random_T_per_n * nn))
     hi = cap if T_max is None else min(cap, T_max)
     assume(hi >= T_min)
     # plain integer draws favour tiny T: most draws take a fraction of the range instead
@@ -117,6 +125,7 @@ def network_configs(
         seed=draw(seed),
         construction=construction,
         kappa_scale=draw(kappa_scale) if construction == "ris-capped" else 1.0,
+        rot_bias=draw(rot_bias) if family == "rotation" else 1.0,
     ).validated()
 
 

@@ -10,16 +10,8 @@ import math
 import numpy as np
 
 from kernel.network import Network
-from kernel.patterns import offset_loads
+from kernel.patterns import incidence, offset_loads, pair_overlaps
 from properties.result import CheckResult, close, compare
-
-
-def _incidence(offsets_l: np.ndarray, n: int) -> np.ndarray:
-    """(T, n) 0/1 incidence of circuits' patterns at one layer (counts, so repeats show)."""
-    T, S = offsets_l.shape
-    inc = np.zeros((T, n), dtype=np.int64)
-    np.add.at(inc, (np.repeat(np.arange(T), S), offsets_l.ravel()), 1)
-    return inc
 
 
 def touches_exactly_S_d_neurons(net: Network) -> CheckResult:
@@ -36,7 +28,7 @@ def touches_exactly_S_d_neurons(net: Network) -> CheckResult:
             return compare(
                 "touches_exactly_S_d_neurons", 1, 0, f"offsets out of [0, n={n})", layer=layer
             )
-        inc = _incidence(off, n)
+        inc = incidence(off, n)
         distinct = (inc > 0).sum(axis=1)
         worst = max(worst, int(np.abs(distinct - S).max()))
         for t in range(net.T):
@@ -70,8 +62,7 @@ def pairwise_overlap_at_most_one(net: Network) -> CheckResult:
     """
     worst = 0
     for layer in range(1, net.L + 1):
-        inc = _incidence(net.offsets[layer - 1], net.n)
-        O = inc @ inc.T
+        O = pair_overlaps(net.offsets[layer - 1], net.n)
         np.fill_diagonal(O, 0)
         worst = max(worst, int(O.max(initial=0)))
     return compare(

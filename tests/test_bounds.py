@@ -15,6 +15,7 @@ from bounds import capacity, cavity, leading, refined, worst_case
 from bounds.moments import circuit_moments, small_forward
 from kernel import build_network, forward, make_circuits, sample_batch
 from kernel.patterns import read_correction
+from properties import strategies as cst
 from tests.reference import prime_step_design
 from tests.test_network import small_networks
 
@@ -30,7 +31,8 @@ def affine_plane_design(q: int) -> np.ndarray:
 
 
 def brute_overlaps(design: np.ndarray) -> np.ndarray:
-    """o_tu for all ordered pairs t != u, by set intersection."""
+    """o_tu for all ordered pairs t != u, by set intersection: the test oracle of the library's
+    overlap computations (``kernel.patterns``), deliberately written another way."""
     sets = [set(r) for r in design.tolist()]
     return np.array([len(sets[t] & sets[u]) for t in range(len(sets)) for u in range(len(sets))
                      if t != u], dtype=float)
@@ -278,12 +280,12 @@ def test_combinations_helper_is_consistent():
 
 
 @settings(max_examples=settings.default.max_examples)
-@given(S=st.integers(5, 7), n=st.integers(40, 120), frac=st.floats(0.05, 1.0),
-       family=st.sampled_from(["permutation", "signed", "gaussian"]),
-       bias=st.sampled_from([-0.1, -0.15, -0.2, -0.3]), z=st.integers(1, 3),
-       seed=st.integers(0, 2**16))
-def test_a2_conditional_bound_holds_whenever_its_regime_is_predicted(S, n, frac, family, bias, z,
-                                                                      seed):
+@given(cfg=cst.network_configs(families=("permutation", "signed", "gaussian"), variants=("plain",),
+                               d=st.just(4), n=st.integers(40, 120), S=st.integers(5, 7),
+                               L=st.just(3), T_min=2,
+                               bias=st.sampled_from([-0.1, -0.15, -0.2, -0.3])),
+       z=st.integers(1, 3))
+def test_a2_conditional_bound_holds_whenever_its_regime_is_predicted(cfg, z):
     """SPEC §4: (z/S) max |h^l| bounds an inactive circuit's error while A2 holds; the regime is
     decided from the prediction (no noise-only neuron switched on in the cavity Monte Carlo).
 
@@ -291,10 +293,9 @@ def test_a2_conditional_bound_holds_whenever_its_regime_is_predicted(S, n, frac,
     draws: ~half the layers in regime, a few with a nonzero error; outside the regime the bound
     is violated in ~45% of the layers, so the regime condition is not decorative)."""
     from bounds.predict import predict
-    from kernel.patterns import capacity as t_max
 
-    net = build_network(D=4 * n, d=4, S=S, T=max(2, int(frac * t_max(n, S))), L=3,
-                        family=family, bias=bias, seed=seed)
+    net = build_network(cfg)
+    seed = cfg.seed
     z = min(z, net.T - 1)
     preds = predict(net, z, samples=3000, seed=seed)
     in_regime = [layer for layer in range(2, net.L + 1) if preds[layer]["inactive"].bound.in_regime]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernel import build_network, forward, make_batch, sample_batch, user_network
+from kernel import NetworkConfig, build_network, forward, make_batch, sample_batch, user_network
 from kernel.constructions import (
     CONSTRUCTIONS,
     apply_layer,
@@ -18,35 +18,27 @@ from kernel.constructions import (
     linked_pairs_below,
 )
 from kernel.decompose import decompose
-from kernel.patterns import capacity
 from kernel.validate import ConfigError
+from properties import strategies as cst
 from tests import reference_constructions as ref
 from tests.reference import decompose_numpy
 
 pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
 
-WIDTHS = {"signed": [2, 4], "gaussian": [1, 2, 3], "permutation": [2, 3], "rotation": [3, 4]}
 
-
-@st.composite
-def small_nets(draw, constructions=tuple(CONSTRUCTIONS), L=None):
-    family = draw(st.sampled_from(sorted(WIDTHS)))
-    d = draw(st.sampled_from(WIDTHS[family]))
-    S = draw(st.integers(2, 4))
-    n = draw(st.integers(max(S, 4), 16))
-    cap = capacity(n, S)
-    T = draw(st.integers(1, min(cap, 24)))
-    con = draw(st.sampled_from(constructions))
-    variants = ["plain", "random"] + (["corrected"] if con == "cis2" else [])
-    return dict(
-        D=d * n, d=d, S=S, T=T, L=draw(st.integers(2, 3) if L is None else L), family=family,
-        construction=con,
-        variant=draw(st.sampled_from(variants)),
-        kappa_scale=draw(st.sampled_from([1.0, 1.15]) | st.floats(0.0, 2.0)),
-        rot_bias=draw(st.sampled_from([1.0, 0.5, 2.0])),
-        bias=draw(st.sampled_from([0.0, -0.02])),
-        seed=draw(st.integers(0, 2**16)),
-    )
+def small_nets(constructions=tuple(CONSTRUCTIONS), L=None):
+    """The library's own strategy (``properties.strategies.network_configs``) over every family
+    and construction, n <= 16 and T <= 24, as a dict of ``build_network`` keywords."""
+    return cst.network_configs(
+        constructions=tuple(constructions),
+        n=st.integers(4, 16),
+        S=st.integers(2, 4),
+        L=st.integers(2, 3) if L is None else L,
+        T_max=24,
+        bias=st.sampled_from([0.0, -0.02]),
+        kappa_scale=st.sampled_from([1.0, 1.15]) | st.floats(0.0, 2.0),
+        rot_bias=st.sampled_from([1.0, 0.5, 2.0]),
+    ).map(NetworkConfig.as_dict)
 
 
 @given(small_nets())

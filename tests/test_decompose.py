@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernel import build_network, forward, make_batch, sample_batch
+from kernel import NetworkConfig, build_network, forward, make_batch, sample_batch
 from kernel._jit_decompose import _decompose_batch, _decompose_range
 from kernel.decompose import TERMS, decompose
+from properties import strategies as cst
 from tests.reference import decompose_explicit, decompose_numpy
 from tests.test_network import small_networks
 
@@ -23,7 +24,7 @@ RTOL = 1e-12
 @given(params=small_networks, bias=st.sampled_from([0.0, -0.03]), z=st.integers(1, 4),
        batch_seed=st.integers(0, 1000), chunk=st.integers(1, 3))
 def test_numpy_oracle_matches_the_explicit_matrices(params, bias, z, batch_seed, chunk):
-    net = build_network(**params, bias=bias)
+    net = build_network(**{**params, "bias": bias})
     batch = sample_batch(net, 3, min(z, net.T), seed=batch_seed)
     ref = decompose_explicit(net, batch.active, batch.inputs)
     dec = decompose_numpy(net, batch, chunk=chunk)
@@ -73,34 +74,25 @@ def assert_decompositions_equal(got, want) -> None:
 
 
 # every family, variant and width d (d = 4 has written-out loops, 2 and 6 take the generic ones)
-compiled_cases = st.builds(
-    lambda S, n, frac, L, variant, seed, family, d: dict(
-        D=d * n, d=d, S=S, L=L, variant=variant, seed=seed, family=family,
-        T=max(1, int(frac * _cap(n, S))) if variant != "random" else max(1, int(frac * 3 * n)),
-    ),
-    S=st.integers(2, 6),
-    n=st.integers(8, 40),
-    frac=st.floats(0.05, 1.0),
-    L=st.integers(1, 4),
-    variant=st.sampled_from(["plain", "corrected", "random"]),
-    seed=st.integers(0, 2**16),
-    family=st.sampled_from(["signed", "gaussian", "permutation"]),
+# every family, variant and width d (d = 4 has written-out loops, 2 and 6 take the generic ones);
+# the library's own strategy (properties.strategies), random designs up to T = 3n
+compiled_cases = cst.network_configs(
+    families=("signed", "gaussian", "permutation"),
     d=st.sampled_from([2, 4, 6]),
-)
-
-
-def _cap(n: int, S: int) -> int:
-    from kernel.patterns import capacity
-
-    return capacity(n, S)
+    n=st.integers(8, 40),
+    S=st.integers(2, 6),
+    L=st.integers(1, 4),
+    bias=st.sampled_from([0.0, -0.02, -0.1]),
+    random_T_per_n=3.0,
+).map(NetworkConfig.as_dict)
 
 
 @pytest.mark.nojit
 @settings(max_examples=2 * settings.default.max_examples)
-@given(params=compiled_cases, bias=st.sampled_from([0.0, -0.02, -0.1]), z=st.integers(1, 5),
-       size=st.integers(1, 9), batch_seed=st.integers(0, 1000))
-def test_compiled_terms_equal_the_numpy_oracle(params, bias, z, size, batch_seed):
-    net = build_network(**params, bias=bias)
+@given(params=compiled_cases, z=st.integers(1, 5), size=st.integers(1, 9),
+       batch_seed=st.integers(0, 1000))
+def test_compiled_terms_equal_the_numpy_oracle(params, z, size, batch_seed):
+    net = build_network(**params)
     batch = sample_batch(net, size, min(z, net.T), seed=batch_seed)
     dec = decompose(net, batch)
     assert_decompositions_equal(dec, decompose_numpy(net, batch))

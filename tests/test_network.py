@@ -7,29 +7,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernel import build_network, make_circuits, run_small
+from kernel import NetworkConfig, build_network, make_circuits, run_small
+from properties import strategies as cst
 
 pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
 
-small_networks = st.builds(
-    lambda S, n, frac, L, variant, seed, family: dict(
-        D=4 * n, d=4, S=S, L=L, variant=variant, seed=seed, family=family,
-        T=max(1, int(frac * _cap(n, S))),
-    ),
-    S=st.integers(2, 5),
+# the library's own strategy (properties.strategies), as a dict of build_network keywords
+small_networks = cst.network_configs(
+    families=("signed", "gaussian", "permutation"),
+    d=st.just(4),
     n=st.integers(6, 30),
-    frac=st.floats(0.05, 1.0),
+    S=st.integers(2, 5),
     L=st.integers(1, 3),
-    variant=st.sampled_from(["plain", "corrected", "random"]),
-    seed=st.integers(0, 2**16),
-    family=st.sampled_from(["signed", "gaussian", "permutation"]),
-)
-
-
-def _cap(n: int, S: int) -> int:
-    from kernel.patterns import capacity
-
-    return capacity(n, S)
+).map(NetworkConfig.as_dict)
 
 
 @given(small_networks)

@@ -117,3 +117,19 @@ def test_spec_overlap_formula_equals_the_realised_mean_at_uniform_load():
     assert patterns.realised_pair_overlap_mean(uniform, 10) == pytest.approx(
         patterns.pair_overlap_mean(10, 5, 10)
     )
+
+
+@given(n=st.integers(6, 60), S=st.integers(2, 6), seed=st.integers(0, 2**16))
+def test_pair_overlaps_equal_set_intersections(n, S, seed):
+    # oracle: Python set intersection; prime-step (<= 1 overlap) and random designs (more)
+    rng = np.random.default_rng(seed)
+    S = min(S, n)
+    T = min(patterns.capacity(n, S), 40)
+    for design in (patterns.prime_step_patterns(n, S, T), patterns.random_patterns(n, S, T, rng)):
+        sets = [set(r) for r in design.tolist()]
+        want = np.array([[len(a & b) for b in sets] for a in sets])
+        np.testing.assert_array_equal(patterns.pair_overlaps(design, n), want)
+        inc = patterns.incidence(design, n)
+        assert inc.shape == (T, n) and (inc.sum(axis=1) == S).all()
+    repeated = np.array([[1, 1, 2]])  # a broken pattern: the repeat shows as a count of 2
+    assert patterns.incidence(repeated, 4).tolist() == [[0, 2, 1, 0]]
