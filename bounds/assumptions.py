@@ -19,6 +19,7 @@ The error formulas of ``bounds`` are derived under five assumptions (docs/constr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -124,14 +125,9 @@ def check_assumptions(net: Network, z: int = 2, *, seed: int = 0) -> list[Assump
     return [_a1(net, z), _a2(net), _a3(net), _a4(net, seed), _a5(net)]
 
 
-def assumptions_of_params(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """``check_assumptions`` of the network a flat parameter set (as ``cis run`` / ``cis check``
-    take them) describes, as JSON-ready dicts."""
-    from kernel.measure import RUN_FIELDS
-    from kernel.network import NetworkConfig, build_network
+def violated_among(required: Iterable[str], report: list[Assumption]) -> list[str]:
+    """The names in ``required`` (e.g. an estimate's ``("A1", "A4")``) whose status in
+    ``report`` (``check_assumptions``) is "violated", in the report's order (A1..A5)."""
+    wanted = set(required)
+    return [a.name for a in report if a.name in wanted and a.status == VIOLATED]
 
-    net_params = {k: v for k, v in params.items() if k in NetworkConfig.__dataclass_fields__}
-    extra = set(params) - set(net_params) - set(RUN_FIELDS)
-    validate.known_keywords("assumptions_of_params", extra, ())
-    net = build_network(**net_params)
-    return [a.as_dict() for a in check_assumptions(net, params.get("z", 2))]

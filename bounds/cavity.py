@@ -106,7 +106,8 @@ def cavity_recursion(
     Notes
     -----
     Derivation in docs/cavity.md. Regime: overlaps <= 1 per pair (plain/corrected variants),
-    A1 (z S << n), A4. Accuracy measured in docs/bounds.md.
+    A1 (z S << n); neither A2 nor A4 is assumed (module docstring). Accuracy measured in
+    docs/bounds.md.
     """
     L, T, d, _ = weights.shape
     S = design.shape[1]

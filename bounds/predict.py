@@ -3,7 +3,9 @@
 ``predict(net, z)`` reads only the small circuits (weights, bias, inputs), the realised pattern
 design and the read-out constant c of ``net``; it never runs the large network. Every estimate
 carries the tolerance it claims and whether the configuration is inside its regime, so a checker
-can PASS/FAIL it or flag it OUT-OF-REGIME.
+can PASS/FAIL it or flag it OUT-OF-REGIME. Every estimate and bound also names the assumptions
+A1-A5 it is derived under (``assumptions``); ``cis check`` marks it when ``bounds.assumptions``
+finds one of them violated by the network.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Estimate:
     tol: float  # relative tolerance claimed inside the regime
     in_regime: bool
     regime: str  # the stated regime, and why it fails when it does
+    #: the assumptions of ``bounds.assumptions`` (A1-A5) the model is derived under at this layer
+    assumptions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Bound:
     value: float
     in_regime: bool
     regime: str
+    assumptions: tuple[str, ...] = ()  # as for Estimate
 
 
 @dataclass
@@ -65,6 +70,7 @@ class ClassPrediction:
     estimates: list[Estimate] = field(default_factory=list)
     bound: Bound | None = None
     tail_regime: bool = False
+    tail_assumptions: tuple[str, ...] = ()  # as for Estimate, of the log-T tail estimate
 
     def main(self) -> Estimate | None:
         """The refined estimate (the cavity recursion), the one ``cis check --json`` reports."""
@@ -162,7 +168,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
             if not many:
                 lw.append(load_why + " (d/D vs E[(o/S)^2])")
             cp.estimates.append(Estimate("leading", tot, terms, 0.0, 0.2, not lw,
-                                         "A1, A2, A4, all active neurons on" + _why(lw)))
+                                         "A1, A2, A4, all active neurons on" + _why(lw),
+                                         ("A1", "A2", "A4") if layer >= 2 else ("A1",)))
             # --- finite-size + ReLU at layer 1
             if layer == 1:
                 act, ina = refined.layer1_exact(h_all[1], beta[0], S, z, m1 * S, seed=seed)
@@ -179,7 +186,7 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                 cp.estimates.append(Estimate(
                     "layer1-exact", act if cls == "active" else ina,
                     {"overlap": ovl, "propagation": 0.0, "relu": None}, 0.0, 0.2, not fw,
-                    "layer 1, plain, overlaps <= 1, A1" + _why(fw)))
+                    "layer 1, plain, overlaps <= 1, A1" + _why(fw), ("A1",)))
             # --- closed-form sketch of the inactive feedback (layer 2, beta = 0)
             if cls == "inactive" and layer == 2:
                 sw = list(why)
@@ -191,7 +198,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                     sw.append(load_why + " (noise not Gaussian)")
                 cp.estimates.append(Estimate("sketch", sketch[2], dict.fromkeys(cavity.TERMS),
                                              0.0, 0.2, not sw,
-                                             "layer 2, beta = 0, plain" + _why(sw)))
+                                             "layer 2, beta = 0, plain" + _why(sw),
+                                             ("A1", "A4")))
             # --- the cavity recursion (carries the actual pushed vectors: A4 not needed)
             pred = cav[layer]
             vals = pred.active if cls == "active" else pred.inactive
@@ -207,14 +215,14 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                                          {k: vals[k] for k in cavity.TERMS}, se,
                                          0.2 if layer <= 2 else 0.3, not cw,
                                          f"z S^2 d/D <= {A1_LIMIT_CAVITY}, overlaps <= 1"
-                                         + _why(cw)))
+                                         + _why(cw), ("A1",)))
             # --- worst case
             o_max = S if variant == "random" else 1
             if layer == 1:
                 z_other = z - 1 if cls == "active" else z
                 val = float(worst_case.layer1_bound(z_other, h1_top, S,
                                                     net.read_c, o_max))
-                cp.bound = Bound("rigorous", val, True, "always (b <= 0, c >= 0)")
+                cp.bound = Bound("rigorous", val, True, "always (b <= 0, c >= 0)", ("A3",))
             elif cls == "inactive":
                 bw = []
                 if other_w:
@@ -225,12 +233,14 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                 if variant != "plain":
                     bw.append("plain read-out only")
                 val = worst_case.inactive_overlap_bound(z, float(np.abs(h_all[layer]).max()), S)
-                cp.bound = Bound("conditional (A2)", val, not bw, "A2, plain" + _why(bw))
+                cp.bound = Bound("conditional (A2)", val, not bw, "A2, plain" + _why(bw),
+                                 ("A2",))
             # Gaussian tail of one variance: dense noise, many independent zero-mean pushes (A4),
             # circuits of equal signal norm (else the max comes from the loudest circuits)
             cp.tail_regime = (layer >= 2 and not other_w and a1_ok and ovl_ok and many
                               and not a4_fail and cav[layer].frac_on_noise >= TAIL_DENSE
                               and bool(cv[: layer + 1].max() <= TAIL_CV))
+            cp.tail_assumptions = ("A1", "A4")
             row[cls] = cp
         out.append(row)
     return out

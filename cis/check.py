@@ -13,16 +13,30 @@ from typing import Any
 
 import click
 
-from bounds.assumptions import assumptions_of_params
 from cis import report
 from cis.cli import _guard, network_file_options, network_options
 from cis.compare import compare
 from cis.paths import writable_figure_path
 from kernel import limits
 
+#: footnote of a table with a line marked by ``_verdict``
+ASSUMPTION_NOTE = ("*An: derived under assumption An, which this network violates "
+                   "(cis check --assumptions shows the measured values)")
+
+
+def _verdict(line: dict[str, Any]) -> str:
+    """A line's verdict, with ``*A1,A4`` appended when assumptions it is derived under fail."""
+    bad = line.get("assumptions_violated") or []
+    return line["verdict"] if not bad else f"{line['verdict']} *{','.join(bad)}"
+
+
+def _note(rows: list[list[Any]]) -> str | None:
+    return ASSUMPTION_NOTE if any(" *A" in str(r[-1]) for r in rows) else None
+
 
 def check_tables(out: dict[str, Any]) -> list[Any]:
-    """Rich tables of the ``cis check`` JSON."""
+    """Rich tables of the ``cis check`` JSON; lines derived under a violated assumption are
+    marked ``*An`` after their verdict, with a footnote."""
     cfg = out["config"]
     head = ", ".join(f"{k}={v}" for k, v in cfg.items())
     rows, brows = [], []
@@ -38,22 +52,23 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
                 t = est["terms"]
                 rows.append([lay["layer"], cls, est["model"], est["mse"], e["mse"], est["ratio"],
                              t.get("overlap"), mt["overlap"], t.get("propagation"),
-                             mt["propagation"], t.get("relu"), mt["relu"], est["verdict"]])
+                             mt["propagation"], t.get("relu"), mt["relu"], _verdict(est)])
             b = e["bound"]
             if b is not None:
                 brows.append([lay["layer"], cls, b["kind"], b["value"], b["max_abs"],
-                              b["verdict"]])
+                              _verdict(b)])
             brows.append([lay["layer"], cls, "tail (log T)", e["tail_estimate"]["value"],
-                          e["max_abs"], e["tail_estimate"]["verdict"]])
+                          e["max_abs"], _verdict(e["tail_estimate"])])
     cols = ["layer", "class", "model", "pred mse", "meas mse", "ratio", "pred ovl", "meas ovl",
             "pred prop", "meas prop", "pred relu", "meas relu", "verdict"]
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(out["check"]["verdicts"].items()))
     title = f"{head}\npredicted vs measured mean-square |eps|^2 ({verdicts})"
-    tables = [report.table(title, cols, rows),
+    tables = [report.table(title, cols, rows, _note(rows)),
               report.table("worst case: bound / estimate vs max abs error",
-                           ["layer", "class", "kind", "value", "max |err|", "verdict"], brows)]
+                           ["layer", "class", "kind", "value", "max |err|", "verdict"], brows,
+                           _note(brows))]
     trows = [[lay["layer"], cls, est["model"], est["mse"], est["measured"], est["ratio"],
-              est["verdict"]]
+              _verdict(est)]
              for lay in out["layers"] if lay.get("task")
              for cls in ("active", "inactive")
              for est in lay["task"][cls].get("x_estimates", [])]
@@ -61,7 +76,7 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
         tables.append(report.table(
             "task: the follow-up's formulas vs measured x metric (active E|x - x_hat|^2, "
             "inactive E|x_hat|^2)",
-            ["layer", "class", "model", "pred", "meas", "ratio", "verdict"], trows))
+            ["layer", "class", "model", "pred", "meas", "ratio", "verdict"], trows, _note(trows)))
     return tables
 
 
@@ -84,9 +99,9 @@ def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: 
     if plot_path is not None:  # refuse a figure that cannot be written before computing it
         writable_figure_path(plot_path)
     limits.check_cavity(samples, params.get("d"), params.get("L"), params.get("S"))
-    out, ok = compare(params, samples=samples)
-    if show_assumptions:  # JSON key "assumptions", and a table after the others
-        out["assumptions"] = assumptions_of_params(params)
+    # the assumptions are always checked (lines derived under a violated one are marked);
+    # --assumptions adds the full report: JSON key "assumptions", a table after the others
+    out, ok = compare(params, samples=samples, assumptions=show_assumptions)
     if plot_path:
         from cis.plot import check_figure
 

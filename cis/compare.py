@@ -17,9 +17,18 @@ import numpy as np
 from kernel.measure import active_per_sample, ci_half_width, inactive_per_sample
 
 
-def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, Any], bool]:
-    """Run, decompose, predict and judge. Returns (the JSON object, whether everything passed)."""
+def compare(params: dict[str, Any], *, samples: int = 40000,
+            assumptions: bool = False) -> tuple[dict[str, Any], bool]:
+    """Run, decompose, predict and judge. Returns (the JSON object, whether everything passed).
+
+    Every judged line (estimate, bound, tail) carries the assumptions A1-A5 it is derived under
+    (``assumptions``) and those of them the network violates (``assumptions_violated``, from
+    ``bounds.assumptions.check_assumptions``, always computed); ``check.assumptions_violated``
+    lists every violated assumption. With ``assumptions`` the full report is added under the key
+    ``assumptions``. A violated assumption does not change a verdict: it marks the line.
+    """
     from bounds import predict as _predict
+    from bounds.assumptions import check_assumptions, violated_among
     from bounds.worst_case import tail_max_estimate
     from kernel.decompose import TERMS, decompose
     from kernel.measure import run as run_measure
@@ -38,8 +47,16 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
     z, B = res.batch.z, res.batch.size
     preds = _predict.predict(net, z, samples=samples, seed=net.config.seed,
                              h1_max=float(np.abs(res.h[:, 1]).max()) if net.L >= 1 else None)
+    report = check_assumptions(net, z)
     out = result.to_dict()
-    out["check"] = {"samples": samples, "verdicts": {}}
+    out["check"] = {"samples": samples, "verdicts": {},
+                    "assumptions_violated": violated_among([a.name for a in report], report)}
+    if assumptions:
+        out["assumptions"] = [a.as_dict() for a in report]
+
+    def marks(required: tuple[str, ...]) -> dict[str, list[str]]:
+        return {"assumptions": list(required),
+                "assumptions_violated": violated_among(required, report)}
     all_ok = True
     counts: dict[str, int] = {}
     for lay in out["layers"]:
@@ -63,7 +80,8 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
                 verdict, ratio, rel = _predict.judge(est, mse, half)
                 lines.append({"model": est.model, "mse": est.mse, "terms": est.terms,
                               "mc_se": est.se, "tolerance": est.tol, "ratio": ratio,
-                              "ratio_uncertainty": rel, "verdict": verdict, "regime": est.regime})
+                              "ratio_uncertainty": rel, "verdict": verdict, "regime": est.regime,
+                              **marks(est.assumptions)})
             bound_line = None
             if cp.bound is not None:
                 b = cp.bound
@@ -73,7 +91,7 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
                 else:
                     verdict = "OUT-OF-REGIME"
                 bound_line = {"kind": b.kind, "value": b.value, "max_abs": entry["max_abs"],
-                              "verdict": verdict, "regime": b.regime}
+                              "verdict": verdict, "regime": b.regime, **marks(b.assumptions)}
                 lines.append({"model": f"bound {b.kind}", "verdict": verdict})
             tail = tail_max_estimate(mse, net.d, count) if layer >= 1 else 0.0
             if layer >= 1:
@@ -99,20 +117,24 @@ def compare(params: dict[str, Any], *, samples: int = 40000) -> tuple[dict[str, 
                 "pass": ok,
                 "estimates": [ln for ln in lines if "mse" in ln],
                 "bound": bound_line,
-                "tail_estimate": {"value": tail, "verdict": tv},
+                "tail_estimate": {"value": tail, "verdict": tv,
+                                  **marks(cp.tail_assumptions if layer >= 1 else ())},
             })
-    task_ok = _judge_task(out, net, z, counts)
+    task_ok = _judge_task(out, net, z, counts, report)
     all_ok = all_ok and task_ok
     out["check"]["verdicts"] = counts
     out["check"]["pass"] = all_ok
     return out, all_ok
 
 
-def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int]) -> bool:
+def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int],
+                report: list[Any]) -> bool:
     """Judge the task-metric estimates (``bounds.rotation``: the follow-up's formulas for the x
     metric of rotation circuits) against the measured task metrics of ``out``; adds
-    ``task_estimates`` per layer and class, counts verdicts into ``counts``; False if any FAILs."""
+    ``task_estimates`` per layer and class (marked with the violated assumptions of ``report``
+    as in ``compare``), counts verdicts into ``counts``; False if any FAILs."""
     from bounds import predict as _predict
+    from bounds.assumptions import violated_among
     from bounds.rotation import rotation_estimates
 
     ok = True
@@ -133,7 +155,8 @@ def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int]) -
                 lines.append({"model": est.model, "quantity": "x", "mse": est.mse,
                               "measured": meas["mse"], "tolerance": est.tol, "ratio": ratio,
                               "ratio_uncertainty": rel, "verdict": verdict,
-                              "regime": est.regime})
+                              "regime": est.regime, "assumptions": list(est.assumptions),
+                              "assumptions_violated": violated_among(est.assumptions, report)})
             task[cls]["x_estimates"] = lines
     return ok
 

@@ -46,8 +46,10 @@ def fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    t = Table(title=title, title_justify="left")
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+          caption: str | None = None) -> Table:
+    """A rich table of ``rows`` (cells through ``fmt``); ``caption``: a footnote below it."""
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for c in columns:
         t.add_column(c, justify="right" if c not in ("class", "property", "result") else "left",
                      overflow="fold")  # a narrow terminal folds a cell, never cuts it short

@@ -115,3 +115,68 @@ def test_cis_check_assumptions_json_and_table(capsys):
         main(args)
     out = capsys.readouterr().out
     assert "assumptions" in out and "largest spectral norm" in out
+
+
+def _lines(out):
+    """Every judged line of a ``cis check --json`` object: (layer, class, what, line)."""
+    for lay in out["layers"]:
+        for cls in ("active", "inactive"):
+            e = lay[cls]
+            if e is None:
+                continue
+            for est in e["estimates"]:
+                yield lay["layer"], cls, est["model"], est
+            if e["bound"] is not None:
+                yield lay["layer"], cls, e["bound"]["kind"], e["bound"]
+            yield lay["layer"], cls, "tail", e["tail_estimate"]
+
+
+def _check(capsys, *args):
+    base = ["check", "--D", "400", "--S", "5", "--T", "50", "--L", "2", "--batch", "20",
+            "--samples", "200", "--family", "gaussian", *args]
+    with pytest.raises(SystemExit):
+        main([*base, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        main(base)
+    return out, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "violated", "must_mark"), [
+    # z S^2 / n = 4 * 25 / 100 = 1 (A1) and a zero bias (A2)
+    (["--z", "4", "--bias", "0"], ["A1", "A2"],
+     {(1, "active", "cavity"): ["A1"], (2, "inactive", "conditional (A2)"): ["A2"],
+      (2, "inactive", "leading"): ["A1", "A2"], (2, "active", "tail"): ["A1"]}),
+    # non-negative weights are correlated (A4)
+    (["--family", "permutation", "--bias", "-0.05"], ["A4"],
+     {(2, "inactive", "sketch"): ["A4"], (2, "active", "leading"): ["A4"],
+      (2, "inactive", "tail"): ["A4"]}),
+])
+def test_cis_check_marks_the_lines_whose_assumptions_fail(capsys, args, violated, must_mark):
+    out, table = _check(capsys, *args)
+    report = {a.name: a.status for a in check_assumptions(
+        build_network(D=400, S=5, T=50, L=2, family=args[args.index("--family") + 1]
+                      if "--family" in args else "gaussian",
+                      bias=float(args[args.index("--bias") + 1])),
+        z=int(args[args.index("--z") + 1]) if "--z" in args else 2)}
+    assert [k for k, v in report.items() if v == VIOLATED] == violated
+    assert out["check"]["assumptions_violated"] == violated
+    seen = {}
+    for layer, cls, what, line in _lines(out):
+        want = [a for a in line["assumptions"] if report[a] == VIOLATED]
+        assert line["assumptions_violated"] == want, (layer, cls, what)
+        seen[(layer, cls, what)] = line["assumptions_violated"]
+    for key, names in must_mark.items():
+        assert seen[key] == names, key
+    assert "*" + ",".join(must_mark[next(iter(must_mark))]) in table
+    assert "*An: derived under assumption An, which this network violates" in table
+
+
+def test_cis_check_marks_nothing_on_a_conforming_network(capsys):
+    out, table = _check(capsys, "--bias", "-0.05")  # gaussian: A1-A5 all hold (z = 2)
+    assert out["check"]["assumptions_violated"] == []
+    lines = list(_lines(out))
+    assert any(line["assumptions"] for *_, line in lines)  # the lines do declare assumptions
+    assert all(line["assumptions_violated"] == [] for *_, line in lines)
+    assert " *A" not in table and "*An:" not in table
+    assert "assumptions" not in out  # the full report only with --assumptions

@@ -109,7 +109,8 @@ def test_internal_error_exits_3_with_one_line_and_traceback_only_under_debug(cap
 def test_a_failed_check_exits_1(capsys, monkeypatch):
     import cis.check
 
-    monkeypatch.setattr(cis.check, "compare", lambda params, samples: ({"config": {}}, False))
+    monkeypatch.setattr(cis.check, "compare",
+                        lambda params, samples, assumptions: ({"config": {}}, False))
     code, out, err = _main(["check", "--json", "--samples", "100"], capsys)
     assert code == 1 and err == ""
 
