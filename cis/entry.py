@@ -49,4 +49,25 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("cis: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
-    cli_main(argv)
+    try:
+        cli_main(argv)
+    except SystemExit as exc:
+        if argv is None and exc.code == EXIT_INTERRUPTED:
+            _end_interrupted()
+        raise
+
+
+def _end_interrupted() -> None:
+    """End the program after Ctrl-C without the interpreter's teardown.
+
+    By the time the exit code is known, the command has unwound: its ``with`` blocks and
+    ``finally`` clauses ran (files closed, a sweep's cluster shut down) and the one line is
+    written. What is left is the interpreter's teardown (atexit hooks, freeing every module:
+    numba, llvmlite, hypothesis), which took 0.5-0.8 s of the time from Ctrl-C to the exit
+    (measured on a loaded machine). Flush, then leave at once."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(EXIT_INTERRUPTED)

@@ -28,7 +28,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -96,8 +95,7 @@ def interrupt_watch() -> Iterator[None]:
                 return  # closed: the command finished
             if signal.SIGINT in data:
                 break
-        time.sleep(GRACE_S)
-        if done.is_set():
+        if done.wait(GRACE_S):  # the main thread handled it (and is waiting in join for us)
             return
         _say_interrupted()
         os._exit(EXIT_INTERRUPTED)

@@ -58,9 +58,20 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
     return t
 
 
+def progress_console() -> Console:
+    """The console of progress bars: stderr (stdout stays clean for tables and JSON)."""
+    return Console(stderr=True)
+
+
 def progress(items: Sequence[Any], description: str) -> Iterable[Any]:
-    """Iterate with a transient progress bar on stderr (stdout stays clean for tables and JSON)."""
-    return track(items, description=description, console=Console(stderr=True), transient=True)
+    """Iterate with a transient progress bar on stderr when stderr is a terminal.
+
+    When stderr is not a terminal (a pipe, a file) there is no bar and nothing is written: rich
+    would print the bar's last state and end it with an empty line, and stderr is kept to at
+    most one line per outcome (``cis.exits``)."""
+    console = progress_console()
+    return track(items, description=description, console=console, transient=True,
+                 disable=not console.is_terminal)
 
 
 class _Console(Console):

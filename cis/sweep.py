@@ -22,6 +22,7 @@ workers need no shared file system.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ from typing import Any
 
 import click
 
+from cis import report
 from cis.experiment import Point, compute_point, cost_hint, load_grid
 from kernel.validate import ConfigError, integer
 
@@ -124,14 +126,43 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}) as cluster, \
-            Client(cluster) as client:
+    # silence_logs=ERROR: the workers' warnings (e.g. the tasks cancelled by Ctrl-C) stay off
+    # stderr, which carries at most one line per outcome; a point's own error is stored with it
+    with _quiet_resource_tracker():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"},
+                               silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
         yield client
 
 
+#: the resource tracker's message when the process that started it ended without releasing
+#: its semaphores (``warnings`` filter syntax: action:message-prefix:category)
+_TRACKER_WARNING = "ignore:resource_tracker:UserWarning"
+
+
+@contextmanager
+def _quiet_resource_tracker() -> Iterator[None]:
+    """Start the local cluster with the resource tracker's leak warning filtered.
+
+    Ctrl-C ends ``cis`` with ``os._exit`` when the cluster does not shut down within the grace
+    period (``cis.exits``); multiprocessing's resource tracker, a separate process started with
+    the cluster, then frees the cluster's semaphores and would warn about them on stderr. It
+    reads its warning filters from ``PYTHONWARNINGS`` when it starts, so the variable is set
+    only while the cluster starts, and restored."""
+    old = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (old, _TRACKER_WARNING)))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = old
+
+
 def _progress() -> Any:
-    from rich.console import Console
+    """The sweep's bar on stderr, only when stderr is a terminal (``cis.report.progress``)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -141,9 +172,11 @@ def _progress() -> Any:
         TimeRemainingColumn,
     )
 
+    console = report.progress_console()
     return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+                    TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    disable=not console.is_terminal)
 
 
 def run_sweep(grid: str | Path, out: str | Path, *, scheduler: str | None = None,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, assume, given, note, settings, target
+from hypothesis import HealthCheck, Phase, Verbosity, assume, given, note, settings, target
 from hypothesis import strategies as st
 
 from kernel import circuits, constructions
@@ -216,7 +216,10 @@ def run_property(prop: Property, config: settings, *, mutate: Mutate | None = No
                  ) -> PropertyReport:
     """Run ``prop`` under Hypothesis ``config`` and summarise (examples, worst slack, failure)."""
     rep = PropertyReport(prop.name, prop.kind)
-    kw: dict[str, Any] = {"parent": config, "database": None}
+    # quiet: Hypothesis would print to stdout (e.g. "You can reproduce this failure by adding
+    # @seed(...)" when Ctrl-C ends a test), which holds only the table or the JSON; a failure
+    # is reported through the exception instead (``failure``)
+    kw: dict[str, Any] = {"parent": config, "database": None, "verbosity": Verbosity.quiet}
     if stop_at_first_failure:
         kw["phases"] = [Phase.explicit, Phase.generate]
     kw["suppress_health_check"] = [*config.suppress_health_check, HealthCheck.too_slow,
