@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from kernel import validate
+from kernel.circuits import Circuits
 from kernel.network import Network
 
 #: A4: |mean cross-circuit weight correlation| above this counts as correlated
@@ -55,15 +56,19 @@ class Assumption:
         return asdict(self)
 
 
-def _a1(net: Network, z: int) -> Assumption:
-    value = z * net.S**2 / net.n
-    return Assumption("A1", "few active circuits (z << n)", HOLDS if value < 1 else VIOLATED,
-                      f"z*S^2/n (z={z}, S={net.S}, n={net.n})", value, "< 1")
+def _a1(z: int | None, S: int | None, n: int | None) -> Assumption:
+    statement = "few active circuits (z << n)"
+    if z is None or S is None or n is None:
+        return Assumption("A1", statement, NOT_APPLICABLE, "z*S^2/n (needs z, S and n)", None,
+                          "< 1")
+    value = z * S**2 / n
+    return Assumption("A1", statement, HOLDS if value < 1 else VIOLATED,
+                      f"z*S^2/n (z={z}, S={S}, n={n})", value, "< 1")
 
 
-def _a2(net: Network) -> Assumption:
-    margin = 0.0 - float(net.circuits.bias.max())  # 0.0 - : no "-0" for a zero bias
-    if net.L < 2:
+def _a2(circ: Circuits) -> Assumption:
+    margin = 0.0 - float(circ.bias.max())  # 0.0 - : no "-0" for a zero bias
+    if circ.L < 2:
         return Assumption("A2", "inactive circuits ignore small noise (bias margin)",
                           NOT_APPLICABLE, "smallest bias margin min(-b)", margin,
                           "> 0 (needs L >= 2)")
@@ -72,21 +77,21 @@ def _a2(net: Network) -> Assumption:
                       "> 0")
 
 
-def _a3(net: Network) -> Assumption:
-    value = float(net.circuits.bias.max())
+def _a3(circ: Circuits) -> Assumption:
+    value = float(circ.bias.max())
     return Assumption("A3", "inactive circuits stay at zero (zero input, bias <= 0)",
                       HOLDS if value <= 0 else VIOLATED, "largest bias entry max(b)", value,
                       "<= 0")
 
 
-def _a4(net: Network, seed: int) -> Assumption:
-    T = net.T
+def _a4(circ: Circuits, seed: int) -> Assumption:
+    T = circ.T
     statement = "weights of different circuits are uncorrelated"
     quantity = "mean cosine similarity of distinct circuits' weights"
     if T < 2:
         return Assumption("A4", statement, NOT_APPLICABLE, quantity, None,
                           f"|.| <= {A4_TOLERANCE} (needs T >= 2)")
-    w = net.circuits.weights.reshape(net.L, T, -1)
+    w = circ.weights.reshape(circ.L, T, -1)
     norms = np.linalg.norm(w, axis=2)
     unit = np.divide(w, norms[..., None], out=np.zeros_like(w), where=norms[..., None] > 0)
     rng = np.random.default_rng(seed)
@@ -100,8 +105,8 @@ def _a4(net: Network, seed: int) -> Assumption:
                       quantity, value, f"|.| <= {A4_TOLERANCE}")
 
 
-def _a5(net: Network) -> Assumption:
-    value = net.circuits.gain()
+def _a5(circ: Circuits) -> Assumption:
+    value = circ.gain()
     return Assumption("A5", "active circuits do not amplify noise",
                       HOLDS if value <= 1 + A5_SLACK else VIOLATED,
                       "largest spectral norm ||w||_2 (gain gamma)", value, "<= 1")
@@ -121,8 +126,18 @@ def check_assumptions(net: Network, z: int = 2, *, seed: int = 0) -> list[Assump
     list of Assumption, in the order A1..A5.
     """
     z = validate.integer("z", z, low=1, high=net.T)
+    return check_circuits(net.circuits, z=z, S=net.S, n=net.n, seed=seed)
+
+
+def check_circuits(circ: Circuits, *, z: int | None = None, S: int | None = None,
+                   n: int | None = None, seed: int = 0) -> list[Assumption]:
+    """``check_assumptions`` for small circuits not (yet) placed in a network.
+
+    A1 depends on how the circuits are placed and driven: it is "not applicable" unless ``z``,
+    ``S`` and ``n`` are all given. A2-A5 depend on the circuits only.
+    """
     seed = validate.seed(seed)
-    return [_a1(net, z), _a2(net), _a3(net), _a4(net, seed), _a5(net)]
+    return [_a1(z, S, n), _a2(circ), _a3(circ), _a4(circ, seed), _a5(circ)]
 
 
 def violated_among(required: Iterable[str], report: list[Assumption]) -> list[str]:

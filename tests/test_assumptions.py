@@ -9,7 +9,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bounds.assumptions import A4_PAIRS, HOLDS, NOT_APPLICABLE, VIOLATED, check_assumptions
+from bounds.assumptions import (
+    A4_PAIRS,
+    HOLDS,
+    NOT_APPLICABLE,
+    VIOLATED,
+    check_assumptions,
+    check_circuits,
+    violated_among,
+)
 from cis.cli import main
 from kernel import build_network, user_network
 
@@ -180,3 +188,19 @@ def test_cis_check_marks_nothing_on_a_conforming_network(capsys):
     assert all(line["assumptions_violated"] == [] for *_, line in lines)
     assert " *A" not in table and "*An:" not in table
     assert "assumptions" not in out  # the full report only with --assumptions
+
+
+def test_circuits_alone_give_the_networks_a2_to_a5_and_no_a1():
+    net = build_network(D=400, S=5, T=50, L=2, family="permutation", bias=-0.05)
+    alone = check_circuits(net.circuits)
+    placed = check_assumptions(net, z=4)
+    assert alone[1:] == placed[1:]
+    assert alone[0].status == NOT_APPLICABLE and placed[0].status == VIOLATED  # 4 * 25 / 100
+    assert check_circuits(net.circuits, z=4, S=5, n=100) == placed
+
+
+def test_violated_among_keeps_the_report_order_and_only_violations():
+    report = check_assumptions(build_network(D=400, S=5, T=50, L=2, family="permutation"), z=4)
+    assert [a.name for a in report if a.status == VIOLATED] == ["A1", "A2", "A4"]
+    assert violated_among(("A4", "A3", "A1"), report) == ["A1", "A4"]
+    assert violated_among((), report) == []

@@ -36,8 +36,8 @@ def test_disjoint_configs_share_no_neuron(cfg):
 @given(cst.user_circuits(), st.integers(2, 4))
 def test_user_circuits_satisfy_a1_to_a5(uc, S):
     circ = uc.circuits()
-    n = max(4 * S, smallest_block(circ.T, S))
-    report = cst.assumption_report(circ, z=1, n=n)
+    n = max(S * S + 1, smallest_block(circ.T, S))  # A1 with z = 1: S^2 / n < 1
+    report = cst.assumption_report(circ, z=1, n=n, S=S)
     assert all(report.values()), report
     net = uc.network(D=circ.d * n, S=S)
     assert net.T == circ.T
@@ -47,8 +47,10 @@ def test_assumption_report_flags_violations():
     rng = np.random.default_rng(0)
     w = np.abs(rng.standard_normal((5, 2, 3, 3))) * 3  # one sign, gain > 1
     net = user_network(w, 0.0, np.ones((5, 3)), D=30, S=3)
-    rep = cst.assumption_report(net.circuits, z=8, n=10)
+    rep = cst.assumption_report(net.circuits, z=8, n=10, S=3)  # A1: 8 * 9 / 10 >= 1
     assert rep == {"A1": False, "A2": False, "A3": True, "A4": False, "A5": False}
+    # A1 needs z, n and S; without them it is vacuous
+    assert cst.assumption_report(net.circuits, z=8, n=10)["A1"] is True
 
 
 @pytest.mark.parametrize(("case", "broken", "message"), _INVALID_CONFIGS,
