@@ -46,3 +46,13 @@ def full_readout(res: ForwardResult) -> np.ndarray:
     if res.readout is None:
         raise ValueError("the engine returned no read-outs although readout='all' was asked for")
     return res.readout
+
+
+def full_truth(res: ForwardResult, T: int) -> np.ndarray:
+    """(B, L+1, T, d) ground truth of every one of the ``T`` circuits beside ``full_readout``:
+    the small circuit's activation a_t^l for the circuits active in a sample, 0 for the others."""
+    B, L1, z, d = res.a.shape
+    truth = np.zeros((B, L1, T, d))
+    idx = np.broadcast_to(res.batch.active[:, None, :, None], res.a.shape)
+    np.put_along_axis(truth, idx, res.a, axis=2)
+    return truth

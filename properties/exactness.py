@@ -9,7 +9,7 @@ import numpy as np
 from kernel.engines import Batch, make_batch
 from kernel.network import Network
 from kernel.patterns import offset_loads
-from properties.engines import KERNEL_ENGINES, Engine, full_readout, resolve
+from properties.engines import KERNEL_ENGINES, Engine, full_readout, full_truth, resolve
 from properties.result import CheckResult, close, compare
 
 
@@ -70,10 +70,7 @@ def disjoint_patterns_exact(net: Network, batch: Batch,
             raise ValueError("disjoint_patterns_exact needs patterns with no shared neuron")
     res = resolve(engine)(net, batch, readout="all")
     readout = full_readout(res)
-    truth = np.zeros_like(readout)
-    idx = np.broadcast_to(batch.active[:, None, :, None], res.a.shape)
-    np.put_along_axis(truth, idx, res.a, axis=2)
-    err = float(np.abs(readout - truth).max(initial=0.0))
+    err = float(np.abs(readout - full_truth(res, net.T)).max(initial=0.0))
     scale = float(np.abs(res.a).max(initial=0.0))
     return close("disjoint_patterns_exact", err, scale,
                  "max |read-out - ground truth| over all circuits and layers")

@@ -21,7 +21,7 @@ from bounds import worst_case
 from kernel.engines import Batch
 from kernel.network import Network
 from kernel.patterns import pair_overlaps
-from properties.engines import Engine, full_readout, resolve
+from properties.engines import Engine, full_readout, full_truth, resolve
 from properties.result import ROUNDING, CheckResult, compare
 
 
@@ -76,11 +76,7 @@ def layer1_max_bound(net: Network, batch: Batch, h1: np.ndarray) -> np.ndarray:
 
 def _measured(net: Network, batch: Batch, engine: Engine | str | None):
     res = resolve(engine)(net, batch, readout="all")
-    truth = np.zeros((batch.size, net.T, net.d))
-    np.put_along_axis(
-        truth, np.broadcast_to(batch.active[:, :, None], res.a[:, 1].shape), res.a[:, 1], axis=1
-    )
-    return res, np.abs(full_readout(res)[:, 1] - truth)
+    return res, np.abs(full_readout(res)[:, 1] - full_truth(res, net.T)[:, 1])
 
 
 def _sandwich(name: str, err: np.ndarray, bound: np.ndarray, what: str) -> CheckResult:
