@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kernel.bench import triad
+
+pytestmark = pytest.mark.nojit  # a tiny array: also run without the JIT
 
 
 def test_triad_equals_numpy_b_plus_s_c():
