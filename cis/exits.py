@@ -34,6 +34,7 @@ from typing import Any
 
 import click
 
+from cis import report
 from cis.entry import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 from kernel.validate import ConfigError
 
@@ -65,6 +66,7 @@ def _say(line: str) -> None:
 
 def _say_interrupted() -> None:
     if _said.acquire(blocking=False):
+        report.stop_progress_bars()  # erased first, so the line stays and the cursor shows
         _say("cis: interrupted")
 
 

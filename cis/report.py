@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress
 from rich.table import Table
 
 
@@ -63,6 +64,10 @@ def progress_console() -> Console:
     return Console(stderr=True)
 
 
+#: the bars drawing now (``stop_progress_bars``)
+_LIVE_BARS: set[Progress] = set()
+
+
 def progress(items: Sequence[Any], description: str) -> Iterable[Any]:
     """Iterate with a transient progress bar on stderr when stderr is a terminal.
 
@@ -70,8 +75,32 @@ def progress(items: Sequence[Any], description: str) -> Iterable[Any]:
     would print the bar's last state and end it with an empty line, and stderr is kept to at
     most one line per outcome (``cis.exits``)."""
     console = progress_console()
-    return track(items, description=description, console=console, transient=True,
-                 disable=not console.is_terminal)
+    if not console.is_terminal:
+        return iter(items)
+    return _with_bar(items, description, console)
+
+
+def _with_bar(items: Sequence[Any], description: str, console: Console) -> Iterator[Any]:
+    bar = Progress(*Progress.get_default_columns(), console=console, transient=True)
+    _LIVE_BARS.add(bar)
+    try:
+        with bar:
+            yield from bar.track(items, description=description)
+    finally:
+        _LIVE_BARS.discard(bar)
+
+
+def stop_progress_bars() -> None:
+    """Erase the bars still drawing and show the cursor again, now.
+
+    When an exception (Ctrl-C) leaves the loop over ``progress``, the generator that draws the
+    bar is closed only when the traceback is freed, after the error line; and after Ctrl-C the
+    program ends with ``os._exit``, which never closes it (the terminal would keep a hidden
+    cursor). ``cis.exits`` calls this before it writes its line."""
+    for bar in list(_LIVE_BARS):
+        _LIVE_BARS.discard(bar)
+        with contextlib.suppress(Exception):
+            bar.stop()
 
 
 class _Console(Console):

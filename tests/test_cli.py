@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -195,6 +196,41 @@ def test_ctrl_c_exits_130_with_exactly_one_line(args, delay):
     assert err == "cis: interrupted\n"
     assert out == ""
     assert seconds < 5.0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_ctrl_c_on_a_terminal_erases_the_bar_and_shows_the_cursor():
+    """``cis verify`` in a terminal draws a bar (cursor hidden); Ctrl-C erases it, shows the
+    cursor again, then writes the one line (the bar is not left behind, the line not erased)."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "cis", "verify", "--profile", "thorough"],
+                            stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the process is gone
+            while data := os.read(master, 4096):
+                chunks.append(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(8.0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    reader.join(timeout=10)
+    os.close(master)
+    out = b"".join(chunks)
+    hide, show = b"\x1b[?25l", b"\x1b[?25h"
+    assert hide in out  # the bar was drawing
+    assert out.rfind(show) > out.rfind(hide)  # and the cursor is visible again
+    after = out[out.rfind(show):]
+    assert after.count(b"cis: interrupted") == 1 and after.endswith(b"cis: interrupted\r\n")
+    assert b"\xe2\x94\x81" not in after  # no bar drawn after the erase
 
 
 def test_progress_bar_writes_nothing_when_stderr_is_not_a_terminal(capsys):
