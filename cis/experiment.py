@@ -172,8 +172,10 @@ def check_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
 
     Columns: ``layer``, ``class``, measured ``mse`` with its 95% CI (``mse_lo``, ``mse_hi``),
     ``max_abs``, the main prediction ``pred_mse`` and its terms ``pred_<term>``, the measured terms
-    ``meas_<term>``, every model's prediction ``model_<name>`` and verdict ``verdict_<name>``,
-    ``pass`` (True / False / None: nothing judged), ``frac_on`` and ``false_activation_rate``.
+    ``meas_<term>``, every model's prediction ``model_<name>``, verdict ``verdict_<name>`` and
+    the assumptions it is derived under that the network violates ``violated_<name>``
+    (comma-separated, "" when none; ``cis check``'s ``*An`` marks), ``pass`` (True / False /
+    None: nothing judged), ``frac_on`` and ``false_activation_rate``.
     """
     from cis.compare import compare
 
@@ -202,6 +204,7 @@ def check_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
                 name = est["model"].replace("-", "_").replace(" ", "_")
                 row[f"model_{name}"] = est["mse"]
                 row[f"verdict_{name}"] = est["verdict"]
+                row[f"violated_{name}"] = ",".join(est["assumptions_violated"])
             rows.append(row)
     return rows
 

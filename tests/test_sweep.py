@@ -142,8 +142,15 @@ def test_sweep_on_two_workers_records_rows_and_failures(tmp_path):
     assert set(results["key"]) == {p.key for p in good}
     assert results["point"].is_monotonic_increasing
     for col in ("mse", "mse_lo", "mse_hi", "pred_mse", "meas_overlap", "pred_relu", "frac_on",
-                "false_activation_rate", "verdict_cavity", "version", "seconds", "bias", "seed"):
+                "false_activation_rate", "verdict_cavity", "violated_cavity", "version", "seconds",
+                "bias", "seed"):
         assert col in results, col
+    # with a zero bias over L = 2 layers A2 fails: the leading order's mark from layer 2 on says
+    # so (cis check's *A2); with bias -0.1 it holds; A1 (z S^2 / n = 0.5) holds for the cavity
+    second = results[results["layer"] == 2]
+    assert set(second.loc[second["bias"] == 0.0, "violated_leading"]) == {"A2"}
+    assert set(second.loc[second["bias"] < 0, "violated_leading"]) == {""}
+    assert set(results["violated_cavity"]) == {""}
     assert (results["mse_lo"] <= results["mse"]).all()
     assert (results["mse"] <= results["mse_hi"]).all()
     # ... and the points that raise are recorded with their message, not fatal
