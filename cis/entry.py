@@ -3,7 +3,8 @@
 Importing the command line takes a second or more (numba, numpy, the sub-commands), so this
 module is imported first and stays light: it refuses an environment the kernels cannot start in
 (exit 2, one line) and turns Ctrl-C during the imports into one line and exit 130. The exit-code
-contract itself is ``cis.cli.main``'s.
+contract itself is ``cis.cli.main``'s; after Ctrl-C the program leaves without the interpreter's
+teardown (``_end_interrupted``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ Ctrl-C: the compiled kernels release the GIL and do not return to Python until t
 KeyboardInterrupt raised in the main thread could wait for minutes. Python's C-level signal
 handler also writes the signal number to a wake-up socket (``signal.set_wakeup_fd``); a watcher
 thread reading it ends the process with exit 130 when the main thread has not done so itself
-within ``GRACE_S``.
+within ``GRACE_S``. Either way, progress bars still drawing are erased before the line
+(``cis.report.stop_progress_bars``), and the program then ends without the interpreter's teardown
+(``cis.entry``): Ctrl-C to exit takes 0.02-0.3 s, measured on a loaded 2-core machine.
 """
 
 from __future__ import annotations
