@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from kernel.patterns import pair_overlap_mean, realised_pair_overlap_mean
+from kernel.patterns import pair_overlap_mean, read_coefficient, realised_pair_overlap_mean
 
 
 def overlap_mean(n: int, S: int, T: int) -> float:
@@ -64,8 +64,8 @@ def corrected_coefficient_moments(S: int, c: float, p: float) -> tuple[float, fl
     >>> round(m, 6), round(m2, 6)
     (0.006, 0.001)
     """
-    k1 = (1.0 / S + c) - c * S  # o = 1
-    k0 = -c * S  # o = 0
+    k1 = float(read_coefficient(1, S, c))
+    k0 = float(read_coefficient(0, S, c))
     return p * k1 + (1 - p) * k0, p * k1**2 + (1 - p) * k0**2
 
 

@@ -167,6 +167,13 @@ def read_correction(S: int, p: float) -> float:
     return p / ((S - p) * S)
 
 
+def read_coefficient(o: np.ndarray | float, S: int, c: float) -> np.ndarray | float:
+    """kappa = u_t . e_u = (1/S + c) o - c S: how much of circuit u's copies the read-out
+    u_t = (1/S + c) e_t - c 1 of circuit t sees when their patterns share o offsets
+    (``U_t E_u = kappa I``; o/S for the plain read-out, c = 0). ``o`` a number or an array."""
+    return (1.0 / S + c) * o - c * S
+
+
 Designer = Callable[[int, int, int, np.random.Generator], np.ndarray]
 
 #: variant -> (pattern designer, whether the read-out is corrected)

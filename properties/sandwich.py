@@ -31,13 +31,6 @@ def overlaps(net: Network, layer: int = 1) -> np.ndarray:
     return pair_overlaps(net.offsets[layer - 1], net.n)
 
 
-def read_coefficients(net: Network, layer: int = 1) -> np.ndarray:
-    """(T, T) g_tu = sum_{k in e_u} |u_t[k]| = o_tu/S + |c| (S - o_tu): how much of circuit u's
-    copies the read-out of t can see in the worst case (o_tu/S for the plain read-out)."""
-    o = overlaps(net, layer).astype(np.float64)
-    return o / net.S + abs(net.read_c) * (net.S - o)
-
-
 def _others(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     """(B, T, z) overlaps o_tu with the active u of each sample, and a mask of u != t."""
     o = overlaps(net, 1)[:, batch.active].transpose(1, 0, 2)  # (B, T, z)

@@ -23,6 +23,7 @@ import numpy as np
 from kernel.engines import Batch
 from kernel.measure import inactive_per_sample
 from kernel.network import Network
+from kernel.patterns import read_coefficient
 from properties.engines import Engine, resolve
 from properties.result import ROUNDING, CheckResult, compare
 from properties.sandwich import overlaps
@@ -46,7 +47,7 @@ def layer1_inactive_prediction(net: Network, z: int) -> dict[str, float]:
     if np.any(X < 0):
         raise ValueError("layer-1 inactive estimate needs h_u^1 >= 0 for every circuit")
     o = overlaps(net, 1).astype(np.float64)
-    G = (1.0 / net.S + net.read_c) * o - net.read_c * net.S
+    G = np.asarray(read_coefficient(o, net.S, net.read_c))
     np.fill_diagonal(G, 0.0)
     x2 = (X**2).sum(axis=1)
     s2 = float((G**2 * x2[None, :]).sum())

@@ -133,3 +133,19 @@ def test_pair_overlaps_equal_set_intersections(n, S, seed):
         assert inc.shape == (T, n) and (inc.sum(axis=1) == S).all()
     repeated = np.array([[1, 1, 2]])  # a broken pattern: the repeat shows as a count of 2
     assert patterns.incidence(repeated, 4).tolist() == [[0, 2, 1, 0]]
+
+
+@pytest.mark.parametrize("variant", ["plain", "corrected"])
+def test_read_coefficient_is_what_one_read_out_sees_of_another_circuit(variant):
+    # oracle: the dense U_t E_u of the network (kernel.network's explicit matrices)
+    from kernel import build_network
+
+    net = build_network(D=4 * 30, d=4, S=4, T=25, L=1, variant=variant)
+    o = patterns.pair_overlaps(net.offsets[0], net.n)
+    assert (net.read_c > 0) == (variant == "corrected")
+    for t in range(0, net.T, 7):
+        U = net.unembed_matrix(t, 1)
+        for u in range(net.T):
+            want = U @ net.embed_matrix(u, 1)
+            kappa = patterns.read_coefficient(o[t, u], net.S, net.read_c)
+            np.testing.assert_allclose(want, kappa * np.eye(net.d), atol=1e-12)
