@@ -163,7 +163,13 @@ def read_correction(S: int, p: float) -> float:
     """c = p/((S-p) S) of the `corrected` read-out u_t = (1/S + c) e_t - c 1 (docs/construction.md).
 
     With p the mean pair overlap this keeps U_t E_t = I and makes E_{u != t}[U_t E_u] = 0.
+    Undefined when p >= S, i.e. when every circuit uses every offset of a block (n = S, T >= 2:
+    the circuits cannot be told apart); raises ConfigError then.
     """
+    if p >= S:
+        raise validate.ConfigError(
+            f"the read-out correction c = p/((S - p) S) is undefined for a mean pair overlap "
+            f"p={p:g} >= S={S}: every circuit uses every offset of a block (n = S)")
     return p / ((S - p) * S)
 
 

@@ -149,3 +149,18 @@ def test_read_coefficient_is_what_one_read_out_sees_of_another_circuit(variant):
             want = U @ net.embed_matrix(u, 1)
             kappa = patterns.read_coefficient(o[t, u], net.S, net.read_c)
             np.testing.assert_allclose(want, kappa * np.eye(net.d), atol=1e-12)
+
+
+def test_read_correction_is_refused_when_every_circuit_uses_every_offset():
+    # n = S: every random pattern is the whole block, p = S and c = p/((S - p) S) has no value
+    from kernel import build_network, forward, sample_batch
+
+    with pytest.raises(ConfigError, match=r"p=4 >= S=4: every circuit uses every offset"):
+        patterns.read_correction(4, 4.0)
+    # the follow-up's write-side correction needs c: its construction is refused (a ConfigError,
+    # one line at the command line, not a ZeroDivisionError)
+    with pytest.raises(ConfigError, match=r"\(n = S\)"):
+        net = build_network(D=16, d=4, S=4, T=2, L=2, variant="random",
+                            construction="ris-uncapped")
+        forward(net, sample_batch(net, 1, 1))
+    assert patterns.read_correction(4, 0.0) == 0.0
