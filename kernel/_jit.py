@@ -30,9 +30,13 @@ least one nonzero neuron in the chunk; a skipped circuit would have gathered exa
 (ReLU outputs are +0.0 or positive), read 0, added +-0 to its scatter rows and 0 to the
 statistics, so skipping it changes no bit (the list is the union over the chunk's columns;
 any superset of a column's touched circuits gives that column the same numbers).
-``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The written-out twins
-(8 columns at a time; one sample with d = 4) perform the same operations in the same order as
-the generic pass.
+``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The written-out twin
+for one sample with d = 4 performs the same operations in the same order as the generic pass.
+
+Vectorisation. numba turns LLVM's SLP vectoriser off (miscompilations), so only loops are
+vectorised: every column loop of the generic pass is a plain loop over a run-time range, which
+the loop vectoriser turns into SIMD code without reordering any column's additions. (An earlier
+pass written out 8 columns at a time for SLP ran as scalar code and was slower.)
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
@@ -71,16 +75,14 @@ Outputs = namedtuple("Outputs", ["active", "readout", "sq", "absmax", "false", "
 #: per-worker buffers: A, An (D, C) layers; cnt (C,) nonzeros per column; bs (d, C) block sums;
 #: r (d, C) read-outs of one circuit; y (C,) one scattered row; mark (T,) bool and touched (T,)
 #: int32 for the circuit list of a sparse column; flags (T,) uint8; sq, absmax (C,) float64 and
-#: nfalse (C,) int64 statistics of the current layer per column
+#: nfalse (C,) int64 statistics of the current layer per column; sq1 (C,) float64 |r|^2 of one
+#: circuit per column
 Work = namedtuple("Work", ["A", "An", "cnt", "bs", "r", "y", "mark", "touched", "flags", "sq",
-                           "absmax", "nfalse", "rho", "ca"])
+                           "absmax", "nfalse", "rho", "ca", "sq1"])
 
 # flag bits of a circuit inside a chunk
 _READOUT = 1  # its full read-out is requested
 _ACTIVE = 2  # it is active in some sample of the chunk
-
-#: columns handled together by the written-out group pass
-GROUP = 8
 
 
 # ----------------------------------------------------------------------------- set-up stages
@@ -110,6 +112,7 @@ def _new_work(T, d, n, C, dtype_like, ro_ptr, ro_slot):
         np.zeros(C, dtype=np.int64),
         np.zeros((d, C), dtype=dt),
         np.zeros((d, C), dtype=dt),
+        np.zeros(C),
     )
 
 
@@ -222,24 +225,24 @@ def _touched_circuits(A, indptr, inv, mark, touched):
 
 
 @njit(**INLINE)
-def _gather(A, off_r, t, coef, read_c, bs, c_lo, c_hi, r):
-    """r[:, c] = U_t A[:, c] for columns [c_lo, c_hi): the S neurons of each block summed in
+def _gather(A, off_r, t, coef, read_c, bs, r):
+    """r[:, c] = U_t A[:, c] for every column c: the S neurons of each block summed in
     pattern order, times 1/S + c, minus c times the block sums (corrected read-out)."""
     S = off_r.shape[1]
-    d = r.shape[0]
+    d, C = r.shape
     for i in range(d):
         row = off_r[t, 0] * d + i
-        for s in range(c_lo, c_hi):
+        for s in range(C):
             r[i, s] = A[row, s]
         for q in range(1, S):
             row = off_r[t, q] * d + i
-            for s in range(c_lo, c_hi):
+            for s in range(C):
                 r[i, s] += A[row, s]
         if read_c != 0.0:
-            for s in range(c_lo, c_hi):
+            for s in range(C):
                 r[i, s] = coef * r[i, s] - read_c * bs[i, s]
         else:
-            for s in range(c_lo, c_hi):
+            for s in range(C):
                 r[i, s] = coef * r[i, s]
 
 
@@ -260,13 +263,34 @@ def _add_stats(r, col, thr2, sq_acc, mx_acc, nf_acc):
         nf_acc[col] += 1
 
 
+@njit(**INLINE)
+def _add_stats_cols(r, thr2, sq1, sq_acc, mx_acc, nf_acc):
+    """``_add_stats`` for every column of an inactive circuit, the column loop innermost (SIMD
+    across columns); per column the same operations in the same order."""
+    C = r.shape[1]
+    for s in range(C):
+        sq1[s] = 0.0
+    for i in range(r.shape[0]):
+        for s in range(C):
+            v = np.float64(r[i, s])
+            sq1[s] += v * v
+            a = abs(v)
+            if a > mx_acc[s]:
+                mx_acc[s] = a
+    for s in range(C):
+        sq_acc[s] += sq1[s]
+        if sq1[s] > thr2:
+            nf_acc[s] += 1
+
+
 @njit(**JIT)
 def _store_flagged(t, flag, r, col, s, layer, bat, out):
     """Read-out r[:, col] of a flagged circuit t for sample s, stored where requested (full
     read-out; active read-out if t is active in s). Returns whether t is active in s.
 
     The passes record a circuit's read-out as
-        ``if flag == 0: _add_stats(...)  elif not _store_flagged(...): _add_stats(...)``
+        ``if flag == 0: _add_stats_cols(...)  else: per column, if not _store_flagged(...):
+        _add_stats(...)``
     written out in each pass: wrapped in one inlined helper, the records' reference counting
     entered the common (unflagged) path and made the passes 10x slower (measured)."""
     d = r.shape[0]
@@ -287,26 +311,26 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
 
 
 @njit(**INLINE)
-def _scatter(An, off_w, w, t, r, c_lo, c_hi, y):
-    """An[:, c] += E_t w_t r[:, c] for columns [c_lo, c_hi) (d-sums in index order)."""
+def _scatter(An, off_w, w, t, r, y):
+    """An[:, c] += E_t w_t r[:, c] for every column c (d-sums in index order)."""
     S = off_w.shape[1]
-    d = r.shape[0]
+    d, C = r.shape
     for i in range(d):
-        for s in range(c_lo, c_hi):
+        for s in range(C):
             y[s] = w[t, i, 0] * r[0, s]
         for k in range(1, d):
             wik = w[t, i, k]
-            for s in range(c_lo, c_hi):
+            for s in range(C):
                 y[s] += wik * r[k, s]
         for q in range(S):
             row = off_w[t, q] * d + i
-            for s in range(c_lo, c_hi):
+            for s in range(C):
                 An[row, s] += y[s]
 
 
 @njit(**JIT)
-def _pass_generic(A, An, circ, m, c_lo, c_hi, s0, layer, scatter, net, bat, out, wk):
-    """Stage 1 of a layer for circuits circ[:m] and columns [c_lo, c_hi): gather, record,
+def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
+    """Stage 1 of a layer for circuits circ[:m] and all C columns: gather, record,
     scatter (into the next layer's pre-activation, if ``scatter``)."""
     # record fields are read once here: reading them in the circuit loop costs reference counts
     lw = layer + 1 if scatter else layer
@@ -317,18 +341,20 @@ def _pass_generic(A, An, circ, m, c_lo, c_hi, s0, layer, scatter, net, bat, out,
     read_c = net.read_c[0]
     thr2 = bat.thr2[layer]
     r, y, bs, flags = wk.r, wk.y, wk.bs, wk.flags
-    sq_acc, mx_acc, nf_acc = wk.sq, wk.absmax, wk.nfalse
+    sq_acc, mx_acc, nf_acc, sq1 = wk.sq, wk.absmax, wk.nfalse, wk.sq1
+    C = r.shape[1]
     for a in range(m):
         t = circ[a]
-        _gather(A, off_r, t, coef, read_c, bs, c_lo, c_hi, r)
+        _gather(A, off_r, t, coef, read_c, bs, r)
         f = flags[t]
-        for s in range(c_lo, c_hi):
-            if f == 0:
-                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
-            elif not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
-                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
+        if f == 0:
+            _add_stats_cols(r, thr2, sq1, sq_acc, mx_acc, nf_acc)
+        else:
+            for s in range(C):
+                if not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
+                    _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
         if scatter:
-            _scatter(An, off_w, w, t, r, c_lo, c_hi, y)
+            _scatter(An, off_w, w, t, r, y)
 
 
 @njit(**JIT)
@@ -411,116 +437,6 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
     wk.nfalse[0] = nf
 
 
-@njit(**INLINE)
-def _gather8(A, off_r, t, i, d, c0):
-    """The 8 columns [c0, c0 + 8) of sum_q A[off_r[t, q] * d + i] (pattern order), in registers."""
-    row = off_r[t, 0] * d + i
-    a0 = A[row, c0]
-    a1 = A[row, c0 + 1]
-    a2 = A[row, c0 + 2]
-    a3 = A[row, c0 + 3]
-    a4 = A[row, c0 + 4]
-    a5 = A[row, c0 + 5]
-    a6 = A[row, c0 + 6]
-    a7 = A[row, c0 + 7]
-    for q in range(1, off_r.shape[1]):
-        row = off_r[t, q] * d + i
-        a0 += A[row, c0]
-        a1 += A[row, c0 + 1]
-        a2 += A[row, c0 + 2]
-        a3 += A[row, c0 + 3]
-        a4 += A[row, c0 + 4]
-        a5 += A[row, c0 + 5]
-        a6 += A[row, c0 + 6]
-        a7 += A[row, c0 + 7]
-    return a0, a1, a2, a3, a4, a5, a6, a7
-
-
-@njit(**INLINE)
-def _scatter8(An, off_w, w, t, r, d, c0):
-    """``_scatter`` for the 8 columns [c0, c0 + 8), the products held in registers."""
-    for i in range(d):
-        wik = w[t, i, 0]
-        y0 = wik * r[0, c0]
-        y1 = wik * r[0, c0 + 1]
-        y2 = wik * r[0, c0 + 2]
-        y3 = wik * r[0, c0 + 3]
-        y4 = wik * r[0, c0 + 4]
-        y5 = wik * r[0, c0 + 5]
-        y6 = wik * r[0, c0 + 6]
-        y7 = wik * r[0, c0 + 7]
-        for k in range(1, d):
-            wik = w[t, i, k]
-            y0 += wik * r[k, c0]
-            y1 += wik * r[k, c0 + 1]
-            y2 += wik * r[k, c0 + 2]
-            y3 += wik * r[k, c0 + 3]
-            y4 += wik * r[k, c0 + 4]
-            y5 += wik * r[k, c0 + 5]
-            y6 += wik * r[k, c0 + 6]
-            y7 += wik * r[k, c0 + 7]
-        for q in range(off_w.shape[1]):
-            row = off_w[t, q] * d + i
-            An[row, c0] += y0
-            An[row, c0 + 1] += y1
-            An[row, c0 + 2] += y2
-            An[row, c0 + 3] += y3
-            An[row, c0 + 4] += y4
-            An[row, c0 + 5] += y5
-            An[row, c0 + 6] += y6
-            An[row, c0 + 7] += y7
-
-
-@njit(**JIT)
-def _pass_groups(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
-    """``_pass_generic`` over all C columns, C a multiple of 8, written out 8 columns at a time
-    (each group of 8 adjacent loads / stores is one SIMD operation). Same operations in the same
-    order per column as the generic pass."""
-    lw = layer + 1 if scatter else layer
-    off_r = net.offsets[layer]
-    off_w = net.offsets[lw]
-    w = net.weights[lw]
-    coef = net.coef[0]
-    read_c = net.read_c[0]
-    thr2 = bat.thr2[layer]
-    r, bs, flags = wk.r, wk.bs, wk.flags
-    sq_acc, mx_acc, nf_acc = wk.sq, wk.absmax, wk.nfalse
-    d = r.shape[0]
-    C = r.shape[1]
-    for a in range(m):
-        t = circ[a]
-        for c0 in range(0, C, GROUP):
-            for i in range(d):
-                a0, a1, a2, a3, a4, a5, a6, a7 = _gather8(A, off_r, t, i, d, c0)
-                if read_c != 0.0:
-                    r[i, c0] = coef * a0 - read_c * bs[i, c0]
-                    r[i, c0 + 1] = coef * a1 - read_c * bs[i, c0 + 1]
-                    r[i, c0 + 2] = coef * a2 - read_c * bs[i, c0 + 2]
-                    r[i, c0 + 3] = coef * a3 - read_c * bs[i, c0 + 3]
-                    r[i, c0 + 4] = coef * a4 - read_c * bs[i, c0 + 4]
-                    r[i, c0 + 5] = coef * a5 - read_c * bs[i, c0 + 5]
-                    r[i, c0 + 6] = coef * a6 - read_c * bs[i, c0 + 6]
-                    r[i, c0 + 7] = coef * a7 - read_c * bs[i, c0 + 7]
-                else:
-                    r[i, c0] = coef * a0
-                    r[i, c0 + 1] = coef * a1
-                    r[i, c0 + 2] = coef * a2
-                    r[i, c0 + 3] = coef * a3
-                    r[i, c0 + 4] = coef * a4
-                    r[i, c0 + 5] = coef * a5
-                    r[i, c0 + 6] = coef * a6
-                    r[i, c0 + 7] = coef * a7
-        f = flags[t]
-        for s in range(C):
-            if f == 0:
-                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
-            elif not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
-                _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
-        if scatter:
-            for c0 in range(0, C, GROUP):
-                _scatter8(An, off_w, w, t, r, d, c0)
-
-
 @njit(**JIT)
 def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
     """Stage 1 of layer ``layer + 1`` for the chunk: every circuit read out (statistics kept per
@@ -546,10 +462,8 @@ def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
             _block_sums(A, d, wk.bs)
     if C == 1 and d == 4:
         _pass_single_d4(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
-    elif C % GROUP == 0:
-        _pass_groups(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
     else:
-        _pass_generic(A, An, circ, m, 0, C, s0, layer, scatter, net, bat, out, wk)
+        _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
 
 
 # ----------------------------------------------------------------------------- drivers

@@ -126,12 +126,11 @@ def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
 #: compute dtypes of the numba engines; float32 halves memory traffic, see docs/performance.md
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
-#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype; widths
-#: that are multiples of 8 run the written-out 8-column pass. Results do not depend on it. Both
-#: give the same working set (two layers of D * C values: 1 MB at D = 8000), which stays in a
-#: 2 MiB L2; float32 at 32 (2 MB) spills, and measured 10-20% slower than 16 at D = 8000, batch
-#: 256 (loaded machine; 8, 16, 24, 32 in float64: 8 fastest)
-CHUNK = {"float64": 8, "float32": 16}
+#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype: the
+#: column loops are vectorised, so wider chunks pay until the chunk's two layers (2 * D * C
+#: values) leave the caches; chosen by the measurements in docs/performance.md. Results do not
+#: depend on it.
+CHUNK = {"float64": 16, "float32": 32}
 
 #: ``auto``: the activation-sparse pass is used for a layer when the chunk's densest sample has
 #: fewer than this fraction of neurons on (calibrated in docs/performance.md). Results do not
@@ -152,8 +151,13 @@ def _ro_csr(T: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def net_arrays(net: Network, dtype: str = "float64") -> NetArrays:
-    """The network's arrays as the kernels' record, in the compute ``dtype`` (the one place the
-    record is built; the weights are converted once per network and dtype by ``weights_as``)."""
+    """The network's arrays as the kernels' record, in the compute ``dtype``: built once per
+    network and dtype (``Network.memo``; a single-sample pass is short enough that rebuilding
+    it per call was a tenth of its time)."""
+    return net.memo(("kernel_record", dtype), lambda: _build_net_arrays(net, dtype))
+
+
+def _build_net_arrays(net: Network, dtype: str) -> NetArrays:
     dt = DTYPES[dtype]
     con = net.construction
     return NetArrays(

@@ -10,7 +10,9 @@ line giving the estimate, the limit and the parameters, so the command line exit
 Limits:
 
 - memory: ``CIS_MEMORY_LIMIT_GB`` (GiB) if set, else ``MEMORY_FRACTION`` of the memory available
-  now (``MemAvailable`` of /proc/meminfo, or ``os.sysconf`` where that is missing);
+  now (``MemAvailable`` of /proc/meminfo, or ``os.sysconf`` where that is missing); without the
+  variable, requests under ``SMALL_BYTES`` pass without reading the available memory (reading it
+  costs more than a single-sample forward pass can afford);
 - time: ``CIS_TIME_LIMIT_S`` (seconds) if set, else ``TIME_LIMIT_S``.
 
 The estimates are deliberately simple (the largest arrays, a constant per inner-loop step); they
@@ -32,6 +34,9 @@ GiB = float(2**30)
 
 #: default memory limit: this fraction of the memory available when the check runs
 MEMORY_FRACTION = 0.8
+#: requests below this many bytes are not compared with the available memory (only with
+#: ``CIS_MEMORY_LIMIT_GB`` when it is set)
+SMALL_BYTES = 64 * 2.0**20
 #: default time limit in seconds (estimates are rough: only requests far beyond it are meant)
 TIME_LIMIT_S = 3600.0
 #: rough seconds per inner-loop step of the compiled kernels and per Python-loop step
@@ -112,7 +117,8 @@ def _human_seconds(s: float) -> str:
 
 def check(est: Estimate) -> Estimate:
     """Raise ResourceError when ``est`` exceeds the memory or time limit; else return it."""
-    mem, mem_src = memory_limit()
+    small = est.bytes < SMALL_BYTES and _env_positive("CIS_MEMORY_LIMIT_GB") is None
+    mem, mem_src = (math.inf, "") if small else memory_limit()
     if est.bytes > mem:
         raise ResourceError(
             f"{est.what} needs about {est.bytes / GiB:.3g} GiB of memory, more than the limit "

@@ -6,6 +6,7 @@ for small D (the dense oracle engine and the tests).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -123,39 +124,44 @@ class Network:
     T = property(lambda self: int(self.config.T))  # type: ignore[arg-type]
     L = property(lambda self: self.config.L)
 
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()`` computed once per Network object and ``key``, then cached: the network's
+        arrays are read-only, so whatever is derived from them stays valid (``dataclasses.replace``
+        gives a fresh object with an empty cache)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
     @property
     def construction(self) -> Construction:
         """How W^l is formed (``kernel.constructions``), from the current circuits and patterns;
-        built once per Network object (``dataclasses.replace`` gives a fresh one)."""
-        cache = self.__dict__.setdefault("_construction_cache", {})
-        if "con" not in cache:
-            cache["con"] = build_construction(
-                self.config.construction,
-                self.circuits.weights,
-                self.offsets,
-                self.n,
-                read_c=self.read_c,
-                kappa_scale=self.config.kappa_scale,
-            )
-        return cache["con"]
+        built once per Network object."""
+        return self.memo("construction", lambda: build_construction(
+            self.config.construction,
+            self.circuits.weights,
+            self.offsets,
+            self.n,
+            read_c=self.read_c,
+            kappa_scale=self.config.kappa_scale,
+        ))
 
     def weights_as(self, dtype: Any) -> np.ndarray:
         """The circuits' weights (L, T, d, d) in ``dtype``, C-contiguous; converted once, cached."""
         dtype = np.dtype(dtype)
-        cache = self.__dict__.setdefault("_weights_cache", {})
-        if dtype not in cache:
-            cache[dtype] = np.ascontiguousarray(self.circuits.weights, dtype=dtype)
-        return cache[dtype]
+        return self.memo(("weights", dtype),
+                         lambda: np.ascontiguousarray(self.circuits.weights, dtype=dtype))
 
     def overflow_gains(self) -> np.ndarray:
         """``validate.layer_gains`` of this network (L, 2), computed once: the per-layer bound
         ``forward`` compares with the largest number of its dtype."""
-        cache = self.__dict__.setdefault("_gains_cache", {})
-        if "gains" not in cache:
+
+        def gains() -> np.ndarray:
             loads = int(np.diff(self.inv_indptr, axis=1).max(initial=1))
             spread = 1.0 + self.read_c * (self.S + self.n)  # row sum of |u_t|, times S
-            cache["gains"] = validate.layer_gains(self.circuits.weights, loads, spread)
-        return cache["gains"]
+            return validate.layer_gains(self.circuits.weights, loads, spread)
+
+        return self.memo("overflow_gains", gains)
 
     # ------------------------------------------------------------------ dense forms (small D)
 

@@ -85,5 +85,22 @@ def test_default_memory_limit_is_a_fraction_of_available_memory(monkeypatch):
     monkeypatch.setattr(limits, "available_memory", lambda: 10 * limits.GiB)
     assert limits.memory_limit()[0] == pytest.approx(limits.MEMORY_FRACTION * 10 * limits.GiB)
     monkeypatch.setattr(limits, "available_memory", lambda: 1e3)
+    monkeypatch.setattr(limits, "SMALL_BYTES", 0.0)  # compare even this small request
     with pytest.raises(limits.ResourceError, match="80% of available memory"):
         run(D=400, S=5, T=50, batch=4)
+
+
+@pytest.mark.nojit
+def test_small_requests_skip_the_available_memory_but_not_the_variable(monkeypatch):
+    def unavailable() -> float:
+        raise AssertionError("available memory read for a small request")
+
+    monkeypatch.delenv("CIS_MEMORY_LIMIT_GB", raising=False)
+    monkeypatch.setattr(limits, "available_memory", unavailable)
+    small = limits.Estimate("small", limits.SMALL_BYTES / 2, 0.0)
+    assert limits.check(small) is small
+    with pytest.raises(AssertionError, match="available memory read"):
+        limits.check(limits.Estimate("large", limits.SMALL_BYTES * 2, 0.0))
+    monkeypatch.setenv("CIS_MEMORY_LIMIT_GB", "1e-9")
+    with pytest.raises(limits.ResourceError, match="CIS_MEMORY_LIMIT_GB"):
+        limits.check(small)
