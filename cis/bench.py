@@ -46,7 +46,7 @@ def _median_time(fn: Any, reps: int) -> tuple[float, Any]:
     return float(np.median(times)), out
 
 
-#: triad arrays: 3 x 20M float64 = 480 MB, far beyond the caches (2 MiB L2 per core here)
+#: triad arrays: 3 x 20M float64 = 480 MB, far beyond the caches (32 MiB L3 here)
 TRIAD_N = 20_000_000
 TRIAD_REPS = 7
 
@@ -79,8 +79,8 @@ def work_model(
     (offsets read twice as int32: S*4*2, weights d*d*itemsize, flags 1) stream from memory once
     per chunk of ``chunk`` samples and layer; the layer arrays A^l and the next pre-activation
     (D * itemsize each, read and written) once per sample and layer. The gathers and scatters
-    themselves hit the caches (a chunk's layers, 2 * D * chunk * itemsize, are sized to stay in
-    L2) and are not counted as memory traffic.
+    themselves hit the caches (a chunk's layers, 2 * D * chunk * itemsize = 2 MB at D = 8000,
+    stay in L2 or L3) and are not counted as memory traffic.
 
     The same count is used for ``auto`` and ``sparse`` (they give identical numbers and skip
     circuits that read exactly 0), so their rates are factorised-equivalent rates; the
