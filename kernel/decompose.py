@@ -35,6 +35,7 @@ from kernel._jit_decompose import _decompose_batch, _decompose_range
 from kernel._numba import n_threads
 from kernel.circuits import run_small
 from kernel.engines import Batch
+from kernel.measure import active_per_sample, inactive_per_sample
 from kernel.network import Network
 
 #: names of the three error terms, in the order they are stored
@@ -74,14 +75,14 @@ class Decomposition:
     def active_ms(self, layer: int, term: str | None = None) -> float:
         """Mean over samples and active circuits of |term|^2 (``None``: the total eps)."""
         x = self.active_total if term is None else self.active_terms[term]
-        return float((x[:, layer] ** 2).sum(-1).mean())
+        return float(active_per_sample(x[:, layer]).mean())
 
     def inactive_ms(self, layer: int, term: str | None = None) -> float:
         """Mean over samples and inactive circuits of |term|^2 (``None``: the total eps)."""
         if not self.n_inactive:
             return float("nan")
         x = self.inactive_sq if term is None else self.inactive_terms_sq[term]
-        return float(x[:, layer].mean() / self.n_inactive)
+        return float(inactive_per_sample(x[:, layer], self.n_inactive).mean())
 
 
 def decompose(net: Network, batch: Batch) -> Decomposition:

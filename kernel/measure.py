@@ -35,15 +35,16 @@ def ci_half_width(per_sample: np.ndarray) -> float:
 
 def active_per_sample(err: np.ndarray) -> np.ndarray:
     """(B,) per-sample MSE of the active circuits: the mean over the z circuits of |eps_t|^2,
-    from their errors ``err`` (B, z, d) at one layer. ``layer_stats`` and ``cis check`` (on the
-    decomposition's arrays) both take it from here."""
+    from their errors ``err`` (B, z, d) at one layer. ``layer_stats``, ``Decomposition`` and
+    ``cis check`` take it from here."""
     return (err**2).sum(axis=-1).mean(axis=1)
 
 
 def inactive_per_sample(sq_sum: np.ndarray, n_inactive: int) -> np.ndarray:
     """(B,) per-sample MSE of the inactive circuits: the engines' per-sample sum of |r_t|^2 over
     the T - z inactive circuits (``sq_sum`` (B,) at one layer) divided by their number.
-    ``layer_stats``, ``cis check`` and the statistical property take it from here."""
+    ``layer_stats``, ``Decomposition``, ``cis check`` and the statistical property take it from
+    here."""
     return sq_sum / n_inactive
 
 

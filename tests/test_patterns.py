@@ -164,3 +164,13 @@ def test_read_correction_is_refused_when_every_circuit_uses_every_offset():
                             construction="ris-uncapped")
         forward(net, sample_batch(net, 1, 1))
     assert patterns.read_correction(4, 0.0) == 0.0
+
+
+def test_cis2_runs_when_every_circuit_uses_every_offset():
+    # cis2 has no write-side correction, so n = S (where the correction has no value) is fine
+    from kernel import build_network, forward, sample_batch
+
+    net = build_network(D=16, d=4, S=4, T=2, L=2, variant="random")
+    assert net.construction.c == 0.0 and net.construction.p == 0.0
+    res = forward(net, sample_batch(net, 3, 1))
+    assert np.isfinite(res.active_readout).all()
