@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 
+from bounds import cavity
+from bounds.search import largest_passing
 from kernel import patterns
 from kernel.validate import ConfigError, integer, real
 
@@ -155,9 +157,10 @@ def cavity_largest_T(budget: float, D: int, d: int, z: int, L: int, S: int, *,
                      ) -> dict[str, object]:
     """Largest T <= T_max(D/d, S) whose cavity-predicted active MSE at layer L is <= ``budget``.
 
-    Semi-analytic capacity (docs/capacity.md, with the inactive feedback): integer bisection
-    over T in [z, T_max(n, S)] on ``cavity_active_mse`` (about log2(T_max) evaluations, each a
-    cavity recursion with ``samples`` trajectories; seeds fixed, so the answer is reproducible).
+    Semi-analytic capacity (docs/capacity.md, with the inactive feedback): integer search over T
+    in [z, T_max(n, S)] on ``cavity_active_mse`` (``bounds.search.largest_passing`` from T_max:
+    galloping down, then bisection to adjacent integers; each evaluation a cavity recursion with
+    ``samples`` trajectories; seeds fixed, so the answer is reproducible).
 
     Assumptions: the predicted MSE is non-decreasing in T (more circuits share each neuron: more
     overlap noise and more inactive feedback). Checked on the evaluated points: ``monotone`` is
@@ -191,19 +194,7 @@ def cavity_largest_T(budget: float, D: int, d: int, z: int, L: int, S: int, *,
                                           cavity_seed=cavity_seed)
         return points[T][0]
 
-    lo, hi = z, cap
-    if f(hi) <= budget:
-        best = hi
-    elif f(lo) > budget:
-        best = 0
-    else:  # invariant: f(lo) <= budget < f(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if f(mid) <= budget:
-                lo = mid
-            else:
-                hi = mid
-        best = lo
+    best, _ = largest_passing(lambda T: f(T) <= budget, cap, z, cap, rtol=0.0, grow=2.0)
     ts = sorted(points)
     monotone = all(points[b][0] >= points[a][0] - 3 * max(points[a][1], points[b][1])
                    for a, b in zip(ts, ts[1:]))
@@ -211,7 +202,7 @@ def cavity_largest_T(budget: float, D: int, d: int, z: int, L: int, S: int, *,
     mse, se = points.get(best, (0.0, 0.0))
     return {"largest_T": best, "T_max": cap, "predicted_mse": mse, "predicted_se": se,
             "evaluated": [(t, points[t][0]) for t in ts], "monotone": monotone,
-            "in_regime": a1 <= 1.2, "zS2d_over_D": a1}
+            "in_regime": a1 <= cavity.A1_LIMIT, "zS2d_over_D": a1}
 
 
 def cavity_smallest_D(budget: float, T: int, d: int, z: int, L: int, S: int, *,
@@ -220,11 +211,11 @@ def cavity_smallest_D(budget: float, T: int, d: int, z: int, L: int, S: int, *,
                       max_factor: int = 64) -> int:
     """Smallest D = d n (T <= T_max(n, S)) whose cavity-predicted layer-L active MSE is <= budget.
 
-    Bisection over n from ``smallest_block(T, S)`` (the design must hold T circuits) up to
-    ``max_factor`` times that, assuming the prediction is non-increasing in n (fewer circuits per
-    neuron). A block n between with T_max(n, S) < T (prime-step gaps) counts as failing. Returns
-    0 when even n = max_factor * smallest_block exceeds the budget. Regime and assumptions: as
-    ``cavity_largest_T``.
+    Integer search (``bounds.search.largest_passing``) over n from ``smallest_block(T, S)`` (the
+    design must hold T circuits) up to ``max_factor`` times that, assuming the prediction is
+    non-increasing in n (fewer circuits per neuron). A block n between with T_max(n, S) < T
+    (prime-step gaps) counts as failing. Returns 0 when even n = max_factor * smallest_block
+    exceeds the budget. Regime and assumptions: as ``cavity_largest_T``.
     """
     budget = real("budget", budget, low=0.0)
     T = integer("T", T, low=1)
@@ -240,21 +231,11 @@ def cavity_smallest_D(budget: float, T: int, d: int, z: int, L: int, S: int, *,
                                    cavity_seed=cavity_seed)
         return mse <= budget
 
-    base = lo = patterns.smallest_block(T, S)
-    if ok(lo):
-        return d * lo
-    hi = lo * 2
-    while not ok(hi):  # invariant: not ok(lo)
-        if hi >= base * max_factor:
-            return 0
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return d * hi
+    base = patterns.smallest_block(T, S)
+    # the largest failing n; the answer is the next evaluated one, 0 when even the top fails
+    _, first_ok = largest_passing(lambda n: not ok(n), base, base, base * max_factor, rtol=0.0,
+                                  grow=2.0)
+    return d * first_ok
 
 
 def inverse_problem(budget: float, D: int, d: int, z: int, L: int, *, S: int | None = None,

@@ -60,6 +60,10 @@ import numpy as np
 from kernel.cavity import cavity_chunk, noise_activations
 from kernel.patterns import offset_loads
 
+#: the recursion's own A1 boundary (the declared regime): measured within 5% up to
+#: z S^2 d/D = 1.15 (D = 1000, z = 8) and 0.86 (D = 4000, z = 24, T = T_max); not tested beyond
+A1_LIMIT = 1.2
+
 TERMS = ("overlap", "propagation", "relu")
 
 

@@ -21,9 +21,8 @@ from kernel.measure import Z95
 
 #: A1 as the posts use it: z S^2 d / D <= 0.3 (the post's formulas and the sketch)
 A1_LIMIT = 0.3
-#: the cavity recursion's own A1 boundary: measured within 5% up to z S^2 d/D = 1.15
-#: (D = 1000, z = 8) and 0.86 (D = 4000, z = 24, T = T_max); not tested beyond
-A1_LIMIT_CAVITY = 1.2
+#: the cavity recursion's own A1 boundary (``bounds.cavity.A1_LIMIT``)
+A1_LIMIT_CAVITY = cavity.A1_LIMIT
 #: the tail estimate needs dense noise: predicted on-probability of a noise-only neuron
 TAIL_DENSE = 0.3
 #: ... and circuits of (nearly) equal signal norm: coefficient of variation of |a^l| over circuits

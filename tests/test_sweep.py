@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bounds.search import largest_passing
 from cis.cli import main
 from cis.experiment import (
     PARAMS,
     capacity_rows,
-    largest_passing,
     load_grid,
     parse_grid,
     point_key,
