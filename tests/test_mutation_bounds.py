@@ -222,3 +222,46 @@ def test_cavity_of_a_single_circuit_predicts_no_error_and_keys_layer_zero():
     pred = cavity_recursion(c.weights, c.bias, c.inputs, net.design, net.n, 1, samples=200)
     assert [p.active["mse"] for p in pred] == pytest.approx([0.0] * 4, abs=1e-20)
     assert pred[0].inactive["mse"] == 0.0  # layer 0 (the input) has the same keys as the rest
+
+
+def test_cavity_uses_each_layers_own_bias():
+    # a bias that differs per layer: the compiled recursion must still agree with the NumPy oracle
+    from tests.reference import cavity_recursion_numpy
+
+    net = build_network(D=120, d=4, S=3, T=30, L=3, bias=-0.02, seed=4)
+    c = net.circuits
+    bias = c.bias + np.array([0.0, -0.1, -0.3])[:, None]
+    kw = dict(read_c=net.read_c, samples=300, seed=1)
+    got = cavity_recursion(c.weights, bias, c.inputs, net.design, net.n, 2, **kw)
+    want = cavity_recursion_numpy(c.weights, bias, c.inputs, net.design, net.n, 2, **kw)
+    for p, q in zip(got, want, strict=True):
+        assert p.active["mse"] == pytest.approx(q.active["mse"], rel=1e-12, abs=1e-15)
+        assert p.inactive["mse"] == pytest.approx(q.inactive["mse"], rel=1e-12, abs=1e-15)
+
+
+def test_cavity_smallest_D_when_the_smallest_block_already_meets_the_budget():
+    from kernel.patterns import smallest_block
+
+    assert capacity.cavity_smallest_D(10.0, 30, 4, 2, 2, 3, samples=50) == 4 * smallest_block(30, 3)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: capacity.inverse_problem(0.05, 4000, 4, 2, 4, method="exact"), r"^method='exact'"),
+    (lambda: capacity.inverse_problem(0.05, 4001, 4, 2, 4, S=6, method="post"),
+     r"^D=4001 must be divisible by d=4"),
+    (lambda: capacity.cavity_largest_T(0.05, 161, 4, 2, 2, 3), r"^D=161 must be divisible by d=4"),
+])
+def test_inverse_problem_names_a_bad_method_or_D(call, match):
+    with pytest.raises(ConfigError, match=match):
+        call()
+
+
+def test_inverse_problem_with_no_room_has_a_zero_tlogt_condition():
+    out = capacity.inverse_problem(1e-6, 4000, 4, 2, 4, method="post")
+    assert out["largest_T"] == 0 and out["tlogt_condition"] == 0.0
+
+
+def test_inverse_problem_passes_every_setting_to_the_cavity_smallest_D():
+    kw = dict(bias=-0.05, family="gaussian", variant="corrected", seed=3, samples=SAMPLES)
+    out = capacity.inverse_problem(0.02, 240, 4, 2, 2, S=3, T=30, **kw)
+    assert out["smallest_D_cavity"] == capacity.cavity_smallest_D(0.02, 30, 4, 2, 2, 3, **kw)

@@ -219,3 +219,28 @@ def test_forward_refuses_a_hand_built_batch_outside_the_network(active, inputs, 
 def test_array_refuses_text_for_a_float_array():
     with pytest.raises(ConfigError, match=r"^w has dtype <U1, expected real numbers$"):
         validate.array("w", np.array(["a", "b"]), (2,))
+
+
+def test_run_honours_a_given_run_config_and_engine():
+    cfg = RunConfig.from_params(**TINY, z=3, batch=7, engine="dense")
+    res = run(cfg)
+    assert res.config == cfg and res.forward.batch.active.shape == (7, 3)
+    assert res.forward.engine == "dense"
+
+
+def test_task_readout_ids_are_a_fixed_subset():
+    rot = build_network(D=400, d=4, S=4, T=60, L=2, family="rotation", seed=0)
+    np.testing.assert_array_equal(task_readout_ids(rot, 5), task_readout_ids(rot, 5))
+
+
+@pytest.mark.parametrize("value", [np.array([1, 2]), np.array([1.0, 2.0], dtype=np.float32)])
+def test_array_converts_integers_and_float32_to_float64(value):
+    got = validate.array("w", value, (2,))
+    assert got.dtype == np.float64 and got.tolist() == [1.0, 2.0]
+
+
+def test_array_shape_message_marks_free_axes_with_a_star():
+    with pytest.raises(ConfigError, match=r"^w has shape \(3,\), expected \(\*, 2\)$"):
+        validate.array("w", np.ones(3), (None, 2))
+    with pytest.raises(ConfigError, match="non-finite"):
+        validate.array("w", [np.inf], (1,), dtype=np.float32)
