@@ -220,6 +220,8 @@ def cavity_smallest_D(budget: float, T: int, d: int, z: int, L: int, S: int, *,
     budget = real("budget", budget, low=0.0)
     T = integer("T", T, low=1)
     d = integer("d", d, low=1)
+    z = integer("z", z, low=1)
+    L = integer("L", L, low=1)
     S = integer("S", S, low=1)
     _check_cavity_regime(d, d, z, S, variant)
 

@@ -55,8 +55,12 @@ def _fwd(active, inputs=None, **kw):
 def _user(**kw):
     args = dict(weights=np.zeros((3, 2, 2, 2)), bias=0.0, inputs=np.ones((3, 2)), D=8, S=2)
     args.update(kw)
-    return lambda: user_network(args.pop("weights"), args.pop("bias"), args.pop("inputs"),
-                                **args)
+
+    def call():
+        rest = dict(args)  # a copy: the case can be run more than once in one process
+        return user_network(rest.pop("weights"), rest.pop("bias"), rest.pop("inputs"), **rest)
+
+    return call
 
 
 SIZE = "(needs about .* GiB of memory, more than the limit|would take about)"
