@@ -130,7 +130,7 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 #: column loops are vectorised, so wider chunks pay until the chunk's two layers (2 * D * C
 #: values) leave the caches; chosen by the measurements in docs/performance.md. Results do not
 #: depend on it.
-CHUNK = {"float64": 16, "float32": 32}
+CHUNK = {"float64": 32, "float32": 64}
 
 #: ``auto``: the activation-sparse pass is used for a layer when the chunk's densest sample has
 #: fewer than this fraction of neurons on (calibrated in docs/performance.md). Results do not
