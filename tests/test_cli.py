@@ -181,8 +181,8 @@ LONG_RUN = ["run", "--D", "40000", "--batch", "300", "--engine", "factorised"]
     (LONG_RUN, 0.2),  # during the imports
     (LONG_RUN, 6.0),  # inside the compiled kernels (a run of about a minute)
     (["verify", "--profile", "thorough"], 8.0),  # inside Hypothesis, with the progress bar
-    (["check", "--D", "20000", "--T", "20000", "--L", "4", "--batch", "1000", "--samples",
-      "200000"], 6.0),  # a run of about 15 s: the forward pass or the cavity thread
+    (["check", "--D", "20000", "--T", "20000", "--L", "4", "--batch", "4000", "--samples",
+      "1000000"], 6.0),  # a run of about 30 s: the forward pass or the cavity thread
     (["capacity", "--n", "50000000", "--S", "6"], 6.0),  # the design's compiled count
 ], ids=["run-start-up", "run-kernels", "verify-thorough", "check", "capacity-huge-block"])
 def test_ctrl_c_exits_130_with_exactly_one_line(args, delay):
