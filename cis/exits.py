@@ -76,6 +76,19 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise Interrupted
 
 
+def _quiet_interrupt_hook(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A ``sys.unraisablehook`` that drops an Interrupted raised where Python cannot propagate it
+    (Ctrl-C landing in a garbage-collector callback or a ``__del__``: Python would print
+    "Exception ignored in ..." with a traceback); the watcher thread then ends the process with
+    the one line. Anything else goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Interrupted):
+            previous(unraisable)
+
+    return hook
+
+
 @contextlib.contextmanager
 def interrupt_watch() -> Iterator[None]:
     """SIGINT raises Interrupted in the main thread; a watcher thread ends the process with exit
@@ -86,6 +99,8 @@ def interrupt_watch() -> Iterator[None]:
     rsock, wsock = socket.socketpair()
     wsock.setblocking(False)
     old_handler = signal.signal(signal.SIGINT, _on_sigint)
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_interrupt_hook(old_hook)
     old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
     done = threading.Event()  # the main thread left the command (it handles Ctrl-C itself)
 
@@ -112,6 +127,7 @@ def interrupt_watch() -> Iterator[None]:
         done.set()
         signal.set_wakeup_fd(old_fd)
         signal.signal(signal.SIGINT, old_handler)
+        sys.unraisablehook = old_hook
         wsock.close()
         watcher.join(timeout=1.0)
         rsock.close()

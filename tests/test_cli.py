@@ -326,3 +326,27 @@ def test_sweep_without_dask_names_the_extra(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "cis: error: this command needs distributed: pip install -e '.[sweep]'"]
+
+
+def test_ctrl_c_in_a_finaliser_is_left_to_the_watcher(monkeypatch):
+    # Ctrl-C can land in a garbage-collector callback or a __del__, where Python cannot raise it
+    # and prints "Exception ignored in ..." with a traceback; inside interrupt_watch that
+    # exception is dropped (the watcher thread ends the process with the one line), any other
+    # one still reaches the previous hook
+    from cis import exits
+
+    seen: list[type] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(type(u.exc_value)))
+
+    class Finaliser:
+        def __init__(self, exc: type[BaseException]) -> None:
+            self.exc = exc
+
+        def __del__(self) -> None:
+            raise self.exc
+
+    with exits.interrupt_watch():
+        Finaliser(exits.Interrupted)
+        Finaliser(RuntimeError)
+    Finaliser(exits.Interrupted)  # outside the watch: reported as before
+    assert seen == [RuntimeError, exits.Interrupted]
