@@ -260,10 +260,14 @@ def build_construction(
     kappa_scale = validate.real("kappa_scale", kappa_scale, low=0.0)
     L, T, d, _ = weights.shape
     S = offsets.shape[2]
-    # cis2 has no write-side correction (and n = S, where its formula divides by zero, is a
-    # valid cis2 network)
-    p, c_formula = (0.0, 0.0) if name == "cis2" else write_correction(n, S, T)
-    c = c_formula if c is None else float(c)
+    if name == "cis2":
+        # no write-side correction, and no override of it (n = S, where its formula divides by
+        # zero, is a valid cis2 network); the read-out keeps the variant's own c
+        p, c, out_read_c = 0.0, 0.0, read_c
+    else:
+        p, c_formula = write_correction(n, S, T)
+        c = c_formula if c is None else float(c)
+        out_read_c = c
     wbar = weights.mean(axis=1) if wbar is None else np.asarray(wbar, dtype=np.float64)
     # cis2 keeps the circuits' own array (no copy: T may be 10^6)
     M = weights if name == "cis2" else np.array(weights, dtype=np.float64, copy=True)
@@ -277,9 +281,6 @@ def build_construction(
     sp_ptr = np.zeros((L, n + 1), dtype=np.int64)
     sp_idx: list[np.ndarray] = []
     sp_val: list[np.ndarray] = []
-    out_read_c = read_c if name == "cis2" else c
-    if name == "cis2":
-        c = 0.0  # an override of c does not apply to cis2
     for layer in range(2, L + 1):
         li = layer - 1
         off_w, off_r = offsets[li], offsets[li - 1]
