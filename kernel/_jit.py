@@ -360,8 +360,9 @@ def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
 @njit(**JIT)
 def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
     """``_pass_generic`` for one column (C = 1) and d = 4, written out: a circuit's 4 neurons
-    at one offset are adjacent, so each gather/scatter step is one 4-wide access, and the
-    statistics stay in registers. Same operations in the same order as the generic pass."""
+    at one offset are adjacent and held in registers, without the generic pass's length-1
+    column loops, and the statistics stay in registers (scalar code: numba does not vectorise
+    the 4 lanes). Same operations in the same order as the generic pass."""
     lw = layer + 1 if scatter else layer
     off_r = net.offsets[layer]
     off_w = net.offsets[lw]

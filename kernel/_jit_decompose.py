@@ -60,7 +60,7 @@ def _propagate(P, off, w, R, d):
     receives its circuits in increasing t, as in the oracle's scatter."""
     P[:] = 0.0
     T, S = off.shape
-    if d == 4:  # written out: the 4 neurons of one offset are one contiguous access
+    if d == 4:  # written out: the 4 adjacent neurons of one offset in registers, no inner loops
         for t in range(T):
             r0 = R[t, 0]
             r1 = R[t, 1]
