@@ -10,7 +10,8 @@ def is_prime(p: int) -> bool:
 
 
 def prime_step_design(n: int, S: int) -> list[list[int]]:
-    """All progressions of SPEC §2's algorithm, in fill order, written straight from the text."""
+    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
+    written straight from the text."""
     steps = []
     for k in range(1, n):
         if k * (S - 1) >= n:
@@ -76,7 +77,8 @@ def explicit_pass(net, E1: list, W: list, U: list, active: np.ndarray,
 
 
 def decompose_explicit(net, active: np.ndarray, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """SPEC §4's terms of every circuit, (B, L+1, T, d) each, straight from the definitions.
+    """The three error terms (docs/error-terms.md) of every circuit, (B, L+1, T, d) each,
+    straight from the definitions.
 
     eps_t^l = U_t^l A^l - a_t^l (a = 0 for inactive t); overlap = sum_{u != t, u active}
     U_t^l E_u^l h_u^l; propagation = sum_u U_t^l E_u^l w_u^l eps_u^{l-1} (l >= 2, over all T
@@ -118,8 +120,9 @@ def decompose_explicit(net, active: np.ndarray, inputs: np.ndarray) -> dict[str,
 
 
 def layer1_bound_vectorised(net, active: np.ndarray, h1: np.ndarray) -> np.ndarray:
-    """(B, T, d) SPEC §4 layer-1 bound sum_{u active, u != t} (o_tu/S + c(S - o_tu)) |h_u^1[i]|,
-    from the dense incidence matrix of the layer-1 patterns."""
+    """(B, T, d) layer-1 bound (docs/error-terms.md)
+    sum_{u active, u != t} (o_tu/S + c(S - o_tu)) |h_u^1[i]|, from the dense incidence matrix of
+    the layer-1 patterns."""
     inc = np.zeros((net.T, net.n))
     np.put_along_axis(inc, net.offsets[0].astype(np.int64), 1.0, axis=1)
     o = (inc @ inc.T)[:, active].transpose(1, 0, 2)  # (B, T, z)
@@ -132,9 +135,10 @@ def layer1_bound_vectorised(net, active: np.ndarray, h1: np.ndarray) -> np.ndarr
 # ----------------------------------------------------------------------------- decomposition
 # The NumPy instrumented forward pass that ``kernel.decompose`` ran before it was compiled: the
 # oracle of ``kernel._jit_decompose``. Per layer it keeps X^l = sum_{u active} E_u h_u^l,
-# P^l = W^l A^{l-1} (P^1 = X^1) and A^l = ReLU(P^l + B^l), in the SPEC's block-major flat layout
-# (neuron (i, k) at i*n + k), and reads out eps = U_t A - a_t, overlap = U_t X - h_t,
-# propagation = U_t (P - X), relu = eps - overlap - propagation for all circuits at once.
+# P^l = W^l A^{l-1} (P^1 = X^1) and A^l = ReLU(P^l + B^l), in the block-major flat layout of
+# docs/construction.md (neuron (i, k) at i*n + k), and reads out eps = U_t A - a_t,
+# overlap = U_t X - h_t, propagation = U_t (P - X), relu = eps - overlap - propagation for all
+# circuits at once.
 
 
 def _flat_index(net, layer: int) -> np.ndarray:

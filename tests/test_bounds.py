@@ -1,5 +1,5 @@
 """bounds/: every formula against a slow, obviously correct reference; the rigorous bounds on
-Hypothesis-generated networks (SPEC §4)."""
+Hypothesis-generated networks (docs/error-terms.md)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_corrected_coefficient_has_zero_mean_and_the_brute_force_square():
     S = 6
     p = o.mean()
     c = read_correction(S, p)
-    kappa = (1 / S + c) * o - c * S  # U_t E_u = kappa I, SPEC §2
+    kappa = (1 / S + c) * o - c * S  # U_t E_u = kappa I (docs/construction.md)
     m, m2 = refined.corrected_coefficient_moments(S, c, p)
     assert abs(kappa.mean()) < 1e-12 and abs(m) < 1e-12
     np.testing.assert_allclose(m2, (kappa**2).mean(), rtol=1e-10)
@@ -76,7 +76,8 @@ def test_corrected_coefficient_has_zero_mean_and_the_brute_force_square():
 
 @pytest.mark.nojit
 def test_leading_formulas_equal_their_layer_by_layer_statement():
-    # SPEC §4: L1 (z-1)(d/D)|a|^2; L2 2(z-1)(d/D)|a|^2 + zT(d/D)^2|wa|^2; L3 3(..) + 2 zT(..)
+    # docs/error-terms.md: L1 (z-1)(d/D)|a|^2; L2 2(z-1)(d/D)|a|^2 + zT(d/D)^2|wa|^2;
+    # L3 3(..) + 2 zT(..)
     z, T, D, d, a2, wa2 = 3, 500, 2000, 4, 0.7, 0.4
     x = d / D
     by_layer = [0.0, (z - 1) * x * a2, 2 * (z - 1) * x * a2 + z * T * x * x * wa2,
@@ -111,7 +112,7 @@ def test_circuit_moments_equal_explicit_loops():
 
 def _all_pairs_layer1(h1: np.ndarray, beta: np.ndarray, S: int, z: int, p: float
                       ) -> tuple[float, float]:
-    """SPEC §4 layer 1 by explicit loops over all pairs and triples of circuits."""
+    """Layer 1 of docs/error-terms.md by explicit loops over all pairs and triples of circuits."""
     T = h1.shape[0]
     relu = lambda x: np.maximum(x + beta, 0.0)  # noqa: E731
     delta = {(t, u): relu(h1[t] + h1[u]) - relu(h1[t])
@@ -188,7 +189,7 @@ def test_inverse_problem_is_tight_against_the_forward_formula(budget, D, d, z, L
 
 @pytest.mark.nojit
 def test_largest_T_scales_with_the_square_of_D():
-    # SPEC §5 prediction 1: at a fixed budget, largest T grows ~ D^2 (overlap part small)
+    # docs/capacity.md, prediction 1: at a fixed budget, largest T grows ~ D^2 (overlap part small)
     t1 = capacity.largest_T(0.05, 20000, 4, 2, 4)
     t2 = capacity.largest_T(0.05, 40000, 4, 2, 4)
     assert t2 / t1 == pytest.approx(4.0, rel=0.02)
@@ -286,8 +287,9 @@ def test_combinations_helper_is_consistent():
                                bias=st.sampled_from([-0.1, -0.15, -0.2, -0.3])),
        z=st.integers(1, 3))
 def test_a2_conditional_bound_holds_whenever_its_regime_is_predicted(cfg, z):
-    """SPEC §4: (z/S) max |h^l| bounds an inactive circuit's error while A2 holds; the regime is
-    decided from the prediction (no noise-only neuron switched on in the cavity Monte Carlo).
+    """docs/error-terms.md: (z/S) max |h^l| bounds an inactive circuit's error while A2 holds;
+    the regime is decided from the prediction (no noise-only neuron switched on in the cavity
+    Monte Carlo).
 
     Large S and a negative bias, so that A2 can hold while some signal survives (with these
     draws: ~half the layers in regime, a few with a nonzero error; outside the regime the bound

@@ -1,4 +1,4 @@
-"""The capacity inverse problem (SPEC §4 capacity) against measurement.
+"""The capacity inverse problem (docs/capacity.md) against measurement.
 
 The cavity inverse (``bounds.capacity.cavity_largest_T``) predicts the largest T whose layer-L
 active MSE stays within a budget from the small circuits and the pattern design only; here the

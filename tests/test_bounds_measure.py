@@ -1,5 +1,6 @@
-"""bounds/ against measurement (SPEC §4): every estimate inside its stated regime is within its
-tolerance, judged with 95% intervals of the measurement and of the prediction's Monte Carlo.
+"""bounds/ against measurement (docs/error-terms.md): every estimate inside its stated regime is
+within its tolerance, judged with 95% intervals of the measurement and of the prediction's Monte
+Carlo.
 
 Measurements use the numba engine (``kernel.forward``) for totals and ``kernel.decompose`` for the
 terms; predictions use only the small circuits and the realised design (``bounds.predict``).
@@ -112,8 +113,8 @@ def test_layer_one_refinements_against_a_large_batch(family, bias):
     assert lead.model == "leading"
     on = refined.on_weighted(lead.mse, float(mom.frac_on[1]))
     m, half = _measured(res, 1, "active", net.T)
-    # SPEC: "on-weighted, within about 30%"; measured ratios 1.17-1.24 (D = 4000, T = 3000): the
-    # rest is eps_relu of the shared neuron, which ``layer1-exact`` keeps
+    # stated accuracy: on-weighted, within about 30%; measured ratios 1.17-1.24 (D = 4000,
+    # T = 3000): the rest is eps_relu of the shared neuron, which ``layer1-exact`` keeps
     est = Estimate("on-weighted", on, {}, 0.0, 0.3, True, "layer 1")
     assert judge(est, m, half)[0] == "PASS", (on, m, half)
 

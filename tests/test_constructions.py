@@ -73,7 +73,8 @@ def test_dense_engine_equals_the_literal_forward_pass(params, z, seed):
 
 @given(small_nets(constructions=("ris-uncapped", "ris-split")))
 def test_with_c_zero_and_mean_weight_zero_ris_reduces_to_cis2(params):
-    """SPEC identity, at both levels: literal formulas and the package's construction data."""
+    """The reduction identity (docs/rotations.md), at both levels: literal formulas and the
+    package's construction data."""
     net = build_network(**{**params, "variant": "plain"})
     w, off, n, L, d = net.circuits.weights, net.offsets, net.n, net.L, net.d
     zero = np.zeros((L, d, d))

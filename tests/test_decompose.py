@@ -1,5 +1,6 @@
-"""SPEC §4: the measured decomposition eps = overlap + propagation + relu: the NumPy oracle against
-explicit matrices, the compiled pass against the NumPy oracle, and both against the engines."""
+"""docs/error-terms.md: the measured decomposition eps = overlap + propagation + relu: the NumPy
+oracle against explicit matrices, the compiled pass against the NumPy oracle, and both against the
+engines."""
 
 from __future__ import annotations
 

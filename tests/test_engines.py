@@ -1,4 +1,5 @@
-"""SPEC §3: the three engines agree with each other and with explicit matrices."""
+"""docs/construction.md (the large network): the three engines agree with each other and with
+explicit matrices."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2–3: embedding identities, neurons touched, the dense W^l, circuit families."""
+"""docs/construction.md: embedding identities, neurons touched, the dense W^l, circuit families."""
 
 from __future__ import annotations
 

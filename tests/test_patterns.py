@@ -1,4 +1,5 @@
-"""SPEC §2: the prime-step design, capacity, per-layer shuffle, inverse index, variants."""
+"""docs/construction.md: the prime-step design, capacity, per-layer shuffle, inverse index,
+variants."""
 
 from __future__ import annotations
 
