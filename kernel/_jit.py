@@ -30,13 +30,15 @@ least one nonzero neuron in the chunk; a skipped circuit would have gathered exa
 (ReLU outputs are +0.0 or positive), read 0, added +-0 to its scatter rows and 0 to the
 statistics, so skipping it changes no bit (the list is the union over the chunk's columns;
 any superset of a column's touched circuits gives that column the same numbers).
-``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The written-out twin
-for one sample with d = 4 performs the same operations in the same order as the generic pass.
+``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The twin for one
+sample with d = 4 (4-wide vector steps, ``kernel._simd``) performs the same operations in the same
+order as the generic pass, lane by lane.
 
 Vectorisation. numba turns LLVM's SLP vectoriser off (miscompilations), so only loops are
 vectorised: every column loop of the generic pass is a plain loop over a run-time range, which
 the loop vectoriser turns into SIMD code without reordering any column's additions. (An earlier
-pass written out 8 columns at a time for SLP ran as scalar code and was slower.)
+pass written out 8 columns at a time for SLP ran as scalar code and was slower.) One column has
+no column loop: the single-sample d = 4 pass spells its 4 lanes as explicit vector operations.
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
@@ -52,6 +54,7 @@ import numpy as np
 
 from kernel._jit_constructions import _add_extra_terms
 from kernel._numba import INLINE, JIT, PARALLEL, njit, prange, thread_id
+from kernel._simd import add4, add_into4, load4, matvec4, scale4, sub4
 
 #: the network's arrays (compute dtype where floating): offsets (L, T, S) int32, weights
 #: (L, T, d, d), bias (L, d), coef (1,) = 1/S + c, read_c (1,) = c of the corrected read-out,
@@ -359,19 +362,21 @@ def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
 
 @njit(**JIT)
 def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
-    """``_pass_generic`` for one column (C = 1) and d = 4, written out: a circuit's 4 neurons
-    at one offset are adjacent and held in registers, without the generic pass's length-1
-    column loops, and the statistics stay in registers (scalar code: numba does not vectorise
-    the 4 lanes). Same operations in the same order as the generic pass."""
+    """``_pass_generic`` for one column (C = 1) and d = 4, written out with 4-wide vector
+    operations (``kernel._simd``): a circuit's 4 neurons at one offset are adjacent, so each
+    gather, scatter and the 4x4 product is one vector step per offset, and the statistics stay in
+    registers. Per lane the same operations in the same order as the generic pass."""
     lw = layer + 1 if scatter else layer
     off_r = net.offsets[layer]
     off_w = net.offsets[lw]
     w = net.weights[lw]
+    w = w.reshape(w.size)
     coef = net.coef[0]
     read_c = net.read_c[0]
     S = off_r.shape[1]
     thr2 = bat.thr2[layer]
-    r, bs, flags = wk.r, wk.bs, wk.flags
+    r, flags = wk.r, wk.flags
+    bs = load4(wk.bs.reshape(4), 0)
     A = A2.reshape(A2.shape[0])
     An = An2.reshape(An2.shape[0])
     sq_tot = wk.sq[0]
@@ -379,40 +384,24 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
     nf = wk.nfalse[0]
     for a in range(m):
         t = circ[a]
-        base = off_r[t, 0] * 4
-        a0 = A[base]
-        a1 = A[base + 1]
-        a2 = A[base + 2]
-        a3 = A[base + 3]
+        x = load4(A, off_r[t, 0] * 4)
         for q in range(1, S):
-            base = off_r[t, q] * 4
-            a0 += A[base]
-            a1 += A[base + 1]
-            a2 += A[base + 2]
-            a3 += A[base + 3]
+            x = add4(x, load4(A, off_r[t, q] * 4))
         if read_c != 0.0:
-            a0 = coef * a0 - read_c * bs[0, 0]
-            a1 = coef * a1 - read_c * bs[1, 0]
-            a2 = coef * a2 - read_c * bs[2, 0]
-            a3 = coef * a3 - read_c * bs[3, 0]
+            x = sub4(scale4(x, coef), scale4(bs, read_c))
         else:
-            a0 = coef * a0
-            a1 = coef * a1
-            a2 = coef * a2
-            a3 = coef * a3
+            x = scale4(x, coef)
         f = flags[t]
         inactive = True
         if f != 0:
-            r[0, 0] = a0
-            r[1, 0] = a1
-            r[2, 0] = a2
-            r[3, 0] = a3
+            for i in range(4):
+                r[i, 0] = x[i]
             inactive = not _store_flagged(t, f, r, 0, s, layer, bat, out)
         if inactive:  # _add_stats, written out
-            v0 = np.float64(a0)
-            v1 = np.float64(a1)
-            v2 = np.float64(a2)
-            v3 = np.float64(a3)
+            v0 = np.float64(x[0])
+            v1 = np.float64(x[1])
+            v2 = np.float64(x[2])
+            v3 = np.float64(x[3])
             sq = 0.0
             sq += v0 * v0
             sq += v1 * v1
@@ -420,19 +409,11 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
             sq += v3 * v3
             mx = max(mx, abs(v0), abs(v1), abs(v2), abs(v3))
             sq_tot += sq
-            if sq > thr2:
-                nf += 1
+            nf += np.int64(sq > thr2)  # no branch: a false activation is a coin flip near thr
         if scatter:
-            y0 = w[t, 0, 0] * a0 + w[t, 0, 1] * a1 + w[t, 0, 2] * a2 + w[t, 0, 3] * a3
-            y1 = w[t, 1, 0] * a0 + w[t, 1, 1] * a1 + w[t, 1, 2] * a2 + w[t, 1, 3] * a3
-            y2 = w[t, 2, 0] * a0 + w[t, 2, 1] * a1 + w[t, 2, 2] * a2 + w[t, 2, 3] * a3
-            y3 = w[t, 3, 0] * a0 + w[t, 3, 1] * a1 + w[t, 3, 2] * a2 + w[t, 3, 3] * a3
+            y = matvec4(w, t * 16, x)
             for q in range(S):
-                base = off_w[t, q] * 4
-                An[base] += y0
-                An[base + 1] += y1
-                An[base + 2] += y2
-                An[base + 3] += y3
+                add_into4(An, off_w[t, q] * 4, y)
     wk.sq[0] = sq_tot
     wk.absmax[0] = mx
     wk.nfalse[0] = nf

@@ -39,6 +39,7 @@ import numpy as np
 from kernel._jit_constructions import _add_extra_terms
 from kernel._jit_constructions import _block_sums as _block_sums_cols
 from kernel._numba import JIT, PARALLEL, njit, prange
+from kernel._simd import add4, add_into4, load4, matvec4, scale4, store4, sub4
 
 
 @njit(**JIT)
@@ -60,23 +61,13 @@ def _propagate(P, off, w, R, d):
     receives its circuits in increasing t, as in the oracle's scatter."""
     P[:] = 0.0
     T, S = off.shape
-    if d == 4:  # written out: the 4 adjacent neurons of one offset in registers, no inner loops
+    if d == 4:  # 4-wide vector steps (kernel._simd), the same operations per lane
+        w_flat = w.reshape(w.size)
+        R_flat = R.reshape(R.size)
         for t in range(T):
-            r0 = R[t, 0]
-            r1 = R[t, 1]
-            r2 = R[t, 2]
-            r3 = R[t, 3]
-            wt = w[t]
-            y0 = wt[0, 0] * r0 + wt[0, 1] * r1 + wt[0, 2] * r2 + wt[0, 3] * r3
-            y1 = wt[1, 0] * r0 + wt[1, 1] * r1 + wt[1, 2] * r2 + wt[1, 3] * r3
-            y2 = wt[2, 0] * r0 + wt[2, 1] * r1 + wt[2, 2] * r2 + wt[2, 3] * r3
-            y3 = wt[3, 0] * r0 + wt[3, 1] * r1 + wt[3, 2] * r2 + wt[3, 3] * r3
+            y = matvec4(w_flat, t * 16, load4(R_flat, t * 4))
             for q in range(S):
-                base = off[t, q] * 4
-                P[base] += y0
-                P[base + 1] += y1
-                P[base + 2] += y2
-                P[base + 3] += y3
+                add_into4(P, off[t, q] * 4, y)
         return
     for t in range(T):
         for i in range(d):
@@ -91,35 +82,21 @@ def _propagate(P, off, w, R, d):
 def _read_all(A, Q, off, d, coef, read_c, bsA, bsQ, RA, RQ):
     """RA[t] = U_t A and RQ[t] = U_t Q for every circuit t (sums over q in increasing order)."""
     T, S = off.shape
-    if d == 4:  # written out, as in ``_propagate``
+    if d == 4:  # 4-wide vector steps, as in ``_propagate``
+        RA_flat = RA.reshape(RA.size)
+        RQ_flat = RQ.reshape(RQ.size)
+        cA = scale4(load4(bsA, 0), read_c)
+        cQ = scale4(load4(bsQ, 0), read_c)
         for t in range(T):
             base = off[t, 0] * 4
-            a0 = A[base]
-            a1 = A[base + 1]
-            a2 = A[base + 2]
-            a3 = A[base + 3]
-            q0 = Q[base]
-            q1 = Q[base + 1]
-            q2 = Q[base + 2]
-            q3 = Q[base + 3]
+            a = load4(A, base)
+            b = load4(Q, base)
             for q in range(1, S):
                 base = off[t, q] * 4
-                a0 += A[base]
-                a1 += A[base + 1]
-                a2 += A[base + 2]
-                a3 += A[base + 3]
-                q0 += Q[base]
-                q1 += Q[base + 1]
-                q2 += Q[base + 2]
-                q3 += Q[base + 3]
-            RA[t, 0] = coef * a0 - read_c * bsA[0]
-            RA[t, 1] = coef * a1 - read_c * bsA[1]
-            RA[t, 2] = coef * a2 - read_c * bsA[2]
-            RA[t, 3] = coef * a3 - read_c * bsA[3]
-            RQ[t, 0] = coef * q0 - read_c * bsQ[0]
-            RQ[t, 1] = coef * q1 - read_c * bsQ[1]
-            RQ[t, 2] = coef * q2 - read_c * bsQ[2]
-            RQ[t, 3] = coef * q3 - read_c * bsQ[3]
+                a = add4(a, load4(A, base))
+                b = add4(b, load4(Q, base))
+            store4(RA_flat, t * 4, sub4(scale4(a, coef), cA))
+            store4(RQ_flat, t * 4, sub4(scale4(b, coef), cQ))
         return
     for t in range(T):
         for i in range(d):

@@ -74,8 +74,7 @@ def assert_decompositions_equal(got, want) -> None:
         _assert_close(got.inactive_terms_sq[k], want.inactive_terms_sq[k], sq, f"inactive {k}")
 
 
-# every family, variant and width d (d = 4 has written-out loops, 2 and 6 take the generic ones)
-# every family, variant and width d (d = 4 has written-out loops, 2 and 6 take the generic ones);
+# every family, variant and width d (d = 4 runs 4-wide vector steps, 2 and 6 the generic loops);
 # the library's own strategy (properties.strategies), random designs up to T = 3n
 compiled_cases = cst.network_configs(
     families=("signed", "gaussian", "permutation"),

@@ -164,7 +164,7 @@ def test_float32_is_refused_by_the_dense_oracle():
 @pytest.mark.parametrize("variant", ["plain", "corrected"])
 @pytest.mark.parametrize("d", [4, 6])
 def test_single_sample_path_matches_the_oracle_and_the_chunked_path(variant, d, dtype):
-    # batches of <= 2 samples run one sample at a time (d = 4 has its own written-out kernel);
+    # batches of <= 2 samples run one sample at a time (d = 4 has its own 4-wide vector kernel);
     # every operation happens in the same order as in the chunked kernels: bit-identical
     net = build_network(D=d * 150, d=d, S=5, T=280, L=4, variant=variant, bias=-0.01, seed=3)
     big = sample_batch(net, 16, 3, seed=4)
@@ -213,7 +213,7 @@ def _rows(res, rows) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def mixed_density_net():
     # beta < 0 and T = 280 (T_max = 287): layer 1 sparse (z S d / D = 4%), later layers denser, so
-    # auto runs both passes; d = 4 (written-out single-sample pass) and d = 6 (generic)
+    # auto runs both passes; d = 4 (4-wide vector single-sample pass) and d = 6 (generic)
     return {
         d: build_network(D=d * 150, d=d, S=5, T=280, L=4, bias=-0.02, seed=11) for d in (4, 6)
     }
