@@ -277,13 +277,11 @@ def _add_stats_cols(r, thr2, sq1, sq_acc, mx_acc, nf_acc):
         for s in range(C):
             v = np.float64(r[i, s])
             sq1[s] += v * v
-            a = abs(v)
-            if a > mx_acc[s]:
-                mx_acc[s] = a
+            # stores without a condition: a conditional store in a SIMD loop is a masked store
+            mx_acc[s] = max(mx_acc[s], abs(v))
     for s in range(C):
         sq_acc[s] += sq1[s]
-        if sq1[s] > thr2:
-            nf_acc[s] += 1
+        nf_acc[s] += np.int64(sq1[s] > thr2)
 
 
 @njit(**JIT)
