@@ -34,11 +34,14 @@ any superset of a column's touched circuits gives that column the same numbers).
 sample with d = 4 (4-wide vector steps, ``kernel._simd``) performs the same operations in the same
 order as the generic pass, lane by lane.
 
-Vectorisation. numba turns LLVM's SLP vectoriser off (miscompilations), so only loops are
-vectorised: every column loop of the generic pass is a plain loop over a run-time range, which
-the loop vectoriser turns into SIMD code without reordering any column's additions. (An earlier
-pass written out 8 columns at a time for SLP ran as scalar code and was slower.) One column has
-no column loop: the single-sample d = 4 pass spells its 4 lanes as explicit vector operations.
+Vectorisation. numba turns LLVM's SLP vectoriser off (miscompilations), and its loop vectoriser
+keeps a loop's accumulators in memory, so the passes use explicit vector operations
+(``kernel._simd``): the generic pass takes the columns of a chunk by 512-bit vectors (8 float64
+or 16 float32 samples; the last C mod 8 / 16 columns one at a time), the single-sample d = 4 pass
+the 4 neurons of an offset; partial sums stay in registers and no column's additions are
+reordered. The inlined helpers get raw pointers, not arrays: numba reference-counts an array at
+every call of an inlined helper, and under perf those atomic counts were the pass's hottest
+instructions. Measurements against the earlier plain column loops: docs/performance.md.
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
@@ -54,7 +57,24 @@ import numpy as np
 
 from kernel._jit_constructions import _add_extra_terms
 from kernel._numba import INLINE, JIT, PARALLEL, njit, prange, thread_id
-from kernel._simd import add4, add_into4, load4, matvec4, scale4, sub4
+from kernel._simd import (
+    add_into,
+    count_above,
+    lane,
+    load1,
+    load4,
+    load8,
+    load16,
+    matvec4,
+    pointer,
+    store,
+    to_float64,
+    vadd,
+    vmax_abs,
+    vmul,
+    vscale,
+    vsub,
+)
 
 #: the network's arrays (compute dtype where floating): offsets (L, T, S) int32, weights
 #: (L, T, d, d), bias (L, d), coef (1,) = 1/S + c, read_c (1,) = c of the corrected read-out,
@@ -76,12 +96,11 @@ BatchArrays = namedtuple("BatchArrays", ["active", "x0", "thr2", "ro_ptr", "ro_s
 #: layers 0..L (layer 0: the embedded input A^0)
 Outputs = namedtuple("Outputs", ["active", "readout", "sq", "absmax", "false", "on"])
 #: per-worker buffers: A, An (D, C) layers; cnt (C,) nonzeros per column; bs (d, C) block sums;
-#: r (d, C) read-outs of one circuit; y (C,) one scattered row; mark (T,) bool and touched (T,)
+#: r (d, C) read-outs of one circuit; mark (T,) bool and touched (T,)
 #: int32 for the circuit list of a sparse column; flags (T,) uint8; sq, absmax (C,) float64 and
-#: nfalse (C,) int64 statistics of the current layer per column; sq1 (C,) float64 |r|^2 of one
-#: circuit per column
-Work = namedtuple("Work", ["A", "An", "cnt", "bs", "r", "y", "mark", "touched", "flags", "sq",
-                           "absmax", "nfalse", "rho", "ca", "sq1"])
+#: nfalse (C,) int64 statistics of the current layer per column; zeros (C,) float64 zeros
+Work = namedtuple("Work", ["A", "An", "cnt", "bs", "r", "mark", "touched", "flags", "sq",
+                           "absmax", "nfalse", "rho", "ca", "zeros"])
 
 # flag bits of a circuit inside a chunk
 _READOUT = 1  # its full read-out is requested
@@ -106,7 +125,6 @@ def _new_work(T, d, n, C, dtype_like, ro_ptr, ro_slot):
         np.zeros(C, dtype=np.int64),
         np.zeros((d, C), dtype=dt),
         np.zeros((d, C), dtype=dt),
-        np.zeros(C, dtype=dt),
         np.zeros(T, dtype=np.bool_),
         np.zeros(T, dtype=np.int32),
         flags,
@@ -228,25 +246,48 @@ def _touched_circuits(A, indptr, inv, mark, touched):
 
 
 @njit(**INLINE)
-def _gather(A, off_r, t, coef, read_c, bs, r):
-    """r[:, c] = U_t A[:, c] for every column c: the S neurons of each block summed in
-    pattern order, times 1/S + c, minus c times the block sums (corrected read-out)."""
-    S = off_r.shape[1]
-    d, C = r.shape
+def _load1(a, i):
+    return load1(a, i)
+
+
+@njit(**INLINE)
+def _load8(a, i):
+    return load8(a, i)
+
+
+@njit(**INLINE)
+def _load16(a, i):
+    return load16(a, i)
+
+
+@njit(**INLINE)
+def _read_block(load, A, r, bs, off, t, b, C, d, S, coef, read_c, record, thr2, zeros, sq_acc,
+                mx_acc, nf_acc):
+    """Read-out of circuit t for the columns of one vector starting at column b (its width is
+    that of ``load``: 8 or 1): r[i, b:] = U_t A[:, b:], the S neurons of each block summed in
+    pattern order, times 1/S + c, minus c times the block sums (corrected read-out). If
+    ``record`` (an unflagged circuit), it is added to the statistics of those columns: |r|^2 to
+    the sum (components in index order), the max abs component to the max, and one false
+    activation if |r|^2 > thr2. Array arguments are flat ``pointer``s (no reference counts)."""
+    sq = load(zeros, 0)
+    mx = load(mx_acc, b)
     for i in range(d):
-        row = off_r[t, 0] * d + i
-        for s in range(C):
-            r[i, s] = A[row, s]
+        x = load(A, (off[t * S] * d + i) * C + b)
         for q in range(1, S):
-            row = off_r[t, q] * d + i
-            for s in range(C):
-                r[i, s] += A[row, s]
+            x = vadd(x, load(A, (off[t * S + q] * d + i) * C + b))
         if read_c != 0.0:
-            for s in range(C):
-                r[i, s] = coef * r[i, s] - read_c * bs[i, s]
+            x = vsub(vscale(x, coef), vscale(load(bs, i * C + b), read_c))
         else:
-            for s in range(C):
-                r[i, s] = coef * r[i, s]
+            x = vscale(x, coef)
+        store(r, i * C + b, x)
+        if record:
+            v = to_float64(x)
+            sq = vadd(sq, vmul(v, v))
+            mx = vmax_abs(mx, v)
+    if record:
+        add_into(sq_acc, b, sq)
+        store(mx_acc, b, mx)
+        count_above(nf_acc, b, sq, thr2)
 
 
 @njit(**INLINE)
@@ -264,24 +305,6 @@ def _add_stats(r, col, thr2, sq_acc, mx_acc, nf_acc):
     sq_acc[col] += sq
     if sq > thr2:
         nf_acc[col] += 1
-
-
-@njit(**INLINE)
-def _add_stats_cols(r, thr2, sq1, sq_acc, mx_acc, nf_acc):
-    """``_add_stats`` for every column of an inactive circuit, the column loop innermost (SIMD
-    across columns); per column the same operations in the same order."""
-    C = r.shape[1]
-    for s in range(C):
-        sq1[s] = 0.0
-    for i in range(r.shape[0]):
-        for s in range(C):
-            v = np.float64(r[i, s])
-            sq1[s] += v * v
-            # stores without a condition: a conditional store in a SIMD loop is a masked store
-            mx_acc[s] = max(mx_acc[s], abs(v))
-    for s in range(C):
-        sq_acc[s] += sq1[s]
-        nf_acc[s] += np.int64(sq1[s] > thr2)
 
 
 @njit(**JIT)
@@ -312,50 +335,67 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
 
 
 @njit(**INLINE)
-def _scatter(An, off_w, w, t, r, y):
-    """An[:, c] += E_t w_t r[:, c] for every column c (d-sums in index order)."""
-    S = off_w.shape[1]
-    d, C = r.shape
+def _scatter_block(load, An, r, off, w, t, b, C, d, S):
+    """An[:, b:] += E_t w_t r[:, b:] for the columns of one vector starting at column b (width
+    of ``load``; d-sums in index order). Flat ``pointer``s; w[t, i, k] at (t d + i) d + k."""
     for i in range(d):
-        for s in range(C):
-            y[s] = w[t, i, 0] * r[0, s]
+        wi = (t * d + i) * d
+        y = vscale(load(r, b), w[wi])
         for k in range(1, d):
-            wik = w[t, i, k]
-            for s in range(C):
-                y[s] += wik * r[k, s]
+            y = vadd(y, vscale(load(r, k * C + b), w[wi + k]))
         for q in range(S):
-            row = off_w[t, q] * d + i
-            for s in range(C):
-                An[row, s] += y[s]
+            add_into(An, (off[t * S + q] * d + i) * C + b, y)
 
 
 @njit(**JIT)
-def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
+def _pass_generic(A2, An2, circ, m, s0, layer, scatter, net, bat, out, wk):
     """Stage 1 of a layer for circuits circ[:m] and all C columns: gather, record,
-    scatter (into the next layer's pre-activation, if ``scatter``)."""
-    # record fields are read once here: reading them in the circuit loop costs reference counts
+    scatter (into the next layer's pre-activation, if ``scatter``). Columns go by 512-bit vectors
+    (``kernel._simd``: 8 float64 or 16 float32 samples, partial sums in registers), the last
+    C mod 8 / 16 one by one; every column gets the same operations in the same order."""
+    # record fields are read once here (reading them in the circuit loop costs reference
+    # counts), and the helpers get raw pointers (arrays would be reference counted per call)
     lw = layer + 1 if scatter else layer
     off_r = net.offsets[layer]
-    off_w = net.offsets[lw]
-    w = net.weights[lw]
+    off_w = pointer(net.offsets[lw])
+    w = pointer(net.weights[lw])
     coef = net.coef[0]
     read_c = net.read_c[0]
     thr2 = bat.thr2[layer]
-    r, y, bs, flags = wk.r, wk.y, wk.bs, wk.flags
-    sq_acc, mx_acc, nf_acc, sq1 = wk.sq, wk.absmax, wk.nfalse, wk.sq1
-    C = r.shape[1]
+    flags = wk.flags
+    d, C = wk.r.shape
+    S = off_r.shape[1]
+    A, An, r, bs = pointer(A2), pointer(An2), pointer(wk.r), pointer(wk.bs)
+    zeros, sq_acc, mx_acc, nf_acc = (pointer(wk.zeros), pointer(wk.sq), pointer(wk.absmax),
+                                     pointer(wk.nfalse))
+    off = pointer(off_r)
+    lanes = 16 if wk.r.itemsize == 4 else 8  # 512 bits either way
+    full = C - C % lanes
     for a in range(m):
         t = circ[a]
-        _gather(A, off_r, t, coef, read_c, bs, r)
         f = flags[t]
-        if f == 0:
-            _add_stats_cols(r, thr2, sq1, sq_acc, mx_acc, nf_acc)
-        else:
+        for b in range(0, full, lanes):
+            if lanes == 16:
+                _read_block(_load16, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2,
+                            zeros, sq_acc, mx_acc, nf_acc)
+            else:
+                _read_block(_load8, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2,
+                            zeros, sq_acc, mx_acc, nf_acc)
+        for b in range(full, C):
+            _read_block(_load1, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2, zeros,
+                        sq_acc, mx_acc, nf_acc)
+        if f != 0:
             for s in range(C):
-                if not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
-                    _add_stats(r, s, thr2, sq_acc, mx_acc, nf_acc)
+                if not _store_flagged(t, f, wk.r, s, s0 + s, layer, bat, out):
+                    _add_stats(wk.r, s, thr2, wk.sq, wk.absmax, wk.nfalse)
         if scatter:
-            _scatter(An, off_w, w, t, r, y)
+            for b in range(0, full, lanes):
+                if lanes == 16:
+                    _scatter_block(_load16, An, r, off_w, w, t, b, C, d, S)
+                else:
+                    _scatter_block(_load8, An, r, off_w, w, t, b, C, d, S)
+            for b in range(full, C):
+                _scatter_block(_load1, An, r, off_w, w, t, b, C, d, S)
 
 
 @njit(**JIT)
@@ -367,16 +407,15 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
     lw = layer + 1 if scatter else layer
     off_r = net.offsets[layer]
     off_w = net.offsets[lw]
-    w = net.weights[lw]
-    w = w.reshape(w.size)
+    w = pointer(net.weights[lw])
     coef = net.coef[0]
     read_c = net.read_c[0]
     S = off_r.shape[1]
     thr2 = bat.thr2[layer]
     r, flags = wk.r, wk.flags
-    bs = load4(wk.bs.reshape(4), 0)
-    A = A2.reshape(A2.shape[0])
-    An = An2.reshape(An2.shape[0])
+    bs = load4(pointer(wk.bs), 0)
+    A = pointer(A2)
+    An = pointer(An2)
     sq_tot = wk.sq[0]
     mx = wk.absmax[0]
     nf = wk.nfalse[0]
@@ -384,22 +423,22 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
         t = circ[a]
         x = load4(A, off_r[t, 0] * 4)
         for q in range(1, S):
-            x = add4(x, load4(A, off_r[t, q] * 4))
+            x = vadd(x, load4(A, off_r[t, q] * 4))
         if read_c != 0.0:
-            x = sub4(scale4(x, coef), scale4(bs, read_c))
+            x = vsub(vscale(x, coef), vscale(bs, read_c))
         else:
-            x = scale4(x, coef)
+            x = vscale(x, coef)
         f = flags[t]
         inactive = True
         if f != 0:
-            for i in range(4):
-                r[i, 0] = x[i]
+            store(pointer(r), 0, x)
             inactive = not _store_flagged(t, f, r, 0, s, layer, bat, out)
         if inactive:  # _add_stats, written out
-            v0 = np.float64(x[0])
-            v1 = np.float64(x[1])
-            v2 = np.float64(x[2])
-            v3 = np.float64(x[3])
+            v = to_float64(x)
+            v0 = lane(v, 0)
+            v1 = lane(v, 1)
+            v2 = lane(v, 2)
+            v3 = lane(v, 3)
             sq = 0.0
             sq += v0 * v0
             sq += v1 * v1
@@ -411,7 +450,7 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
         if scatter:
             y = matvec4(w, t * 16, x)
             for q in range(S):
-                add_into4(An, off_w[t, q] * 4, y)
+                add_into(An, off_w[t, q] * 4, y)
     wk.sq[0] = sq_tot
     wk.absmax[0] = mx
     wk.nfalse[0] = nf

@@ -39,7 +39,7 @@ import numpy as np
 from kernel._jit_constructions import _add_extra_terms
 from kernel._jit_constructions import _block_sums as _block_sums_cols
 from kernel._numba import JIT, PARALLEL, njit, prange
-from kernel._simd import add4, add_into4, load4, matvec4, scale4, store4, sub4
+from kernel._simd import add_into, load4, matvec4, pointer, store, vadd, vscale, vsub
 
 
 @njit(**JIT)
@@ -62,12 +62,13 @@ def _propagate(P, off, w, R, d):
     P[:] = 0.0
     T, S = off.shape
     if d == 4:  # 4-wide vector steps (kernel._simd), the same operations per lane
-        w_flat = w.reshape(w.size)
-        R_flat = R.reshape(R.size)
+        w_flat = pointer(w)
+        R_flat = pointer(R)
+        P_flat = pointer(P)
         for t in range(T):
             y = matvec4(w_flat, t * 16, load4(R_flat, t * 4))
             for q in range(S):
-                add_into4(P, off[t, q] * 4, y)
+                add_into(P_flat, off[t, q] * 4, y)
         return
     for t in range(T):
         for i in range(d):
@@ -83,20 +84,22 @@ def _read_all(A, Q, off, d, coef, read_c, bsA, bsQ, RA, RQ):
     """RA[t] = U_t A and RQ[t] = U_t Q for every circuit t (sums over q in increasing order)."""
     T, S = off.shape
     if d == 4:  # 4-wide vector steps, as in ``_propagate``
-        RA_flat = RA.reshape(RA.size)
-        RQ_flat = RQ.reshape(RQ.size)
-        cA = scale4(load4(bsA, 0), read_c)
-        cQ = scale4(load4(bsQ, 0), read_c)
+        RA_flat = pointer(RA)
+        RQ_flat = pointer(RQ)
+        A_flat = pointer(A)
+        Q_flat = pointer(Q)
+        cA = vscale(load4(bsA, 0), read_c)
+        cQ = vscale(load4(bsQ, 0), read_c)
         for t in range(T):
             base = off[t, 0] * 4
-            a = load4(A, base)
-            b = load4(Q, base)
+            a = load4(A_flat, base)
+            b = load4(Q_flat, base)
             for q in range(1, S):
                 base = off[t, q] * 4
-                a = add4(a, load4(A, base))
-                b = add4(b, load4(Q, base))
-            store4(RA_flat, t * 4, sub4(scale4(a, coef), cA))
-            store4(RQ_flat, t * 4, sub4(scale4(b, coef), cQ))
+                a = vadd(a, load4(A_flat, base))
+                b = vadd(b, load4(Q_flat, base))
+            store(RA_flat, t * 4, vsub(vscale(a, coef), cA))
+            store(RQ_flat, t * 4, vsub(vscale(b, coef), cQ))
         return
     for t in range(T):
         for i in range(d):
