@@ -126,11 +126,10 @@ def _outputs(B: int, L: int, z: int, d: int, R: int) -> dict[str, np.ndarray]:
 #: compute dtypes of the numba engines; float32 halves memory traffic, see docs/performance.md
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
-#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype: the
-#: column loops are vectorised, so wider chunks pay until the chunk's two layers (2 * D * C
-#: values) leave the caches; chosen by the measurements in docs/performance.md. Results do not
-#: depend on it.
-CHUNK = {"float64": 32, "float32": 64}
+#: samples per chunk (columns of the (D, C) layer array) of the numba engines, per dtype: one
+#: 512-bit vector of samples, so that a chunk's two layers (2 * D * C values) stay in the
+#: caches; chosen by the measurements in docs/performance.md. Results do not depend on it.
+CHUNK = {"float64": 8, "float32": 16}
 
 #: ``auto``: the activation-sparse pass is used for a layer when the chunk's densest sample has
 #: fewer than this fraction of neurons on (calibrated in docs/performance.md). Results do not

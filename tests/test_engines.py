@@ -235,7 +235,14 @@ def test_numba_engines_are_bit_identical(d, variant, dtype):
 @pytest.mark.parametrize("engine", NUMBA_ENGINES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [4, 6])
-def test_a_sample_alone_equals_the_same_sample_in_any_batch(mixed_density_net, engine, dtype, d):
+@pytest.mark.parametrize("widths", ["default", "uneven"])
+def test_a_sample_alone_equals_the_same_sample_in_any_batch(monkeypatch, mixed_density_net,
+                                                            engine, dtype, d, widths):
+    from kernel import engines
+
+    if widths == "uneven":  # chunks of one full vector and 4 columns taken one at a time
+        monkeypatch.setitem(engines.CHUNK, "float64", 12)
+        monkeypatch.setitem(engines.CHUNK, "float32", 20)
     net = mixed_density_net[d]
     pool = sample_batch(net, 70, 3, seed=2)
     rng = np.random.default_rng(0)
@@ -247,7 +254,7 @@ def test_a_sample_alone_equals_the_same_sample_in_any_batch(mixed_density_net, e
 
     alone = {s: _rows(run(np.array([s])), 0) for s in probe}
     # batch sizes through every path: single-sample pass (<= 2), one chunk as wide as the batch
-    # (5, 8, 21), several chunks of 32 (float64: 40, 70) / 64 (float32: 70) with padded last
+    # (5; 8 in float32), several chunks (of 8 / 16 by default, 12 / 20 uneven) with padded last
     # chunks; the probe samples at different positions with different chunk-mates
     for size in (2, 5, 8, 21, 40, 70):
         for order in range(2):
