@@ -79,8 +79,8 @@ def work_model(
     (offsets read twice as int32: S*4*2, weights d*d*itemsize, flags 1) stream from memory once
     per chunk of ``chunk`` samples and layer; the layer arrays A^l and the next pre-activation
     (D * itemsize each, read and written) once per sample and layer. The gathers and scatters
-    themselves hit the caches (a chunk's layers, 2 * D * chunk * itemsize = 4 MB at D = 8000,
-    stay in L2 or L3) and are not counted as memory traffic.
+    themselves hit the caches (a chunk's layers, 2 * D * chunk * itemsize = 1 MB at D = 8000
+    with the default chunks, stay in L2) and are not counted as memory traffic.
 
     The same count is used for ``auto`` and ``sparse`` (they give identical numbers and skip
     circuits that read exactly 0), so their rates are factorised-equivalent rates; the

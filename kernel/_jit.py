@@ -12,9 +12,9 @@ the d neurons of one offset, which a circuit gathers and scatters together, are 
 
 A layer l = 1..L of a chunk is three stages:
   1. read-out pass over a list of circuits, in increasing circuit order: for each circuit t
-     gather r_t = U_t^l A^l (``_gather``), add it to the statistics or store it
-     (``_add_stats``, ``_store_flagged``), and scatter E_t w_t^{l+1} r_t into the
-     *pre-activation* of layer l+1 (``_scatter``);
+     gather r_t = U_t^l A^l and add it to the statistics (``_read_block``) or store it
+     (``_store_flagged``, ``_add_stats``), and scatter E_t w_t^{l+1} r_t into the
+     *pre-activation* of layer l+1 (``_scatter_block``);
   2. the construction's terms that are not circuit-by-circuit (``kernel.constructions``:
      per-offset, rank-one and sparse; ``kernel._jit_constructions._add_extra_terms``), column
      by column in a fixed order, so they keep every guarantee below;
@@ -312,11 +312,10 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
     """Read-out r[:, col] of a flagged circuit t for sample s, stored where requested (full
     read-out; active read-out if t is active in s). Returns whether t is active in s.
 
-    The passes record a circuit's read-out as
-        ``if flag == 0: _add_stats_cols(...)  else: per column, if not _store_flagged(...):
-        _add_stats(...)``
-    written out in each pass: wrapped in one inlined helper, the records' reference counting
-    entered the common (unflagged) path and made the passes 10x slower (measured)."""
+    The passes record an unflagged circuit's read-out in ``_read_block`` (or in registers) and
+    a flagged one as ``per column, if not _store_flagged(...): _add_stats(...)``, written out in
+    each pass: wrapped in one inlined helper, the records' reference counting entered the
+    common (unflagged) path and made the passes 10x slower (measured)."""
     d = r.shape[0]
     if s >= bat.active.shape[0]:  # padding column of a last chunk
         return False
