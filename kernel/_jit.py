@@ -264,7 +264,7 @@ def _load16(a, i):
 def _read_block(load, A, r, bs, off, t, b, C, d, S, coef, read_c, record, thr2, zeros, sq_acc,
                 mx_acc, nf_acc):
     """Read-out of circuit t for the columns of one vector starting at column b (its width is
-    that of ``load``: 8 or 1): r[i, b:] = U_t A[:, b:], the S neurons of each block summed in
+    that of ``load``: 16, 8 or 1): r[i, b:] = U_t A[:, b:], the S neurons of each block summed in
     pattern order, times 1/S + c, minus c times the block sums (corrected read-out). If
     ``record`` (an unflagged circuit), it is added to the statistics of those columns: |r|^2 to
     the sum (components in index order), the max abs component to the max, and one false
