@@ -40,8 +40,8 @@ keeps a loop's accumulators in memory, so the passes use explicit vector operati
 or 16 float32 samples; the last C mod 8 / 16 columns one at a time), the single-sample d = 4 pass
 the 4 neurons of an offset; partial sums stay in registers and no column's additions are
 reordered. The inlined helpers get raw pointers, not arrays: numba reference-counts an array at
-every call of an inlined helper, and under perf those atomic counts were the pass's hottest
-instructions. Measurements against the earlier plain column loops: docs/performance.md.
+every call of an inlined helper, and those atomic counts took most of the pass's time (perf;
+see docs/performance.md, also for measurements against the earlier plain column loops).
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
