@@ -37,6 +37,8 @@ def pointer(a):
     """The elements of a C-contiguous array in flat order: compiled, a raw pointer to its data
     (held in a register, without the reference counting an array costs at every call of an
     inlined helper); not compiled, a flat view. Valid while ``a`` is alive."""
+    if not a.flags.c_contiguous:  # reshape would copy, and writes would be lost
+        raise TypeError("pointer needs a C-contiguous array (compiled code refuses others too)")
     return a.reshape(-1)
 
 

@@ -62,6 +62,9 @@ def _quad_ops(a, w, c, out, wide):
     store(wide, 48, vadd(load1(wide, 3), load1(wide, 4)))
 
 
+_quad_ops_jit = njit(_quad_ops)
+
+
 @needs_jit
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("through", ["arrays", "pointers"])
@@ -87,9 +90,6 @@ def test_compiled_operations_equal_the_python_definitions_bit_for_bit(dtype, thr
         np.testing.assert_array_equal(wide.view(np.uint8), want_wide.view(np.uint8))
 
 
-_quad_ops_jit = njit(_quad_ops)
-
-
 def _statistics(x, m, n, thr):
     v = to_float64(load8(x, 0))
     store(m, 0, vmax_abs(load8(m, 0), v))
@@ -97,10 +97,20 @@ def _statistics(x, m, n, thr):
     return lane(v, 7)
 
 
+_statistics_jit = njit(_statistics)
+
+
 @needs_jit
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_statistics_operations_equal_the_python_definitions(dtype):
-    compiled = njit(_statistics)
+@pytest.mark.parametrize("through", ["arrays", "pointers"])
+def test_statistics_operations_equal_the_python_definitions(dtype, through):
+    if through == "arrays":
+        compiled = njit(_statistics)
+    else:
+        @njit
+        def compiled(x, m, n, thr):
+            return _statistics_jit(pointer(x), pointer(m), pointer(n), thr)
+
     for seed in range(10):
         x = _data(dtype, 8, seed)
         m = np.abs(_data(np.float64, 8, seed + 50))
@@ -145,3 +155,5 @@ def test_python_operations_keep_the_dtype(dtype):
     store(out, 1, x)
     np.testing.assert_array_equal(out[1:5], np.array(x, dtype=dtype))
     assert out[0] == 0.0 and out[5] == x[3]  # untouched by store
+    with pytest.raises(TypeError, match="C-contiguous"):
+        pointer(a[::2])
