@@ -80,8 +80,9 @@ def test_npz_holds_the_same_data_as_parquet(net, tmp_path):
     manifest = write_dataset(net, tmp_path / "n", fmt="npz", **kw)
     df, _ = read_parquet(tmp_path / "p")
     shards = [np.load(tmp_path / "n" / s["file"]) for s in manifest["shards"]]
-    assert list(manifest["columns"]) == ["sample", "active", "inputs", "a_l1", "readout_l1",
-                                         "a_l3", "readout_l3"]
+    assert list(manifest["columns"]) == ["sample", "active", "inputs", "n_active", "active_mask",
+                                         "x_index", "x_value", "a_l1", "readout_l1", "a_l3",
+                                         "readout_l3"]
     for name in manifest["columns"]:
         from_npz = np.concatenate([s[name] for s in shards])
         np.testing.assert_array_equal(from_npz, column(df, manifest, name))
@@ -121,7 +122,9 @@ def test_size_limit_refuses_with_the_estimate(net, tmp_path):
         int(np.prod(c["shape"], dtype=np.int64)) * np.dtype(c["dtype"]).itemsize
         for c in manifest["columns"].values()
     )
-    assert per_sample == 8 * (1 + 2 + 2 * 4 + 3 * (2 * 2 * 4 + 120))  # the estimate's own terms
+    # the estimate's own terms: sample, active, inputs, n_active, x_index, x_value, A^0, then
+    # per layer a, readout, A^l; and the mask of T = 30 booleans
+    assert per_sample == 8 * (1 + 2 + 2 * 4 + 1 + 8 + 8 + 120 + 3 * (2 * 2 * 4 + 120)) + 30
 
 
 def test_dense_matrices_of_activations_count_against_the_limit(net, tmp_path):
@@ -137,7 +140,7 @@ def test_default_shards_respect_the_sample_and_byte_caps(net, tmp_path, monkeypa
 
     monkeypatch.setattr(ds, "SHARD_SAMPLES", 7)
     assert write_dataset(net, tmp_path / "a", samples=20)["shard_size"] == 7
-    per_sample = 8 * (1 + 2 + 2 * 4 + 3 * 2 * 2 * 4)
+    per_sample = 8 * (1 + 2 + 2 * 4 + 1 + 8 + 8 + 3 * 2 * 2 * 4) + 30
     monkeypatch.setattr(ds, "SHARD_BYTES", 5 * per_sample + 1)
     manifest = write_dataset(net, tmp_path / "b", samples=20)
     assert manifest["shard_size"] == 5 and len(manifest["shards"]) == 4
@@ -160,8 +163,8 @@ def test_cli_dataset_writes_shards(net, tmp_path):
     assert res.returncode == 0, res.stderr
     df, manifest = read_parquet(tmp_path / "ds")
     assert len(df) == 50 and len(manifest["shards"]) == 3
-    assert set(df.columns) == {"sample", "active", "inputs", "a_l2", "readout_l2",
-                               "inactive_readout_l2"}
+    assert set(df.columns) == {"sample", "active", "inputs", "n_active", "active_mask",
+                               "x_index", "x_value", "a_l2", "readout_l2", "inactive_readout_l2"}
 
 
 @pytest.mark.parametrize(
