@@ -419,7 +419,7 @@ def _register_optional_commands() -> None:
     """Sub-commands that live in their own module ``cis/<name>.py`` (a click command ``<name>``)."""
     import importlib
 
-    for name in ("check", "verify", "bench", "export", "dataset", "sweep", "plot"):
+    for name in ("check", "verify", "bench", "export", "dataset", "sweep", "plot", "score"):
         try:
             module = importlib.import_module(f"cis.{name}")
         except ModuleNotFoundError as exc:

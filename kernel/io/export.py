@@ -29,7 +29,17 @@ from typing import Any
 import numpy as np
 
 from kernel import truth, validate
-from kernel.io.netfile import encode_safetensors, network_arrays, package_version, safe_write
+from kernel.io.netfile import (
+    NetworkFileError,
+    encode_safetensors,
+    load_network,
+    network_arrays,
+    network_from_arrays,
+    package_version,
+    read_file,
+    safe_write,
+    safetensors_numpy,
+)
 from kernel.network import Network
 
 #: default size limit of a dense export (bytes); larger ones need ``force``
@@ -206,3 +216,55 @@ def to_torch(net: Network, dtype: str = "float64") -> Any:
     model.load_state_dict({k: torch.from_numpy(np.asarray(v, order="C")).to(tdtype)
                            for k, v in arrays.items() if k.startswith(("net.", "readout."))})
     return model
+
+
+def read_export(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and metadata of a file of arrays (an export, a candidates file): npz (metadata
+    in its ``metadata`` member, if any) or safetensors (header metadata). NetworkFileError (one
+    line naming the file) if it cannot be read."""
+    path = Path(path)
+    raw = read_file(path)
+    try:
+        if raw[:2] == b"PK":  # a zip archive: npz
+            import io
+
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays.pop("metadata"))) if "metadata" in arrays else {}
+            return arrays, {str(k): str(v) for k, v in meta.items()}
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as fh:
+            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+    except ModuleNotFoundError:
+        safetensors_numpy()  # raises the one-line error naming the io extra
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse failure is an unreadable file
+        raise NetworkFileError(f"{path}: not an npz or safetensors file of arrays ({exc})"
+                               ) from None
+
+
+def network_of_export(path: str | os.PathLike[str]) -> Network:
+    """The Network of an export file (either layout), with the loader's checks. A dense export
+    holds no pattern design: the layer-1 patterns stand in for it (the design only orders the
+    patterns; the forward pass never reads it)."""
+    path = Path(path)
+    arrays, meta = read_export(path)
+    if meta.get("format") != FORMAT:
+        raise NetworkFileError(f"{path}: not a cis network file or export (no {FORMAT!r} marker)")
+    if meta.get("layout") == "dense" and "truth.neurons" in arrays:
+        neurons = np.asarray(arrays["truth.neurons"])
+        offsets = neurons[:, :, 0, :].astype(np.int32)  # small neuron 0: flat index = offset
+        arrays = {**arrays, "patterns.offsets": offsets, "patterns.design": offsets[0],
+                  "readout.c": np.array(float(meta.get("read_c", "nan")))}
+    return network_from_arrays(path, meta, arrays)
+
+
+def load_any_network(path: str | os.PathLike[str]) -> Network:
+    """A network from a network file (``save_network``) or an export (``export_network``)."""
+    try:
+        return load_network(path)
+    except NetworkFileError as exc:
+        if "not a cis network file" not in str(exc):
+            raise
+    return network_of_export(path)

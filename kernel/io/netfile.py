@@ -333,7 +333,8 @@ def _circuits(path: Path, arrays: dict[str, np.ndarray], shape: tuple[int, int, 
     return Circuits(checked.weights, checked.bias, checked.inputs, family)
 
 
-def _network(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]) -> Network:
+def network_from_arrays(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]
+                        ) -> Network:
     """Rebuild the Network from checked arrays (the inverse index is derived from the patterns).
 
     A file whose hash matches is still checked as the builder checks its arguments, so a file
@@ -376,7 +377,7 @@ def read_network(path: str | os.PathLike[str]) -> tuple[Network, dict[str, str]]
         arrays = reader.load(raw)
     except Exception as exc:  # the hash matched, so this is a file we did not write
         raise NetworkFileError(f"{path}: unreadable tensors ({exc})") from None
-    return _network(path, meta, arrays), dict(meta)
+    return network_from_arrays(path, meta, arrays), dict(meta)
 
 
 def load_network(path: str | os.PathLike[str]) -> Network:
