@@ -33,7 +33,8 @@ from kernel.io.dataset import read_dataset, write_dataset  # noqa: E402
 
 LOADS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 FIELDS = ["sparsity", "load", "T", "T_max", "D", "S", "L", "layer", "samples", "atoms", "seed",
-          "mmcs", "recall_cos", "matched", "chance_mmcs", "mean_active", "frac_on"]
+          "mmcs", "recall_cos", "matched", "chance_mmcs", "mean_active", "frac_on",
+          "net_rel_error"]
 
 
 def learn(X: np.ndarray, atoms: int, alpha: float, seed: int) -> np.ndarray:
@@ -62,10 +63,11 @@ def run_point(D: int, S: int, L: int, load: float, sparsity: str, samples: int, 
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(net, Path(tmp) / "ds", samples=samples, inputs="random", activations=True,
                       layers=",".join(map(str, layers)), fmt="npz", seed=seed, **kw)
-        cols = ["n_active"] + [f"A_l{layer}" for layer in layers]
+        cols = ["n_active"] + [f"{c}_l{layer}" for layer in layers for c in ("A", "a", "readout")]
         arrays, _ = read_dataset(Path(tmp) / "ds", cols)
     rows = []
     for layer in layers:
+        a, readout = arrays[f"a_l{layer}"], arrays[f"readout_l{layer}"]
         X = arrays[f"A_l{layer}"]
         X = X[np.abs(X).sum(1) > 0]  # samples with no active circuit carry nothing to learn
         atoms = learn(X, T * d, alpha, seed)
@@ -77,9 +79,13 @@ def run_point(D: int, S: int, L: int, load: float, sparsity: str, samples: int, 
             "matched": s.values["matched@0.9"], "chance_mmcs": s.chance["mmcs"],
             "mean_active": float(arrays["n_active"].mean()),
             "frac_on": float((arrays[f"A_l{layer}"] > 0).mean()),
+            # the network's own accuracy: mean |read-out - a|^2 / mean |a|^2 (active circuits;
+            # padding is 0 in both)
+            "net_rel_error": float(((readout - a) ** 2).sum() / max((a**2).sum(), 1e-300)),
         })
         print(f"{sparsity:>6} load {load:4.2f} T {T:4d} layer {layer}: mmcs {rows[-1]['mmcs']:.3f}"
-              f" recall {rows[-1]['recall_cos']:.3f} (chance mmcs {rows[-1]['chance_mmcs']:.3f})",
+              f" recall {rows[-1]['recall_cos']:.3f} (chance mmcs {rows[-1]['chance_mmcs']:.3f});"
+              f" network error {rows[-1]['net_rel_error']:.3f}",
               flush=True)
     return rows
 

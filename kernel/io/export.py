@@ -125,8 +125,8 @@ def component_arrays(net: Network) -> dict[str, np.ndarray]:
     return out
 
 
-def dense_arrays(net: Network) -> dict[str, np.ndarray]:
-    """The dense layout (see the module docstring), by key."""
+def model_arrays(net: Network) -> dict[str, np.ndarray]:
+    """The feed-forward model of the dense layout: ``net.*`` and ``readout.*``."""
     out = {"net.0.weight": input_embedding(net)}
     bias = np.repeat(net.circuits.bias, net.n, axis=1)  # (L, D): B^l = b^l kron 1_n
     for layer in range(1, net.L + 1):
@@ -134,7 +134,12 @@ def dense_arrays(net: Network) -> dict[str, np.ndarray]:
         out[f"net.{2 * layer - 1}.bias"] = bias[layer - 1].copy()
     for layer in range(1, net.L + 1):
         out[f"readout.{layer - 1}.weight"] = readout_matrix(net, layer)
-    return {**out, **component_arrays(net), **_truth(net)}
+    return out
+
+
+def dense_arrays(net: Network) -> dict[str, np.ndarray]:
+    """The dense layout (see the module docstring), by key."""
+    return {**model_arrays(net), **component_arrays(net), **_truth(net)}
 
 
 def factorised_arrays(net: Network) -> dict[str, np.ndarray]:
@@ -212,9 +217,8 @@ def to_torch(net: Network, dtype: str = "float64") -> Any:
         raise validate.ConfigError("to_torch needs PyTorch: pip install torch") from None
     tdtype = getattr(torch, dtype)
     model = CiSModel(net.D, net.T * net.d, net.L).to(tdtype)  # before loading: no float32 trip
-    arrays = dense_arrays(net)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v, order="C")).to(tdtype)
-                           for k, v in arrays.items() if k.startswith(("net.", "readout."))})
+                           for k, v in model_arrays(net).items()})
     return model
 
 
@@ -239,7 +243,7 @@ def read_export(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
     except ModuleNotFoundError:
         safetensors_numpy()  # raises the one-line error naming the io extra
         raise
-    except Exception as exc:  # noqa: BLE001 - any parse failure is an unreadable file
+    except Exception as exc:  # any parse failure: not a file of arrays
         raise NetworkFileError(f"{path}: not an npz or safetensors file of arrays ({exc})"
                                ) from None
 
