@@ -344,3 +344,14 @@ def test_torch_dataset(net, tmp_path):
         item["n_active"])
     loader = torch.utils.data.DataLoader(ds, batch_size=8)
     assert next(iter(loader))["A_l2"].shape == (8, net.D)
+
+
+def test_the_python_example_of_the_docs_runs(tmp_path, monkeypatch):
+    from tests.test_export import doc_block
+
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(doc_block("dataset-python"), ns)
+    arrays, manifest = ns["arrays"], ns["manifest"]
+    assert manifest["activity"] == {"kind": "bernoulli", "value": 0.01}
+    assert arrays["A_l0"].shape == (2000, 400) and arrays["active_mask"].shape == (2000, 80)

@@ -53,9 +53,10 @@ def stacked_inputs(T: int, d: int, active: np.ndarray, inputs: np.ndarray) -> np
     return x.reshape(active.shape[0], T * d)
 
 
-def doc_block(marker: str) -> str:
-    """The python block of docs/io.md after ``<!-- marker -->``: the tests run what users read."""
-    text = (Path(__file__).parents[1] / "docs" / "io.md").read_text()
+def doc_block(marker: str, page: str = "io.md") -> str:
+    """The python block of docs/``page`` after ``<!-- marker -->``: the tests run what users
+    read."""
+    text = (Path(__file__).parents[1] / "docs" / page).read_text()
     start = text.index(f"<!-- {marker} -->")
     return text[start:].split("```python\n", 1)[1].split("```", 1)[0]
 

@@ -141,3 +141,11 @@ def test_cli_score_bad_input_exits_2_with_one_line(net, tmp_path, args, expected
     res = run_cli("score", *[a.format(**fill) for a in args])
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
+
+
+def test_the_python_example_of_the_docs_runs(capsys):
+    from tests.test_export import doc_block
+
+    exec(doc_block("scoring-python", page="scoring.md"), {})
+    out = capsys.readouterr().out
+    assert out.count("quality_mean") == 2 and "(chance" in out
