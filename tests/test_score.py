@@ -149,3 +149,41 @@ def test_the_python_example_of_the_docs_runs(capsys):
     exec(doc_block("scoring-python", page="scoring.md"), {})
     out = capsys.readouterr().out
     assert out.count("quality_mean") == 2 and "(chance" in out
+
+
+def test_candidates_files_and_networks_from_exports(net, tmp_path):
+    """In process (the CLI tests run in a subprocess): an export is a network and a candidates
+    file; bad files are one line naming the key."""
+    from kernel.io.candidates import layer_module, module_layer, read_candidates
+    from kernel.io.export import load_any_network, network_of_export
+    from tests.test_io import assert_same_network
+
+    dense = export_network(net, tmp_path / "d.safetensors", dense=True)
+    fact = export_network(net, tmp_path / "f.npz", fmt="npz")
+    for path in (dense, fact):
+        back = load_any_network(path)
+        assert back.config == net.config
+        np.testing.assert_array_equal(back.offsets, net.offsets)
+    assert_same_network(net, load_any_network(fact))
+    comps, dicts = read_candidates(dense, net)
+    assert sorted(comps) == [1, 2, 3] and not dicts
+    np.testing.assert_array_equal(comps[2].labels, np.repeat(np.arange(net.T), net.d))
+    assert [module_layer(layer_module(layer)) for layer in (1, 2, 3)] == [1, 2, 3]
+    bad = {"one": {"components.net.2.V": np.ones((3, 2))},
+           "two": {"components.net.3.V": np.ones((3, 2))},
+           "three": {"dictionary.l9": np.ones((3, 2))},
+           "four": {"other": np.ones(2)}}
+    words = {"one": "not a decomposed module", "two": "no matching components.net.3.U",
+             "three": "dictionary.l9 layer=9 must be <= 3", "four": "no candidates"}
+    for name, arrays in bad.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        with pytest.raises(ConfigError, match=words[name]):
+            read_candidates(tmp_path / f"{name}.npz", net)
+    np.savez(tmp_path / "plain.npz", x=np.ones(2))
+    with pytest.raises(ConfigError, match="no 'cis-export' marker"):
+        network_of_export(tmp_path / "plain.npz")
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_candidates(tmp_path, net)  # a directory
+    (tmp_path / "text").write_text("hello")
+    with pytest.raises(ConfigError, match="not an npz or safetensors file"):
+        read_candidates(tmp_path / "text", net)
