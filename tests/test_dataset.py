@@ -355,3 +355,16 @@ def test_the_python_example_of_the_docs_runs(tmp_path, monkeypatch):
     arrays, manifest = ns["arrays"], ns["manifest"]
     assert manifest["activity"] == {"kind": "bernoulli", "value": 0.01}
     assert arrays["A_l0"].shape == (2000, 400) and arrays["active_mask"].shape == (2000, 80)
+
+
+def test_fixed_z_with_default_inputs_draws_as_sample_batch(net, tmp_path):
+    """Datasets written before variable sparsity existed are reproduced by the same seed."""
+    from kernel import sample_batch
+    from kernel.io.dataset import _shard_seed
+
+    m = write_dataset(net, tmp_path / "f", samples=30, z=3, seed=7, shard_size=30, fmt="npz")
+    arrays, _ = read_dataset(tmp_path / "f")
+    batch = sample_batch(net, 30, 3, seed=_shard_seed(7, 0))
+    np.testing.assert_array_equal(arrays["active"], batch.active)
+    np.testing.assert_array_equal(arrays["inputs"], batch.inputs)
+    assert m["z"] == 3 and m["max_active"] == 3
