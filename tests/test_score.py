@@ -68,6 +68,8 @@ def test_random_and_shuffled_candidates_score_at_chance(net):
         rand = sc.score_components(net, layer, sc.random_components(net, layer, oracle, seed=3))
         assert rand.values["quality_mean"] < 0.01 and rand.values["recall@0.5"] == 0
         assert rand.values["precision"] < 0.01
+        # |R - W|^2 = |R|^2 + |W|^2 for R uncorrelated with W, and |R| = |W| here
+        assert rand.values["faithfulness_error"] == pytest.approx(np.sqrt(2), abs=0.1)
         for key in ("quality_mean", "precision"):  # the stated chance is this very baseline
             assert rand.values[key] == pytest.approx(rand.chance[key], abs=0.01)
         shuf = sc.score_components(net, layer, sc.shuffled_labels(oracle, seed=3))
