@@ -260,32 +260,31 @@ def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
         report.table(
             f"bench: seconds (median of {out['config']['reps']})",
             ["what", "seconds"],
-            [[k, f"{v:.5f}"] for k, v in secs.items()],
+            [[k, v] for k, v in secs.items()],
         ),
         report.table(
             f"achieved rates (triad bandwidth {out['triad']['GB_per_s']:.1f} GB/s)",
             ["what", "seconds", "GFLOP/s", "GB/s", "of triad"],
             [
-                [k, f"{v['seconds']:.5f}", f"{v['GFLOP_per_s']:.2f}", f"{v['GB_per_s']:.2f}",
-                 f"{v['fraction_of_triad']:.3f}"]
+                [k, v["seconds"], v["GFLOP_per_s"], v["GB_per_s"], v["fraction_of_triad"]]
                 for k, v in out["rates"].items()
             ],
         ),
         report.table(
             "ratios (baseline / ours)",
             ["ratio", "x"],
-            [[k, f"{v:.1f}"] for k, v in out["ratios"].items()],
+            [[k, v] for k, v in out["ratios"].items()],
         ),
         report.table(
             "frac_on per layer",
             ["layer", "frac_on"],
-            [[i, f"{v:.4f}"] for i, v in enumerate(out["frac_on"])],
+            [[i, v] for i, v in enumerate(out["frac_on"])],
         ),
         report.table(
             "memory and float32",
             ["what", "value"],
-            [[k, f"{v:.1f}"] for k, v in out["peak_rss_MiB"].items()]
-            + [[k, f"{v:.2e}"] for k, v in out["float32_error"].items()]
+            [[k, v] for k, v in out["peak_rss_MiB"].items()]
+            + [[k, v] for k, v in out["float32_error"].items()]
             + [[k, str(v)] for k, v in out["dense"].items()],
         ),
     ]

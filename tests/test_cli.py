@@ -286,9 +286,9 @@ def test_mean_square_confidence_interval_is_clipped_at_zero_in_tables():
         "layers": [{"layer": 1, "frac_on": 0.5, "false_activation_rate": 0.0, "inactive": None,
                     "active": {"mse": 0.01, "mse_ci": [-0.02, 0.04], "max_abs": 0.3}}],
     }
-    rows = report.run_tables(result)[0].columns
-    assert list(rows[3].cells) == ["0"]  # ci lo: -0.02 clipped
-    assert list(rows[4].cells) == ["0.04"]
+    sheet = report.run_tables(result)[0]
+    assert sheet.cells("ci lo") == ["0"]  # ci lo: -0.02 clipped
+    assert sheet.cells("ci hi") == ["0.04"]
     assert report.mean_square_ci_low(float("nan")) != report.mean_square_ci_low(float("nan"))
 
 
