@@ -15,7 +15,7 @@ import click
 
 from cis import report
 from cis.cli import _guard, network_file_options, network_options
-from cis.compare import compare
+from cis.compare import MIN_SAMPLES, compare
 from cis.paths import writable_figure_path
 from kernel import limits
 
@@ -98,7 +98,8 @@ def check_tables(out: dict[str, Any], terms: bool = False) -> list[Any]:
 @network_options
 @network_file_options
 @click.option("--samples", type=int, default=40000, show_default=True,
-              help="Monte Carlo trajectories of the cavity prediction (small circuits only)")
+              help=f"Monte Carlo trajectories of the cavity prediction, per replica "
+                   f"(>= {MIN_SAMPLES}; 3 replicas: their spread is the prediction's error)")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="also write a PNG of predicted vs measured MSE per layer (needs matplotlib)")
 @click.option("--assumptions", "show_assumptions", is_flag=True,
@@ -112,7 +113,7 @@ def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: 
     """Predicted vs measured error per layer, class and term; PASS/FAIL/flags."""
     from kernel.validate import integer
 
-    samples = integer("samples", samples, low=100)
+    samples = integer("samples", samples, low=MIN_SAMPLES)
     if show_terms and as_json:
         raise click.UsageError("--terms is for the tables; --json always has the terms")
     if plot_path is not None:  # refuse a figure that cannot be written before computing it

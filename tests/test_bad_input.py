@@ -133,7 +133,10 @@ CLI = [
     ("capacity-huge-samples",
      ["capacity", "--budget", "0.05", "--D", "4000", "--samples", "1000000000"],
      "samples=1000000000"),
-    ("check-samples-few", ["check", "--samples", "5"], "samples=5 must be >= 100"),
+    ("check-samples-few", ["check", "--samples", "5"], "samples=5 must be >= 1000"),
+    # issue 18: below 1000 trajectories the cavity is biased and a correct model FAILed
+    ("check-samples-100", ["check", "--samples", "100"], "samples=100 must be >= 1000"),
+    ("check-samples-200", ["check", "--samples", "200"], "samples=200 must be >= 1000"),
     ("check-huge-samples", ["check", "--samples", "10000000000"], "samples=10000000000"),
     ("check-plot-empty", ["check", "--plot", ""], "--plot='' is empty"),
     ("check-plot-format", ["check", "--plot", "errors.docx"], "extension 'docx'"),
