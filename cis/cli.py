@@ -132,7 +132,8 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             default=0.1,
             show_default=True,
-            help="false activation: |read-out| above this fraction of the mean active norm",
+            help="false activation: |read-out| above this fraction of the circuits' mean active "
+                 "norm on their default inputs (fixed per network, not taken from the batch)",
         ),
         click.option(
             "--json", "as_json", is_flag=True, help="print one JSON object instead of tables"
