@@ -15,7 +15,7 @@ import click
 
 from cis import report
 from cis.cli import _guard, network_file_options, network_options
-from cis.compare import MIN_SAMPLES, compare
+from cis.compare import MIN_SAMPLES, REPLICAS, compare
 from cis.paths import writable_figure_path
 from kernel import limits
 
@@ -118,7 +118,10 @@ def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: 
         raise click.UsageError("--terms is for the tables; --json always has the terms")
     if plot_path is not None:  # refuse a figure that cannot be written before computing it
         writable_figure_path(plot_path)
-    limits.check_cavity(samples, params.get("d"), params.get("L"), params.get("S"))
+    net = params.get("network")  # --load / --save: the sizes are the network's
+    d, L, S = ((net.d, net.L, net.S) if net is not None
+               else (params.get("d"), params.get("L"), params.get("S")))
+    limits.check_cavity(samples, d, L, S, runs=REPLICAS)
     # the assumptions are always checked (lines derived under a violated one are marked);
     # --assumptions adds the full report: JSON key "assumptions", a table after the others
     out, ok = compare(params, samples=samples, assumptions=show_assumptions)

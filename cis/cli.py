@@ -155,12 +155,24 @@ def network_file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, save: str | None, load: str | None, **params: Any) -> Any:
-        if save is not None or load is not None:
-            try:
-                params = _network_from_file(save, load, params)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
-        return fn(*args, **params)
+        if save is None and load is None:
+            return fn(*args, **params)
+        try:
+            params = _network_from_file(save, load, params)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        if save is None:
+            return fn(*args, **params)
+        # saved only once the command has validated everything and run (exit 0, or 1 for a
+        # failed check): a refused request writes nothing
+        try:
+            result = fn(*args, **params)
+        except click.exceptions.Exit as done:
+            if done.exit_code in (0, 1):
+                _save_network(params["network"], save)
+            raise
+        _save_network(params["network"], save)
+        return result
 
     wrapper = click.option(
         "--load", type=click.Path(dir_okay=False), default=None,
@@ -178,7 +190,7 @@ def _network_from_file(
     """The command's parameters with the network options replaced by ``network=``."""
     from click.core import ParameterSource
 
-    from kernel.io import load_network, save_network
+    from kernel.io import load_network
     from kernel.network import NetworkConfig, build_network
 
     if load is not None:
@@ -193,9 +205,20 @@ def _network_from_file(
             )
         net = load_network(load)
     else:
+        from cis.paths import output_file
+
+        output_file(str(save), "--save")  # checked before the work, written after it
         net = build_network(NetworkConfig(**{k: params[k] for k in NETWORK_FIELDS}))
-        save_network(net, str(save))
     return {**{k: v for k, v in params.items() if k not in NETWORK_FIELDS}, "network": net}
+
+
+def _save_network(net: Any, path: str) -> None:
+    from kernel.io import save_network
+
+    try:
+        save_network(net, path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _package_version() -> str:
@@ -343,6 +366,7 @@ def capacity(
         from bounds.capacity import inverse_problem
 
         if method == "cavity":
+            from cis.compare import CAVITY_MIN_SAMPLES
             from kernel.validate import integer
 
             integer("samples", samples, low=CAVITY_MIN_SAMPLES)
@@ -375,9 +399,6 @@ def capacity(
     else:
         report.print_tables(report.table("capacity", list(out), [list(out.values())]))
 
-
-#: fewest Monte Carlo trajectories the cavity prediction accepts (fewer: no usable statistics)
-CAVITY_MIN_SAMPLES = 100
 
 #: options of ``cis capacity`` by mode: the forward problem (--n --S) and the inverse problem
 #: (--budget --D ...); the cavity's own options only with --method cavity

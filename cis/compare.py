@@ -22,6 +22,10 @@ from kernel.measure import active_per_sample, ci_half_width, inactive_per_sample
 #: measured 0.383), and a correct model would FAIL
 MIN_SAMPLES = 1000
 
+#: fewest Monte Carlo trajectories of the cavity's answer to the inverse problem (cis capacity,
+#: capacity sweeps): fewer give no usable statistics
+CAVITY_MIN_SAMPLES = 100
+
 #: independent Monte Carlo replicas of every Monte Carlo prediction (the cavity): their spread is
 #: the prediction's error (the recursion's own std error sees only the last layer's draws, not
 #: the noise its pools carry from the layers before, and understates it 3-8x)

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bounds.search import largest_passing
+from cis.compare import CAVITY_MIN_SAMPLES, MIN_SAMPLES
 from kernel.validate import ConfigError
 
 MODES = ("check", "capacity")
@@ -72,6 +73,11 @@ PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
 }
 
 _TOP_KEYS = ("mode", "description", "fixed", "cross")
+
+#: the least value of a parameter that the CLI accepts too (checked when the grid is read, not
+#: left to fail in every point): Monte Carlo trajectories as ``cis check --samples`` and
+#: ``cis capacity --samples``, at least one sample
+_MINIMUMS = {"samples": MIN_SAMPLES, "cavity_samples": CAVITY_MIN_SAMPLES, "batch": 1}
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,11 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
         if not values:
             raise ConfigError(f"cross.{key}: empty list")
         lists[key] = [_typed(f"cross.{key}", v, schema[key][0]) for v in values]
+    for key, low in _MINIMUMS.items():
+        where = "fixed" if key in params and key not in lists else "cross"
+        for value in lists.get(key, [params.get(key)]):
+            if value is not None and key in schema and value < low:
+                raise ConfigError(f"{where}.{key}={value} must be >= {low}")
     points = []
     for index, combo in enumerate(itertools.product(*lists.values())):
         p = {**params, **dict(zip(lists, combo))}
@@ -149,14 +160,20 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
 
 
 def load_grid(path: str | Path) -> tuple[str, list[Point]]:
-    """Read a TOML grid file (``tomllib``) and expand it (``parse_grid``)."""
-    import tomllib
+    """Read a TOML grid file (``tomllib``; ``tomli`` before Python 3.11) and expand it
+    (``parse_grid``)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+        import tomli as tomllib
 
     try:
         with open(path, "rb") as fh:
             grid = tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"grid file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"grid file {str(path)!r} is not text (TOML is UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
     return parse_grid(grid)

@@ -269,7 +269,7 @@ def check_run(params: dict[str, object]) -> None:
     if min(D, d, S, L, B, z) < 1 or D % d or not D // d >= S >= 2:
         return
     T = _as_int(params.get("T")) if params.get("T") is not None else int(_t_max(D // d, S))
-    if T is None or T < 1:
+    if T is None or T < 1 or z > T:  # z > T: validation names it (not a memory problem)
         return
     from kernel._numba import n_threads
 

@@ -8,6 +8,8 @@ second on an idle machine; the bound is loose because the test machine is shared
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from functools import cache
 
@@ -317,3 +319,123 @@ def test_memory_limit_comes_from_the_environment(monkeypatch):
     with pytest.raises(ConfigError, match=r"CIS_MEMORY_LIMIT_GB='lots' must be a positive"):
         run(**NET, batch=10)
 
+
+
+# ----------------------------------------------------------------------------- files (issue 18)
+# Cases that need files: ``setup(tmp)`` writes them and returns argv; the command must exit 2
+# with one line containing the text, and ``after(tmp)`` checks that nothing was destroyed or
+# written (a fingerprint of every file under tmp, taken before the command, must not change).
+
+GRID = 'mode = "check"\n[fixed]\nD = 400\nS = 5\nT = 40\nL = 2\nbatch = 40\n'
+
+
+def _netfile(tmp):
+    from kernel.io import save_network
+
+    save_network(build_network(**NET), tmp / "net.safetensors")
+    return tmp / "net.safetensors"
+
+
+def _grid(tmp, text=GRID, name="grid.toml"):
+    (tmp / name).write_text(text)
+    return str(tmp / name)
+
+
+def _foreign_sweep(tmp):
+    # a directory written by another grid's sweep: its marker names other points
+    import json
+
+    out = tmp / "other"
+    (out / "parts").mkdir(parents=True)
+    (out / "sweep.json").write_text(json.dumps({"grid_sha256": "0" * 64,
+                                                "keys": ["0123456789abcdef"]}))
+    (out / "results.csv").write_text("precious\n")
+    return ["sweep", _grid(tmp), "--out", str(out), "--resume"]
+
+
+def _junk_dir(tmp, resume):
+    (tmp / "data").mkdir()
+    (tmp / "data" / "dataset.parquet").write_text("not ours")
+    return ["sweep", _grid(tmp), "--out", str(tmp / "data"), *(["--resume"] if resume else [])]
+
+
+def _results_dir(tmp, content: bytes):
+    (tmp / "res").mkdir()
+    (tmp / "res" / "results.parquet").write_bytes(content)
+    return ["plot", str(tmp / "res"), "--kind", "layers", "--out", str(tmp / "p.png")]
+
+
+FILES = [
+    ("export-out-is-input",
+     lambda t: ["export", str(_netfile(t)), "--out", str(t / "net.safetensors")],
+     "is the input file"),
+    ("export-out-is-input-through-symlink",
+     lambda t: (_netfile(t), (t / "link").symlink_to(t / "net.safetensors"),
+                ["export", str(t / "link"), "--out", str(t / "net.safetensors")])[-1],
+     "is the input file"),
+    ("export-out-empty", lambda t: ["export", str(_netfile(t)), "--out", ""], "--out='' is empty"),
+    ("export-out-fifo",
+     lambda t: (os.mkfifo(t / "fifo"), ["export", str(_netfile(t)), "--out", str(t / "fifo")])[-1],
+     "not a regular file"),
+    ("run-save-refused-batch-writes-nothing",
+     lambda t: ["run", "--save", str(t / "p.safetensors"), "--batch", "1000000000"], "GiB"),
+    ("run-save-refused-z-writes-nothing",
+     lambda t: ["run", "--save", str(t / "p.safetensors"), "--z", "100000"],
+     "z=100000 must be <= 557"),  # issue 18: was reported as a memory problem
+    ("run-save-fifo",
+     lambda t: (os.mkfifo(t / "fifo"), ["run", "--save", str(t / "fifo")])[-1],
+     "not a regular file"),
+    ("check-load-huge-samples",
+     lambda t: ["check", "--load", str(_netfile(t)), "--samples", "10000000000"], "GiB"),
+    ("check-save-huge-samples-writes-nothing",
+     lambda t: ["check", "--save", str(t / "p.safetensors"), "--samples", "10000000000"], "GiB"),
+    ("sweep-out-empty", lambda t: ["sweep", _grid(t), "--out", ""], "--out='' is empty"),
+    ("sweep-resume-foreign-sweep", _foreign_sweep, "was written by another grid"),
+    ("sweep-resume-junk-dir", lambda t: _junk_dir(t, True), "was not written by cis sweep"),
+    ("sweep-into-junk-dir", lambda t: _junk_dir(t, False), "was not written by cis sweep"),
+    ("sweep-binary-grid",
+     lambda t: ((t / "g.toml").write_bytes(bytes(range(256))),
+                ["sweep", str(t / "g.toml"), "--out", str(t / "o")])[-1], "is not text"),
+    ("sweep-scheduler-not-an-address",
+     lambda t: ["sweep", _grid(t), "--out", str(t / "o"), "--scheduler", "notaurl"],
+     "--scheduler='notaurl' is not a scheduler address"),
+    ("sweep-samples-5", lambda t: ["sweep", _grid(t, GRID + "samples = 5\n"), "--out",
+                                   str(t / "o")], "fixed.samples=5 must be >= 1000"),
+    ("sweep-cavity-samples-1",
+     lambda t: ["sweep", _grid(t, 'mode = "capacity"\n[fixed]\ncavity_samples = 1\n'),
+                "--out", str(t / "o")], "fixed.cavity_samples=1 must be >= 100"),
+    ("sweep-batch-0",
+     lambda t: ["sweep", _grid(t, 'mode = "check"\n[cross]\nbatch = [10, 0]\n'), "--out",
+                str(t / "o")], "cross.batch=0 must be >= 1"),
+    ("plot-corrupt-results", lambda t: _results_dir(t, b"PAR1 not really"),
+     "is not a readable results table"),
+    ("plot-out-unknown-format",
+     lambda t: _results_dir(t, b"x")[:-1] + [str(t / "p.xyz")], "extension 'xyz'"),
+    ("plot-out-no-extension",
+     lambda t: _results_dir(t, b"x")[:-1] + [str(t / "p12")], "--out='" ),
+    ("plot-x-ignored",
+     lambda t: _results_dir(t, b"x") + ["--x", "bias"], "--x is not used by --kind layers"),
+    ("plot-out-fifo",
+     lambda t: (os.mkfifo(t / "f.png"), _results_dir(t, b"x")[:-1] + [str(t / "f.png")])[-1],
+     "not a regular file"),
+]
+
+
+def _fingerprint(root):
+    return {str(p.relative_to(root)): (p.is_symlink(), p.read_bytes() if p.is_file()
+                                        and not p.is_symlink() else None)
+            for p in sorted(root.rglob("*")) if not stat.S_ISFIFO(os.lstat(p).st_mode)}
+
+
+@pytest.mark.parametrize(("setup", "message"), [pytest.param(s, m, id=i) for i, s, m in FILES])
+def test_file_bad_input_exits_2_and_destroys_nothing(setup, message, tmp_path, capsys):
+    argv = setup(tmp_path)
+    before = _fingerprint(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cis: error: "), err
+    assert message in lines[0], err
+    assert _fingerprint(tmp_path) == before  # nothing destroyed, nothing written
