@@ -200,7 +200,7 @@ def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int],
             meas = task[cls].get("x")
             if meas is None or not est_layer[cls]:
                 continue
-            half = (meas["mse_ci"][1] - meas["mse_ci"][0]) / 2
+            half = meas["mse_ci"][1] - meas["mse"]  # the lower end is clipped at 0
             lines = []
             for est in est_layer[cls]:
                 verdict, ratio, rel = _predict.judge(est, meas["mse"], half)

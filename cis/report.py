@@ -195,12 +195,6 @@ def print_tables(*tables: Sheet) -> None:
         console.print(t)
 
 
-def mean_square_ci_low(low: float | None) -> float | None:
-    """Lower end of a confidence interval of a mean square, clipped at 0 (a mean square is
-    never negative; the normal interval can reach below 0 when the spread is large)."""
-    return low if low is None or not math.isfinite(low) else max(0.0, low)
-
-
 def run_tables(result: dict[str, Any]) -> list[Sheet]:
     """Tables of ``cis run``'s JSON object."""
     cfg = result["config"]
@@ -212,7 +206,7 @@ def run_tables(result: dict[str, Any]) -> list[Sheet]:
             if s is None:
                 continue
             rows.append(
-                [lay["layer"], cls, s["mse"], mean_square_ci_low(s["mse_ci"][0]), s["mse_ci"][1],
+                [lay["layer"], cls, s["mse"], s["mse_ci"][0], s["mse_ci"][1],
                  s["max_abs"],
                  lay["false_activation_rate"] if cls == "inactive" else None, lay["frac_on"]]
             )

@@ -105,6 +105,8 @@ class ForwardResult:
     frac_on: np.ndarray
     thresholds: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    #: ``id`` of the Network it ran on (``kernel.measure.layer_stats`` refuses another one)
+    network_id: int | None = None
 
     @property
     def active_error(self) -> np.ndarray:
@@ -403,6 +405,7 @@ def forward(
         inactive_false=with_layer0(out["out_false"]),
         frac_on=out["out_on"],
         thresholds=thr,
+        network_id=id(net),
         seconds={"small": t1 - t0, "large": t2 - t1},
     )
 

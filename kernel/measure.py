@@ -7,6 +7,7 @@ intervals over samples (per-sample means are independent; circuits within one sa
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -58,9 +59,12 @@ class ClassStats:
 
     @staticmethod
     def from_samples(per_sample_mse: np.ndarray, max_abs: float) -> ClassStats:
+        """The mean of per-sample mean squares and its 95% interval, whose lower end is clipped
+        at 0 (a mean square is never negative; the normal interval reaches below 0 when the
+        spread is large, e.g. at small batches)."""
         m = float(per_sample_mse.mean())
         half = ci_half_width(per_sample_mse)
-        return ClassStats(m, (m - half, m + half), float(max_abs))
+        return ClassStats(m, (max(0.0, m - half), m + half), float(max_abs))
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,23 @@ def task_stats(net: Network, res: ForwardResult) -> list[dict[str, dict[str, Cla
 
 def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     """Per-layer statistics of one forward result (docs/construction.md, "What is measured"),
-    with the family's task metrics."""
+    with the family's task metrics. ``res`` must come from ``forward`` on ``net`` itself."""
+    if res.network_id is not None and res.network_id != id(net):
+        raise validate.ConfigError("res was computed by forward on another network; pass the "
+                                   "network it ran on")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below, not warned
+        out = _layer_stats(net, res)
+    for s in out:
+        for cls in (s.active, s.inactive):
+            if cls is not None and not (math.isfinite(cls.mse) and math.isfinite(cls.mse_ci[1])):
+                raise validate.ConfigError(
+                    f"the errors at layer {s.layer} overflow float64 (max abs error "
+                    f"{cls.max_abs:.3g}): the network's activations are too large for their "
+                    f"squares; {validate.overflow_advice(net.config)}")
+    return out
+
+
+def _layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     err = res.active_error  # (B, L+1, z, d)
     n_inactive = net.T - res.batch.z
     task = task_stats(net, res)

@@ -159,7 +159,15 @@ class Network:
         def gains() -> np.ndarray:
             loads = int(np.diff(self.inv_indptr, axis=1).max(initial=1))
             spread = 1.0 + self.read_c * (self.S + self.n)  # row sum of |u_t|, times S
-            return validate.layer_gains(self.circuits.weights, loads, spread)
+            out = validate.layer_gains(self.circuits.weights, loads, spread)
+            if self.config.construction == "ris-capped":
+                # M_t = w_t + kappa w_bar, R and the sparse weights -(1 + kappa) w_bar / S: each
+                # entry at most (1 + 2 kappa) max|w| (kappa may be inf for a huge kappa_scale)
+                with np.errstate(all="ignore"):
+                    grow = 1.0 + 2.0 * np.asarray(self.construction.kappa, dtype=np.float64)
+                    out = out * np.stack([grow, np.ones_like(grow)], axis=1)
+                    out[:, 1] += np.log(grow)
+            return out
 
         return self.memo("overflow_gains", gains)
 

@@ -8,6 +8,7 @@ second on an idle machine; the bound is loose because the test machine is shared
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -29,6 +30,8 @@ from kernel import (
     sample_batch,
     user_network,
 )
+from kernel.decompose import decompose
+from kernel.measure import layer_stats
 from kernel.patterns import capacity
 
 pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
@@ -146,6 +149,15 @@ CLI = [
     ("check-plot-missing-directory", ["check", "--plot", "/nonexistent-dir/e.png"],
      "does not exist"),
     ("check-D-not-divisible", ["check", "--D", "1001"], "D=1001 must be divisible by d=4"),
+    # issue 18: silently wrong numbers, advice a user can follow, options that were ignored
+    ("run-kappa-scale-1e308", ["run", "--construction", "ris-capped", "--kappa-scale", "1e308"],
+     "or a smaller kappa_scale"),
+    ("run-kappa-scale-1e100", ["run", "--D", "200", "--batch", "20", "--construction",
+                               "ris-capped", "--kappa-scale", "1e100"], "overflow float64"),
+    ("run-deep-builtin-advice", ["run", "--D", "200", "--batch", "4", "--L", "400"],
+     "use fewer layers (L=400)"),
+    ("run-z-above-T-not-memory", ["run", "--z", "100000"], "z=100000 must be <= 557"),
+    ("check-terms-with-json", ["check", "--terms", "--json"], "--terms is for the tables"),
 ]
 
 SIZE_IDS = {"run-huge-batch", "run-huge-L", "run-huge-D", "run-huge-T-random", "capacity-huge-n",
@@ -261,6 +273,21 @@ API = [
      r"inputs"),
     ("capacity-n-below-S", lambda: capacity(3, 6), r"n=3 must be >= 6"),
     ("capacity-huge-n", lambda: capacity(10**13, 6), r"capacity n=10000000000000.*" + SIZE),
+    ("forward-offsets-out-of-range",
+     lambda: forward(dataclasses.replace(net(), offsets=np.full_like(net().offsets, 10**6)),
+                     sample_batch(net(), 2, 2)), r"network offsets has entries in \[1000000"),
+    ("forward-offsets-negative",
+     lambda: forward(dataclasses.replace(net(), offsets=np.full_like(net().offsets, -1)),
+                     sample_batch(net(), 2, 2)), r"network offsets has entries in \[-1"),
+    ("forward-inverse-index-out-of-range",
+     lambda: forward(dataclasses.replace(net(), inv_circuits=net().inv_circuits + 10**6),
+                     sample_batch(net(), 2, 2)), r"network inv_circuits has entries"),
+    ("decompose-offsets-out-of-range",
+     lambda: decompose(dataclasses.replace(net(), offsets=np.full_like(net().offsets, 10**6)),
+                       sample_batch(net(), 2, 2)), r"network offsets has entries"),
+    ("layer-stats-other-network",
+     lambda: layer_stats(build_network(**NET), forward(net(), sample_batch(net(), 2, 2))),
+     r"res was computed by forward on another network"),
     ("assumptions-z-zero", lambda: check_assumptions(net(), z=0), r"z=0 must be >= 1"),
     ("assumptions-z-above-T", lambda: check_assumptions(net(), z=21), r"z=21 must be <= 20"),
 ]

@@ -85,7 +85,7 @@ def test_check_table_output():
     ("args", "message"),
     [
         (["check", "--D", "1001"], "D=1001 must be divisible by d=4"),
-        (["check", "--samples", "5"], "samples=5 must be >= 100"),
+        (["check", "--samples", "5"], "samples=5 must be >= 1000"),
         (["check", "--bias", "0.5"], "bias=0.5 must be <= 0"),
         (["capacity", "--budget", "0.1"], "Missing option '--D'"),
         (["capacity"], "give --n and --S, or --budget"),

@@ -112,7 +112,7 @@ def test_a_failed_check_exits_1(capsys, monkeypatch):
 
     monkeypatch.setattr(cis.check, "compare",
                         lambda params, samples, assumptions: ({"config": {}}, False))
-    code, out, err = _main(["check", "--json", "--samples", "100"], capsys)
+    code, out, err = _main(["check", "--json", "--samples", "1000"], capsys)
     assert code == 1 and err == ""
 
 
@@ -277,19 +277,21 @@ def test_tables_follow_the_terminal_width(monkeypatch):
         assert max(len(line) for line in proc_lines) > min(width, 150) - 10
 
 
-def test_mean_square_confidence_interval_is_clipped_at_zero_in_tables():
-    from cis import report
+def test_mean_square_confidence_interval_is_clipped_at_zero_everywhere():
+    # issue 18: the table clipped the lower end at 0, the JSON and the API did not
+    import json
 
-    result = {
-        "config": {"D": 8},
-        "seconds": {"build": 0.0, "forward": 0.0},
-        "layers": [{"layer": 1, "frac_on": 0.5, "false_activation_rate": 0.0, "inactive": None,
-                    "active": {"mse": 0.01, "mse_ci": [-0.02, 0.04], "max_abs": 0.3}}],
-    }
-    sheet = report.run_tables(result)[0]
-    assert sheet.cells("ci lo") == ["0"]  # ci lo: -0.02 clipped
-    assert sheet.cells("ci hi") == ["0.04"]
-    assert report.mean_square_ci_low(float("nan")) != report.mean_square_ci_low(float("nan"))
+    import numpy as np
+
+    from cis import report
+    from kernel.measure import ClassStats, run
+
+    stats = ClassStats.from_samples(np.array([0.0, 0.0, 0.0, 3.0]), 1.0)
+    assert stats.mse_ci[0] == 0.0 and stats.mse_ci[1] > 0.75
+    res = run(D=200, d=4, S=5, T=30, L=2, batch=2, z=2, seed=3).to_dict()
+    lows = [lay[c]["mse_ci"][0] for lay in res["layers"] for c in ("active", "inactive")]
+    assert min(lows) >= 0.0
+    assert all(v >= 0 for v in json.loads(report.dumps(res))["layers"][1]["active"]["mse_ci"])
 
 
 @pytest.mark.parametrize("missing, extra", [("distributed", "sweep"), ("safetensors", "io"),
@@ -318,7 +320,7 @@ def test_a_missing_required_module_is_still_an_internal_error(capsys):
 def test_sweep_without_dask_names_the_extra(tmp_path):
     grid = tmp_path / "g.toml"
     grid.write_text('mode = "check"\n[fixed]\nD = 400\nS = 5\nT = 20\nL = 2\nbatch = 4\n'
-                    'samples = 200\n[cross]\nseed = [0]\n')
+                    'samples = 1000\n[cross]\nseed = [0]\n')
     code = ("import sys; sys.modules['distributed'] = None; from cis.cli import main; "
             f"main(['sweep', {str(grid)!r}, '--out', {str(tmp_path / 'out')!r}])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
