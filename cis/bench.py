@@ -121,6 +121,14 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
     cfg = RunConfig.from_params(**params)
     net_cfg = cfg.network
     engine = validate.choice("engine", cfg.engine, ("auto", "factorised", "sparse"))
+    if dense == "yes":  # refused before the engines run, not after them
+        from kernel.network import DENSE_MAX_D
+
+        if net_cfg.D > DENSE_MAX_D:
+            raise validate.ConfigError(
+                f"--dense yes: D={net_cfg.D} is too large for the dense baselines "
+                f"(D <= {DENSE_MAX_D}; W^2..W^L would need "
+                f"{(net_cfg.L - 1) * net_cfg.D**2 * 12 / 2**30:.1f} GiB in float64 + float32)")
     t0 = time.perf_counter()
     net = build_network(net_cfg)
     build_s = time.perf_counter() - t0
@@ -251,6 +259,10 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
 @_guard
 def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
     """Time the numba engines and the dense oracle on one configuration (same process)."""
+    if click.get_current_context().get_parameter_source("threshold_fraction") not in (
+            click.core.ParameterSource.DEFAULT, None):
+        raise click.UsageError("--threshold is not used by cis bench (it times the engines); "
+                               "leave it out")
     out = bench_config(reps=reps, dense=dense, **params)
     if as_json:
         click.echo(report.dumps(out))

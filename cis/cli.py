@@ -139,9 +139,33 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--json", "as_json", is_flag=True, help="print one JSON object instead of tables"
         ),
     ]
+    checked = _refuse_unused_network_options(fn)
     for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+        checked = opt(checked)
+    return checked
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` of the current command was given (not its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (click.core.ParameterSource.DEFAULT, None)
+
+
+def _refuse_unused_network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse --kappa-scale without construction ris-capped and --rot-bias without the rotation
+    family: each would be accepted and silently ignored."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **params: Any) -> Any:
+        if _given("kappa_scale") and params.get("construction") != "ris-capped":
+            raise click.UsageError("--kappa-scale is used only by --construction ris-capped; "
+                                   "leave it out or choose that construction")
+        if _given("rot_bias") and params.get("family") != "rotation":
+            raise click.UsageError("--rot-bias is used only by --family rotation; leave it out "
+                                   "or choose that family")
+        return fn(*args, **params)
+
+    return wrapper
 
 
 #: options of ``cis run`` / ``cis check`` that define the network (refused together with --load)

@@ -152,6 +152,11 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
         for value in lists.get(key, [params.get(key)]):
             if value is not None and key in schema and value < low:
                 raise ConfigError(f"{where}.{key}={value} must be >= {low}")
+    from kernel import limits
+
+    count = math.prod(len(v) for v in lists.values())
+    # a point's configuration and key take ~2 KiB; refuse a grid that cannot be held
+    limits.check(limits.Estimate(f"a grid of {count} points", 2048.0 * count, 1e-5 * count))
     points = []
     for index, combo in enumerate(itertools.product(*lists.values())):
         p = {**params, **dict(zip(lists, combo))}

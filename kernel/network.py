@@ -90,6 +90,10 @@ class NetworkConfig:
         return asdict(self)
 
 
+#: the widest network whose layers are formed as dense (D, D) arrays (oracles, baselines)
+DENSE_MAX_D = 20000
+
+
 @dataclass(frozen=True, eq=False)
 class Network:
     """The factorised large network.
@@ -187,7 +191,7 @@ class Network:
         return np.kron(np.eye(self.d), u[None, :])
 
     def _check_dense(self, what: str) -> None:
-        if self.D > 20000:
+        if self.D > DENSE_MAX_D:
             raise validate.ConfigError(
                 f"D={self.D} is too large for {what} "
                 f"(D x D would need {self.D**2 * 8 / 2**30:.1f} GiB)"

@@ -360,3 +360,20 @@ def _cavity_noise_neuron(rng, loads, y_in, b, m):
     P = (np.where(slot[..., None], y_in[ii], 0.0)).sum(axis=1)  # (m, d)
     A = np.maximum(P + b, 0.0)
     return float((A > 0).mean()), A.mean(axis=0)
+
+
+def allowed_steps_loop(n: int, S: int) -> np.ndarray:
+    """``kernel.patterns.allowed_steps`` as the plain loop it vectorises."""
+    small_primes = [p for p in range(2, S) if is_prime(p)]
+    steps: list[int] = []
+    k = 1
+    while k * (S - 1) < n:
+        if all(k % p for p in small_primes):
+            steps.append(k)
+            if not is_prime(S):
+                m = k * S
+                while m * (S - 1) < n:
+                    steps.append(m)
+                    m *= S
+        k += 1
+    return np.asarray(steps, dtype=np.int64)

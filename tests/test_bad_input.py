@@ -158,10 +158,24 @@ CLI = [
      "use fewer layers (L=400)"),
     ("run-z-above-T-not-memory", ["run", "--z", "100000"], "z=100000 must be <= 557"),
     ("check-terms-with-json", ["check", "--terms", "--json"], "--terms is for the tables"),
+    ("run-kappa-scale-without-ris-capped", ["run", "--kappa-scale", "2"],
+     "--kappa-scale is used only by --construction ris-capped"),
+    ("check-rot-bias-without-rotation", ["check", "--rot-bias", "2"],
+     "--rot-bias is used only by --family rotation"),
+    ("bench-threshold-ignored", ["bench", "--threshold", "0.2"],
+     "--threshold is not used by cis bench"),
+    # issue 18: slow refusals (each refused by estimate, in well under a second)
+    ("bench-dense-too-wide", ["bench", "--D", "20004", "--T", "20000", "--batch", "256",
+                              "--dense", "yes"], "D=20004 is too large for the dense"),
+    ("capacity-huge-D-cavity", ["capacity", "--D", "1000000000", "--budget", "0.05"],
+     "a network with D=1000000000"),
+    ("capacity-quarter-billion-D-cavity", ["capacity", "--D", "250000000", "--budget", "0.05"],
+     "a network with D=250000000"),
 ]
 
 SIZE_IDS = {"run-huge-batch", "run-huge-L", "run-huge-D", "run-huge-T-random", "capacity-huge-n",
-            "capacity-huge-samples", "check-huge-samples"}
+            "capacity-huge-samples", "check-huge-samples", "capacity-huge-D-cavity",
+            "capacity-quarter-billion-D-cavity"}
 
 
 @pytest.mark.parametrize(("argv", "message"), [pytest.param(a, m, id=i) for i, a, m in CLI])
@@ -434,6 +448,10 @@ FILES = [
     ("sweep-batch-0",
      lambda t: ["sweep", _grid(t, 'mode = "check"\n[cross]\nbatch = [10, 0]\n'), "--out",
                 str(t / "o")], "cross.batch=0 must be >= 1"),
+    ("sweep-grid-of-1e8-points",
+     lambda t: ["sweep", _grid(t, 'mode = "check"\n[cross]\nD = ' + str(list(range(1, 10001)))
+                + "\nseed = " + str(list(range(10000))) + "\n"), "--out", str(t / "o")],
+     "a grid of 100000000 points needs"),
     ("plot-corrupt-results", lambda t: _results_dir(t, b"PAR1 not really"),
      "is not a readable results table"),
     ("plot-out-unknown-format",
