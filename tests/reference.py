@@ -1,4 +1,4 @@
-"""Slow, obviously correct NumPy oracles (STYLE item 6). Never used by the library itself."""
+"""Slow, obviously correct NumPy oracles. Never used by the library itself."""
 
 from __future__ import annotations
 
