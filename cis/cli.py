@@ -160,6 +160,13 @@ def _refuse_unused_network_options(fn: Callable[..., Any]) -> Callable[..., Any]
         if _given("kappa_scale") and params.get("construction") != "ris-capped":
             raise click.UsageError("--kappa-scale is used only by --construction ris-capped; "
                                    "leave it out or choose that construction")
+        corrected = (params.get("variant") == "corrected"
+                     or params.get("construction") in ("ris-uncapped", "ris-split"))
+        if params.get("engine") == "sparse" and corrected:
+            raise click.UsageError(
+                "--engine sparse skips circuits no active neuron touches, which a corrected "
+                "read-out (every circuit reads every neuron) does not allow: it would run the "
+                "factorised pass; use --engine factorised or auto")
         if _given("rot_bias") and params.get("family") != "rotation":
             raise click.UsageError("--rot-bias is used only by --family rotation; leave it out "
                                    "or choose that family")

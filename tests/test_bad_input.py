@@ -162,6 +162,10 @@ CLI = [
      "--kappa-scale is used only by --construction ris-capped"),
     ("check-rot-bias-without-rotation", ["check", "--rot-bias", "2"],
      "--rot-bias is used only by --family rotation"),
+    ("run-sparse-engine-corrected-read-out", ["run", "--engine", "sparse", "--variant",
+                                              "corrected"], "--engine sparse skips circuits"),
+    ("check-sparse-engine-ris-split", ["check", "--engine", "sparse", "--construction",
+                                       "ris-split"], "--engine sparse skips circuits"),
     ("bench-threshold-ignored", ["bench", "--threshold", "0.2"],
      "--threshold is not used by cis bench"),
     # issue 18: slow refusals (each refused by estimate, in well under a second)

@@ -57,7 +57,7 @@ CAPACITY = {
     "--T": _value(_ints(5, 20), BAD_INT),
     "--budget": _value(st.sampled_from(["0.1", "0.5", "1"]), BAD_REAL),
     "--method": _value(st.sampled_from(["cavity", "post"]), st.sampled_from(["exact", ""])),
-    "--samples": _value(_ints(100, 200), BAD_INT),
+    "--samples": _value(_ints(1000, 1100), BAD_INT),
     "--seed": _value(_ints(0, 1), BAD_INT),
     "--bias": _value(st.sampled_from(["0", "-0.1"]), BAD_REAL),
 }

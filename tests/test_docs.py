@@ -60,3 +60,47 @@ def test_no_source_cites_the_private_style_guide():
     hits += [str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")
              if cites.search(p.read_text())]
     assert not hits, hits
+
+
+def _sig2(x: float) -> str:
+    """A ratio as the README quotes it: two significant figures."""
+    return f"{float(f'{x:.2g}'):g}"
+
+
+def _range(values: list[float]) -> str:
+    lo, hi = _sig2(min(values)), _sig2(max(values))
+    return f"{lo}×" if lo == hi else f"{lo}–{hi}×"
+
+
+def test_the_readme_quotes_the_latest_measurements_of_performance_md():
+    # issue 18: the README's speed-ups (16-45x, 4.4-19x, 6 s) had drifted from the measurements
+    perf = (ROOT / "docs" / "performance.md").read_text()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    head = "| regime, batch | target | auto (run 1 / run 2) |"
+    table = perf[perf.index(head):].split("\n\n")[0].splitlines()[2:]  # the latest targets table
+    ratios = {}
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        ratios[cells[0].split(" (")[0]] = [float(v) for v in re.findall(r"([\d.]+)×", cells[4])]
+    assert set(ratios) == {"working", "working, 256", "saturated", "saturated, 256"}, ratios
+    assert f"{_range(ratios['working'])} faster than a dense float64" in readme
+    assert f"({_range(ratios['saturated'])} saturated)" in readme
+    assert f"256 runs {_range(ratios['working, 256'])} faster than dense float32" in readme
+    assert f"and {_range(ratios['saturated, 256'])} faster than dense float64" in readme
+    # the million circuits: the README's command is the measured one, with its time and memory
+    command = re.search(r"`(cis run [^`]*--T 1000000[^`]*)`", readme).group(1)
+    row = next(r for r in perf.splitlines() if f"`{command}`" in r)
+    seconds, rss = re.search(r"\| ([\d.]+) s \| ([\d.]+) GiB \|", row).groups()
+    assert f"in about {_sig2(float(seconds))} s and {_sig2(float(rss))} GiB" in readme
+
+
+def test_the_readme_million_circuit_command_is_accepted():
+    # it was refused with the README's own parameters (the default S = 6 has T_max < 10^6)
+    from kernel.network import NetworkConfig
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    args = re.search(r"`cis run ([^`]*--T 1000000[^`]*)`", readme).group(1).split()
+    opts = dict(zip(args[::2], args[1::2], strict=True))
+    cfg = NetworkConfig(D=int(opts["--D"]), S=int(opts["--S"]), T=int(opts["--T"]),
+                        L=int(opts["--L"])).validated()  # raises if the design cannot hold T
+    assert cfg.T == 10**6
