@@ -259,10 +259,11 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
 @_guard
 def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
     """Time the numba engines and the dense oracle on one configuration (same process)."""
-    if click.get_current_context().get_parameter_source("threshold_fraction") not in (
-            click.core.ParameterSource.DEFAULT, None):
-        raise click.UsageError("--threshold is not used by cis bench (it times the engines); "
-                               "leave it out")
+    ctx = click.get_current_context()
+    for name, flag in (("threshold_fraction", "--threshold"), ("sample_seed", "--sample-seed")):
+        if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None):
+            raise click.UsageError(f"{flag} is not used by cis bench (it times the engines); "
+                                   "leave it out")
     out = bench_config(reps=reps, dense=dense, **params)
     if as_json:
         click.echo(report.dumps(out))

@@ -80,6 +80,11 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--seed", type=int, default=0, show_default=True, help="seed of network and batch"
         ),
         click.option(
+            "--sample-seed", "sample_seed", type=int, default=None,
+            help="seed of the batch  [default: derived from --seed; with --load, the batch the "
+                 "network was saved with]",
+        ),
+        click.option(
             "--family",
             type=RegistryChoice("family", circuits.FAMILIES),
             default="signed",
@@ -317,7 +322,8 @@ def run(as_json: bool, **params: Any) -> None:
     "--budget",
     type=float,
     default=None,
-    help="inverse problem: error budget (active MSE at layer L)",
+    help="inverse problem: error budget, relative: active MSE at layer L <= budget x mean "
+         "|a^L|^2 of the circuits (as in capacity sweeps; the JSON gives budget_absolute)",
 )
 @click.option("--T", "T", type=int, default=None, help="inverse problem: T for the smallest D")
 @click.option(
@@ -402,15 +408,22 @@ def capacity(
 
             integer("samples", samples, low=CAVITY_MIN_SAMPLES)
             limits.check_cavity(samples, d, L, S or 6, runs=64)
+        from cis.experiment import BUDGET_NORMALISATION, signal_power
+
+        # the budget is relative to the circuits' own signal, as in capacity sweeps: the
+        # library's inverse problem takes the absolute MSE
+        a2 = signal_power({"family": family, "L": L, "d": d, "bias": bias, "seed": seed})
         out.update(
             inverse_problem(
-                budget,
+                budget * a2,
                 D,
                 d,
                 z,
                 L,
                 S=S,
                 T=T,
+                a2=a2,
+                wa2=a2,
                 method=method,
                 bias=bias,
                 family=family,
@@ -419,6 +432,8 @@ def capacity(
                 samples=samples,
             )
         )
+        out.update({"budget": budget, "budget_normalisation": BUDGET_NORMALISATION,
+                    "budget_absolute": budget * a2, "a2_population": a2})
     if as_json:
         click.echo(report.dumps(out))
     elif budget is not None:  # one row per quantity: cavity (reported) and post labelled apart

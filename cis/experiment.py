@@ -74,6 +74,10 @@ PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
 
 _TOP_KEYS = ("mode", "description", "fixed", "cross")
 
+#: what ``budget`` means in capacity sweeps and ``cis capacity`` alike (reported in their output)
+BUDGET_NORMALISATION = ("relative: active MSE at layer L <= budget x a2_population, the mean "
+                        "|a^L|^2 of the circuits on their own inputs")
+
 #: the least value of a parameter that the CLI accepts too (checked when the grid is read, not
 #: left to fail in every point): Monte Carlo trajectories as ``cis check --samples`` and
 #: ``cis capacity --samples``, at least one sample
@@ -325,6 +329,8 @@ def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     # the bias (which the formula leaves out) except through the budget's reference |a^L|^2
     post = largest_T(p["budget"] * a2_pop, D, d, z, L, a2=a2_pop, wa2=a2_pop)
     row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap, "a2_population": a2_pop,
+                           "budget_normalisation": BUDGET_NORMALISATION,
+                           "budget_absolute": p["budget"] * a2_pop,
                            "T_post_uncapped": post, "T_post": min(post, cap)}
     start = row["T_post"]
     if p["cavity"] and p["variant"] != "random":  # the cavity needs overlaps <= 1

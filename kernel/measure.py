@@ -167,7 +167,7 @@ def _layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
 
 
 #: RunConfig's own fields (the rest of a flat parameter set belongs to NetworkConfig)
-RUN_FIELDS = ("z", "batch", "engine", "threshold_fraction")
+RUN_FIELDS = ("z", "batch", "engine", "threshold_fraction", "sample_seed")
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,9 @@ class RunConfig:
     batch: int = 2000
     engine: str = "auto"
     threshold_fraction: float = 0.1
+    #: seed of the batch; None: derived from the network's seed (a loaded network is re-run on
+    #: the batch it was saved with unless another sample seed is given)
+    sample_seed: int | None = None
 
     @classmethod
     def from_params(cls, base: RunConfig | None = None, **params: Any) -> RunConfig:
@@ -199,6 +202,7 @@ class RunConfig:
             "batch": self.batch,
             "engine": self.engine,
             "threshold_fraction": self.threshold_fraction,
+            "sample_seed": self.sample_seed,
         }
 
 
@@ -267,10 +271,15 @@ def run(
     validate.choice("engine", config.engine, ENGINES)
     z = validate.integer("z", config.z, low=1, high=net_cfg.T)
     batch = validate.integer("batch", config.batch, low=1)
+    if config.sample_seed is not None:
+        validate.integer("sample_seed", config.sample_seed, low=0)
     t0 = time.perf_counter()
     net = network if network is not None else build_network(net_cfg)
     t1 = time.perf_counter()
-    batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
+    if config.sample_seed is None:
+        batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
+    else:
+        batch_seed = config.sample_seed
     res = forward(
         net,
         sample_batch(net, batch, z, seed=batch_seed),

@@ -166,6 +166,9 @@ CLI = [
                                               "corrected"], "--engine sparse skips circuits"),
     ("check-sparse-engine-ris-split", ["check", "--engine", "sparse", "--construction",
                                        "ris-split"], "--engine sparse skips circuits"),
+    ("run-sample-seed-negative", ["run", "--sample-seed", "-1"], "sample_seed=-1 must be >= 0"),
+    ("bench-sample-seed-ignored", ["bench", "--sample-seed", "3"],
+     "--sample-seed is not used by cis bench"),
     ("bench-threshold-ignored", ["bench", "--threshold", "0.2"],
      "--threshold is not used by cis bench"),
     # issue 18: slow refusals (each refused by estimate, in well under a second)

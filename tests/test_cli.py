@@ -30,7 +30,8 @@ def test_run_json_has_every_parameter_and_layer(capsys):
     assert out["config"] == {"D": 400, "d": 4, "S": 5, "T": 50, "L": 3, "family": "signed",
                              "bias": 0.0, "variant": "plain", "seed": 0, "construction": "cis2",
                              "kappa_scale": 1.0, "rot_bias": 1.0, "z": 2, "batch": 30,
-                             "engine": "sparse", "threshold_fraction": 0.1}
+                             "engine": "sparse", "threshold_fraction": 0.1,
+                             "sample_seed": None}
     assert [lay["layer"] for lay in out["layers"]] == [0, 1, 2, 3]
 
 
@@ -358,3 +359,38 @@ def test_ctrl_c_in_a_finaliser_is_left_to_the_watcher(monkeypatch):
         Finaliser(RuntimeError)
     Finaliser(exits.Interrupted)  # outside the watch: reported as before
     assert seen == [RuntimeError, exits.Interrupted]
+
+
+def test_capacity_budget_means_what_it_means_in_capacity_sweeps(capsys):
+    # issue 18: cis capacity --budget was absolute, capacity sweeps relative to mean |a^L|^2;
+    # both are relative now, and the JSON says so and gives the absolute budget
+    from bounds.capacity import cavity_largest_T
+    from cis.experiment import BUDGET_NORMALISATION, signal_power
+
+    args = ["capacity", "--budget", "0.05", "--D", "400", "--L", "2", "--S", "5",
+            "--family", "gaussian", "--bias", "-0.05", "--samples", "500", "--json"]
+    code, out, err = _main(args, capsys)
+    assert code == 0, err
+    got = json.loads(out)
+    a2 = signal_power({"family": "gaussian", "L": 2, "d": 4, "bias": -0.05, "seed": 0})
+    assert a2 < 0.1  # far from 1: an absolute budget would give another T
+    assert got["budget"] == 0.05 and got["budget_normalisation"] == BUDGET_NORMALISATION
+    assert got["budget_absolute"] == pytest.approx(0.05 * a2)
+    want = cavity_largest_T(0.05 * a2, 400, 4, 2, 2, 5, bias=-0.05, family="gaussian",
+                            samples=500)["largest_T"]
+    assert got["largest_T_cavity"] == want
+
+
+def test_a_loaded_network_runs_on_another_batch_with_sample_seed(tmp_path, capsys):
+    # issue 18: with --load the batch could not be chosen (always the one it was saved with)
+    path = str(tmp_path / "net.safetensors")
+    base = ["--batch", "50", "--json"]
+    code, saved, err = _main(["run", "--D", "200", "--T", "20", "--L", "2", "--save", path,
+                              *base], capsys)
+    assert code == 0, err
+    same = json.loads(_main(["run", "--load", path, *base], capsys)[1])
+    other = json.loads(_main(["run", "--load", path, "--sample-seed", "5", *base], capsys)[1])
+    again = json.loads(_main(["run", "--load", path, "--sample-seed", "5", *base], capsys)[1])
+    mse = [r["layers"][1]["active"]["mse"] for r in (json.loads(saved), same, other, again)]
+    assert mse[0] == mse[1] and mse[2] == mse[3] and mse[2] != mse[0]
+    assert other["config"]["sample_seed"] == 5 and same["config"]["sample_seed"] is None
