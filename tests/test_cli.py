@@ -394,3 +394,17 @@ def test_a_loaded_network_runs_on_another_batch_with_sample_seed(tmp_path, capsy
     mse = [r["layers"][1]["active"]["mse"] for r in (json.loads(saved), same, other, again)]
     assert mse[0] == mse[1] and mse[2] == mse[3] and mse[2] != mse[0]
     assert other["config"]["sample_seed"] == 5 and same["config"]["sample_seed"] is None
+
+
+def test_a_file_error_names_the_path(capsys):
+    # issue 18: "cannot write output or file: No such file or directory" named no path
+    import errno
+
+    from cis.exits import EXIT_BAD_INPUT, run_guarded
+
+    def command():
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/no/such/file")
+
+    assert run_guarded(command, debug=lambda: False) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == (
+        "cis: error: cannot read or write '/no/such/file': No such file or directory\n")
