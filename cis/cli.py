@@ -413,8 +413,8 @@ def capacity(
         # the budget is relative to the circuits' own signal, as in capacity sweeps: the
         # library's inverse problem takes the absolute MSE
         a2 = signal_power({"family": family, "L": L, "d": d, "bias": bias, "seed": seed})
-        out.update(
-            inverse_problem(
+        try:
+            answer = inverse_problem(
                 budget * a2,
                 D,
                 d,
@@ -431,7 +431,10 @@ def capacity(
                 seed=seed,
                 samples=samples,
             )
-        )
+        except OverflowError:  # the post's T for such a budget is not a finite number
+            raise ConfigError(f"budget={budget} is too large: the post's formula gives no "
+                              "finite T") from None
+        out.update(answer)
         out.update({"budget": budget, "budget_normalisation": BUDGET_NORMALISATION,
                     "budget_absolute": budget * a2, "a2_population": a2})
     if as_json:

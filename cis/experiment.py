@@ -109,6 +109,8 @@ def _typed(where: str, value: Any, kind: type) -> Any:
         kind is float and isinstance(value, int) and not isinstance(value, bool))
     if not ok:
         raise ConfigError(f"{where}={value!r} must be of type {kind.__name__}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r} must be finite")
     return float(value) if kind is float else value
 
 
@@ -120,6 +122,8 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
     ``check`` / ``capacity``. Values are checked against what a network allows only when the
     point runs (a bad point is then recorded as a failure, not fatal to the sweep).
     """
+    if not isinstance(grid, dict):
+        raise ConfigError(f"grid={type(grid).__name__} must be a table (a parsed TOML file)")
     for key in grid:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{key}: unknown key (allowed: {', '.join(_TOP_KEYS)})")
@@ -156,6 +160,10 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
         for value in lists.get(key, [params.get(key)]):
             if value is not None and key in schema and value < low:
                 raise ConfigError(f"{where}.{key}={value} must be >= {low}")
+    for value in lists.get("grow", [params.get("grow")]):
+        if value is not None and "grow" in schema and value <= 1.0:
+            where = "cross" if "grow" in lists else "fixed"
+            raise ConfigError(f"{where}.grow={value} must be > 1 (the bracketing step on T)")
     from kernel import limits
 
     count = math.prod(len(v) for v in lists.values())

@@ -205,7 +205,7 @@ def _run_numba(
     bat = BatchArrays(
         active=batch.active,
         x0=np.ascontiguousarray(batch.inputs, dtype=np.float64),
-        thr2=np.ascontiguousarray(thr**2),
+        thr2=np.ascontiguousarray(np.minimum(thr, 1e154) ** 2),  # a huge threshold: no overflow
         ro_ptr=ro_ptr,
         ro_slot=ro_slot,
     )

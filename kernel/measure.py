@@ -130,6 +130,9 @@ def task_stats(net: Network, res: ForwardResult) -> list[dict[str, dict[str, Cla
 def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     """Per-layer statistics of one forward result (docs/construction.md, "What is measured"),
     with the family's task metrics. ``res`` must come from ``forward`` on ``net`` itself."""
+    if not isinstance(res, ForwardResult):
+        raise validate.ConfigError(f"res={type(res).__name__} must be the ForwardResult of "
+                                   "forward(net, batch)")
     if res.network_id is not None and res.network_id != id(net):
         raise validate.ConfigError("res was computed by forward on another network; pass the "
                                    "network it ran on")
@@ -137,7 +140,8 @@ def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
         out = _layer_stats(net, res)
     for s in out:
         for cls in (s.active, s.inactive):
-            if cls is not None and not (math.isfinite(cls.mse) and math.isfinite(cls.mse_ci[1])):
+            # (the interval's upper end is inf for a single sample: no interval, not overflow)
+            if cls is not None and not (math.isfinite(cls.mse) and math.isfinite(cls.max_abs)):
                 raise validate.ConfigError(
                     f"the errors at layer {s.layer} overflow float64 (max abs error "
                     f"{cls.max_abs:.3g}): the network's activations are too large for their "

@@ -9,6 +9,7 @@ second on an idle machine; the bound is loose because the test machine is shared
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import stat
 import time
@@ -19,6 +20,8 @@ import pytest
 
 from bounds.assumptions import check_assumptions
 from cis.cli import main
+from cis.compare import compare
+from cis.experiment import parse_grid
 from kernel import (
     Batch,
     ConfigError,
@@ -174,6 +177,34 @@ CLI = [
     # issue 18: slow refusals (each refused by estimate, in well under a second)
     ("bench-dense-too-wide", ["bench", "--D", "20004", "--T", "20000", "--batch", "256",
                               "--dense", "yes"], "D=20004 is too large for the dense"),
+    # the fresh round of issue 18 (a selection of its cases that exit 2)
+    ("capacity-budget-1e308-post", ["capacity", "--budget", "1e308", "--D", "1000", "--method",
+                                    "post"], "budget=1e+308 is too large"),
+    ("capacity-budget-nan", ["capacity", "--budget", "nan", "--D", "1000"], "budget=nan"),
+    ("capacity-budget-negative", ["capacity", "--budget", "-1", "--D", "1000"], "budget=-1.0"),
+    ("capacity-samples-99", ["capacity", "--budget", "0.05", "--D", "1000", "--samples", "99"],
+     "samples=99 must be >= 100"),
+    ("capacity-cavity-random", ["capacity", "--budget", "0.05", "--D", "1000", "--variant",
+                                "random"], "needs overlaps <= 1"),
+    ("capacity-bias-positive", ["capacity", "--budget", "0.05", "--D", "1000", "--bias", "0.1"],
+     "bias=0.1 must be <= 0.0"),
+    ("run-kappa-scale-nan", ["run", "--construction", "ris-capped", "--kappa-scale", "nan"],
+     "kappa_scale=nan must be finite"),
+    ("run-rot-bias-negative", ["run", "--family", "rotation", "--rot-bias", "-1"],
+     "rot_bias=-1.0 must be >= 0.0"),
+    ("run-threshold-inf", ["run", "--threshold", "inf"], "threshold_fraction=inf must be finite"),
+    ("run-save-device", ["run", "--save", "/dev/null", "--D", "200", "--batch", "5"],
+     "not a regular file"),
+    ("run-load-device", ["run", "--load", "/dev/null"], "not a cis network file"),
+    ("run-sample-seed-text", ["run", "--sample-seed", "1e3"], "'--sample-seed': '1e3'"),
+    ("run-corrected-with-ris-uncapped", ["run", "--construction", "ris-uncapped", "--variant",
+                                         "corrected"], "cannot be combined"),
+    ("check-samples-999", ["check", "--samples", "999"], "samples=999 must be >= 1000"),
+    ("export-out-device", ["export", "missing.safetensors", "--out", "/dev/null"],
+     "not a regular file"),
+    ("sweep-out-in-proc", ["sweep", "/nonexistent/grid.toml", "--out", "o"], "grid file"),
+    ("bench-reps-zero", ["bench", "--reps", "0"], "reps=0 must be >= 1"),
+    ("bench-dense-word", ["bench", "--dense", "maybe"], "dense='maybe' is not one of"),
     ("capacity-huge-D-cavity", ["capacity", "--D", "1000000000", "--budget", "0.05"],
      "a network with D=1000000000"),
     ("capacity-quarter-billion-D-cavity", ["capacity", "--D", "250000000", "--budget", "0.05"],
@@ -309,6 +340,29 @@ API = [
     ("layer-stats-other-network",
      lambda: layer_stats(build_network(**NET), forward(net(), sample_batch(net(), 2, 2))),
      r"res was computed by forward on another network"),
+    ("layer-stats-not-a-result", lambda: layer_stats(net(), None),
+     r"res=NoneType must be the ForwardResult"),
+    ("compare-samples-few", lambda: compare({"D": 200, "T": 20}, samples=10),
+     r"samples=10 must be >= 1000"),
+    ("parse-grid-not-a-table", lambda: parse_grid(None), r"grid=NoneType must be a table"),
+    ("parse-grid-list", lambda: parse_grid([]), r"grid=list must be a table"),
+    ("parse-grid-nan", lambda: parse_grid({"mode": "capacity", "fixed": {"fa_limit": math.nan}}),
+     r"fixed.fa_limit=nan must be finite"),
+    ("parse-grid-grow-one", lambda: parse_grid({"mode": "capacity", "fixed": {"grow": 1.0}}),
+     r"fixed.grow=1.0 must be > 1"),
+    ("parse-grid-samples-low", lambda: parse_grid({"mode": "check", "fixed": {"samples": 10}}),
+     r"fixed.samples=10 must be >= 1000"),
+    ("forward-design-out-of-range",
+     lambda: forward(dataclasses.replace(net(), design=net().design + 10**6),
+                     sample_batch(net(), 2, 2)), r"network design has entries"),
+    ("forward-inverse-pointers-reversed",
+     lambda: forward(dataclasses.replace(net(), inv_indptr=net().inv_indptr[:, ::-1].copy()),
+                     sample_batch(net(), 2, 2)), r"network inv_indptr is not an index"),
+    ("forward-offsets-float",
+     lambda: forward(dataclasses.replace(net(), offsets=net().offsets.astype(float)),
+                     sample_batch(net(), 2, 2)), r"network offsets has shape .* dtype float64"),
+    ("run-sample-seed-float", lambda: run(**NET, sample_seed=1.5),
+     r"sample_seed=1.5 must be an integer"),
     ("assumptions-z-zero", lambda: check_assumptions(net(), z=0), r"z=0 must be >= 1"),
     ("assumptions-z-above-T", lambda: check_assumptions(net(), z=21), r"z=21 must be <= 20"),
 ]

@@ -408,3 +408,17 @@ def test_a_file_error_names_the_path(capsys):
     assert run_guarded(command, debug=lambda: False) == EXIT_BAD_INPUT
     assert capsys.readouterr().err == (
         "cis: error: cannot read or write '/no/such/file': No such file or directory\n")
+
+
+@pytest.mark.parametrize("args", [["--batch", "1"], ["--threshold", "1e308"]],
+                         ids=["one-sample", "huge-threshold"])
+def test_edge_values_run_cleanly(args, capsys):
+    # a single sample has no interval (its upper end is inf), which is not an overflow; a huge
+    # threshold counts no false activation, with no overflow warning on stderr
+    code, out, err = _main(["run", "--D", "200", "--T", "20", "--L", "2", *args, "--json"],
+                           capsys)
+    assert code == 0 and err == "", err
+    got = json.loads(out)
+    assert all(lay["active"]["mse"] is not None for lay in got["layers"])
+    if "--threshold" in args:
+        assert all(lay["false_activation_rate"] == 0.0 for lay in got["layers"])
