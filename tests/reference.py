@@ -9,9 +9,9 @@ def is_prime(p: int) -> bool:
     return p >= 2 and all(p % q for q in range(2, p))
 
 
-def prime_step_design(n: int, S: int) -> list[list[int]]:
-    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
-    written straight from the text."""
+def prime_steps(n: int, S: int) -> list[int]:
+    """The steps of the prime-step algorithm (docs/construction.md) in fill order, written
+    straight from the text (the oracle of ``kernel.patterns.allowed_steps``)."""
     steps = []
     for k in range(1, n):
         if k * (S - 1) >= n:
@@ -24,8 +24,14 @@ def prime_step_design(n: int, S: int) -> list[list[int]]:
             while m * (S - 1) < n:
                 steps.append(m)
                 m *= S
+    return steps
+
+
+def prime_step_design(n: int, S: int) -> list[list[int]]:
+    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
+    written straight from the text."""
     out = []
-    for k in steps:
+    for k in prime_steps(n, S):
         for r in range(k):
             start = r
             while start + (S - 1) * k < n:
@@ -360,20 +366,3 @@ def _cavity_noise_neuron(rng, loads, y_in, b, m):
     P = (np.where(slot[..., None], y_in[ii], 0.0)).sum(axis=1)  # (m, d)
     A = np.maximum(P + b, 0.0)
     return float((A > 0).mean()), A.mean(axis=0)
-
-
-def allowed_steps_loop(n: int, S: int) -> np.ndarray:
-    """``kernel.patterns.allowed_steps`` as the plain loop it vectorises."""
-    small_primes = [p for p in range(2, S) if is_prime(p)]
-    steps: list[int] = []
-    k = 1
-    while k * (S - 1) < n:
-        if all(k % p for p in small_primes):
-            steps.append(k)
-            if not is_prime(S):
-                m = k * S
-                while m * (S - 1) < n:
-                    steps.append(m)
-                    m *= S
-        k += 1
-    return np.asarray(steps, dtype=np.int64)
