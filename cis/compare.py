@@ -78,14 +78,14 @@ def compare(params: dict[str, Any], *, samples: int = 40000,
     lists every violated assumption. With ``assumptions`` the full report is added under the key
     ``assumptions``. A violated assumption does not change a verdict: it marks the line.
     """
-    from kernel.validate import integer
-
-    samples = integer("samples", samples, low=MIN_SAMPLES)
     from bounds import predict as _predict
     from bounds.assumptions import check_assumptions, violated_among
     from bounds.worst_case import tail_max_estimate
     from kernel.decompose import TERMS, decompose
     from kernel.measure import run as run_measure
+    from kernel.validate import integer
+
+    samples = integer("samples", samples, low=MIN_SAMPLES)
 
     result = run_measure(**params)
     net, res = result.network, result.forward

@@ -119,8 +119,10 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
 
     Raises ConfigError with one line naming the offending key: an unknown key, a value of the
     wrong type, an empty list, a parameter both fixed and crossed, or a mode other than
-    ``check`` / ``capacity``. Values are checked against what a network allows only when the
-    point runs (a bad point is then recorded as a failure, not fatal to the sweep).
+    ``check`` / ``capacity``; non-finite numbers, Monte Carlo samples and batches below what the
+    CLI accepts, ``grow <= 1`` and grids too large to hold. Other values are checked against what
+    a network allows only when the point runs (a bad point is then recorded as a failure, not
+    fatal to the sweep).
     """
     if not isinstance(grid, dict):
         raise ConfigError(f"grid={type(grid).__name__} must be a table (a parsed TOML file)")

@@ -374,7 +374,9 @@ def forward(
     limits.check_forward(net, batch.size, batch.z, engine, ids.size)  # refuse what cannot fit
     t0 = time.perf_counter()
     h, a = run_small(net.circuits, batch.active, batch.inputs)
-    thr = threshold_fraction * mean_active_norms(net.circuits)  # (L+1,), not from the batch
+    # (L+1,), from the circuits, not the batch; once per network (its arrays are read-only)
+    thr = threshold_fraction * net.memo("mean_active_norms",
+                                        lambda: mean_active_norms(net.circuits))
     t1 = time.perf_counter()
     out = ENGINES[engine](net, batch, np.ascontiguousarray(thr[1:]), ids, dtype=dtype)
     t2 = time.perf_counter()

@@ -165,8 +165,10 @@ class Network:
             spread = 1.0 + self.read_c * (self.S + self.n)  # row sum of |u_t|, times S
             out = validate.layer_gains(self.circuits.weights, loads, spread)
             if self.config.construction == "ris-capped":
-                # M_t = w_t + kappa w_bar, R and the sparse weights -(1 + kappa) w_bar / S: each
-                # entry at most (1 + 2 kappa) max|w| (kappa may be inf for a huge kappa_scale)
+                # M_t = w_t + kappa w_bar (entries up to (1 + kappa) max|w|), plus R and the
+                # sparse weights -(1 + kappa) w_bar / S: a rough factor (1 + 2 kappa) on max|w|,
+                # not a proven bound; an infinite kappa (huge kappa_scale) is refused with it,
+                # and statistics that still overflow are refused by kernel.measure.layer_stats
                 with np.errstate(all="ignore"):
                     grow = 1.0 + 2.0 * np.asarray(self.construction.kappa, dtype=np.float64)
                     out = out * np.stack([grow, np.ones_like(grow)], axis=1)

@@ -29,7 +29,7 @@ def allowed_steps(n: int, S: int, chunk: int = 1 << 22) -> np.ndarray:
 
     k >= 1 with k(S-1) < n and no prime factor below S, each followed (when S is not prime) by
     k*S, k*S^2, ... while k*S^m*(S-1) < n. Vectorised over chunks of ``chunk`` candidates (a
-    block of 10^9 neurons takes seconds, not the minutes of a Python loop).
+    Python loop over the candidates took minutes for a block of 10^8 neurons).
     """
     small_primes = [p for p in range(2, S) if _is_prime(p)]
     chain = not _is_prime(S)
