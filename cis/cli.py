@@ -408,6 +408,9 @@ def capacity(
 
             integer("samples", samples, low=CAVITY_MIN_SAMPLES)
             limits.check_cavity(samples, d, L, S or 6, runs=64)
+            # the bisection builds the design up to T_max: refuse by the cheap lower bound of
+            # T_max before counting it exactly (seconds for a block of 10^8 neurons)
+            limits.check_network(D, d, S or 6, None, L, variant)
         from cis.experiment import BUDGET_NORMALISATION, signal_power
 
         # the budget is relative to the circuits' own signal, as in capacity sweeps: the
