@@ -501,6 +501,8 @@ FILES = [
     ("check-save-huge-samples-writes-nothing",
      lambda t: ["check", "--save", str(t / "p.safetensors"), "--samples", "10000000000"], "GiB"),
     ("sweep-out-empty", lambda t: ["sweep", _grid(t), "--out", ""], "--out='' is empty"),
+    ("dataset-out-empty", lambda t: ["dataset", str(_netfile(t)), "--samples", "5", "--out", ""],
+     "--out='' is empty"),
     ("sweep-resume-foreign-sweep", _foreign_sweep, "was written by another grid"),
     ("sweep-resume-junk-dir", lambda t: _junk_dir(t, True), "was not written by cis sweep"),
     ("sweep-into-junk-dir", lambda t: _junk_dir(t, False), "was not written by cis sweep"),
