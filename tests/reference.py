@@ -1,4 +1,4 @@
-"""Slow, obviously correct NumPy oracles (STYLE item 6). Never used by the library itself."""
+"""Slow, obviously correct NumPy oracles. Never used by the library itself."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ def is_prime(p: int) -> bool:
     return p >= 2 and all(p % q for q in range(2, p))
 
 
-def prime_step_design(n: int, S: int) -> list[list[int]]:
-    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
-    written straight from the text."""
+def prime_steps(n: int, S: int) -> list[int]:
+    """The steps of the prime-step algorithm (docs/construction.md) in fill order, written
+    straight from the text (the oracle of ``kernel.patterns.allowed_steps``)."""
     steps = []
     for k in range(1, n):
         if k * (S - 1) >= n:
@@ -24,8 +24,14 @@ def prime_step_design(n: int, S: int) -> list[list[int]]:
             while m * (S - 1) < n:
                 steps.append(m)
                 m *= S
+    return steps
+
+
+def prime_step_design(n: int, S: int) -> list[list[int]]:
+    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
+    written straight from the text."""
     out = []
-    for k in steps:
+    for k in prime_steps(n, S):
         for r in range(k):
             start = r
             while start + (S - 1) * k < n:

@@ -253,7 +253,7 @@ def test_cli_export_writes_both_layouts(tmp_path):
         (["{missing}", "--out", "{dir}/x"], "cannot read"),
         (["{net}", "--out", "{dir}/x", "--format", "onnx"], "'onnx' is not one of"),
         (["{net}"], "Missing option '--out'"),
-        (["{net}", "--out", "{dir}/no/such/x"], "cannot write"),
+        (["{net}", "--out", "{dir}/no/such/x"], "does not exist"),
         (["{notnet}", "--out", "{dir}/x"], "not a cis network file"),
     ],
     ids=["missing-net", "bad-format", "no-out", "unwritable", "foreign-file"],

@@ -301,7 +301,7 @@ def test_cli_run_save_then_load_gives_the_same_result(tmp_path):
     assert loaded_run.returncode == 0, loaded_run.stderr
     assert _no_seconds(saved_run.stdout) == _no_seconds(loaded_run.stdout)
     assert _no_seconds(run_cli("run", *opts).stdout) == _no_seconds(saved_run.stdout)
-    checked = run_cli("check", "--load", path, "--batch", "200", "--samples", "200", "--json")
+    checked = run_cli("check", "--load", path, "--batch", "200", "--samples", "1000", "--json")
     assert checked.returncode in (0, 1), checked.stderr
     assert json.loads(checked.stdout)["config"]["variant"] == "corrected"
 
@@ -315,7 +315,7 @@ def test_cli_run_save_then_load_gives_the_same_result(tmp_path):
         (["run", "--load", "{dir}/missing"], "cannot read"),
         (["run", "--load", "{bad}"], "corrupt"),
         (["check", "--load", "{bad}"], "corrupt"),
-        (["run", "--save", "{dir}/no/such/net"], "cannot write"),
+        (["run", "--save", "{dir}/no/such/net"], "does not exist"),
     ],
     ids=["load+D", "load+seed", "load+save", "missing", "corrupt-run", "corrupt-check",
          "unwritable"],
