@@ -14,7 +14,7 @@ Two inverse problems live here:
 * the *semi-analytic* one (``cavity_largest_T``, ``cavity_smallest_D``): bisection on the
   layer-L active MSE predicted by the cavity recursion of ``bounds.cavity`` (ReLU and inactive
   feedback included; it reads only the small circuits and the realised pattern design, never runs
-  the large network). For the budget 0.05 above it gives T* = 1703 (the cavity predicts 0.155 at
+  the large network). For the budget 0.05 above it gives T* = 1716 (the cavity predicts 0.164 at
   T = 3000 against 0.16 measured). This is what ``cis capacity --budget`` reports as
   ``largest_T`` / ``smallest_D``; the post's numbers are reported beside it as ``*_post``.
   Regime: that of the cavity recursion (overlaps <= 1, i.e. variants ``plain``/``corrected``;
@@ -125,16 +125,30 @@ def smallest_D(budget: float, T: int, d: int, z: int, L: int, a2: float = 1.0,
 
 def cavity_active_mse(T: int, D: int, d: int, z: int, L: int, S: int, *, bias: float = 0.0,
                       family: str = "signed", variant: str = "plain", seed: int = 0,
-                      samples: int = CAVITY_SAMPLES, cavity_seed: int = 0) -> tuple[float, float]:
+                      samples: int = CAVITY_SAMPLES, cavity_seed: int = 0,
+                      circuit_sample: int | None = None) -> tuple[float, float]:
     """Cavity-predicted active MSE at layer L and its Monte Carlo std error, for T circuits.
 
     Builds the configuration's small circuits and pattern design exactly as ``cis run`` with the
     same ``seed`` would (``kernel.build_network``; the large network is never run) and runs
     ``bounds.cavity.cavity_recursion`` with ``samples`` trajectories and seed ``cavity_seed``.
+
+    ``circuit_sample`` (``plain`` variant only): draw only that many circuits of the family (when
+    T is larger) and the prime-step design of T patterns, without the network's per-layer
+    offsets: the memory of T circuits' weights (L T d^2 floats) is what limits the scaling runs
+    (T ~ 5 10^6 at D ~ 10^6, L = 4). The same statistics, other random numbers.
     """
     from bounds.cavity import cavity_recursion
     from kernel.network import build_network
 
+    if circuit_sample is not None and T > circuit_sample and variant == "plain":
+        from kernel.circuits import make_circuits
+
+        c = make_circuits(family, int(circuit_sample), L, d, bias=bias, seed=seed)
+        design = patterns.prime_step_patterns(D // d, S, T)
+        pred = cavity_recursion(c.weights, c.bias, c.inputs, design, D // d, z,
+                                samples=samples, seed=cavity_seed)
+        return pred[L].active["mse"], pred[L].active_se
     net = build_network(D=D, d=d, S=S, T=T, L=L, family=family, bias=bias, variant=variant,
                         seed=seed)
     c = net.circuits

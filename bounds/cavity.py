@@ -97,7 +97,9 @@ def cavity_recursion(
 
     Parameters
     ----------
-    weights : (L, T, d, d) small-circuit weights; bias : (L, d); inputs : (T, d).
+    weights : (L, T, d, d) small-circuit weights; bias : (L, d); inputs : (T, d). Fewer circuits
+        than the design's T may be given (a sample of the family: the per-layer shuffle makes a
+        circuit's weights independent of its pattern, so the pools only need the family).
     design : (T, S) realised pattern offsets (its loads give the sharing statistics).
     n : block size D/d; z : active circuits per sample; read_c : c of the corrected read-out.
     samples : pool size M (Monte Carlo trajectories per class; raised to twice the most sharers
@@ -117,18 +119,18 @@ def cavity_recursion(
     A1 (z S << n); neither A2 nor A4 is assumed (module docstring). Accuracy measured in
     docs/bounds.md.
     """
-    L, T, d, _ = weights.shape
-    S = design.shape[1]
+    L, T_w, d, _ = weights.shape
+    T, S = design.shape  # T circuits; the pools draw theirs from the T_w given (T_w = T or fewer)
     rng = np.random.default_rng(seed)
     loads = offset_loads(design, n)
     # a tagged circuit's sharers are distinct pool trajectories (``distinct_slots``): the pool
     # holds at least twice the most sharers a circuit can have, so the redraws end quickly
     M = max(int(samples), 2 * S * int(loads.max(initial=1)))
     # pools: circuit ids, truth a (active only), error eps
-    ca = rng.integers(0, T, M)
+    ca = rng.integers(0, T_w, M)
     a_act = inputs[ca].copy()
     e_act = np.zeros((M, d))
-    ci = rng.integers(0, T, M)
+    ci = rng.integers(0, T_w, M)
     e_in = np.zeros((M, d))
     out = [LayerPrediction(0, dict.fromkeys(("mse", *TERMS), 0.0),
                            dict.fromkeys(("mse", *TERMS), 0.0), 0.0, 0.0, 0.0)]
