@@ -7,8 +7,9 @@ largest T within the same budget (``budget x a2_population``, absolute active MS
 searched exactly as the sweep searches it (``bounds.search.largest_passing`` from
 min(T_post, T_max / 8), relative tolerance rtol / 2, step ``grow``) with the current
 ``bounds.cavity``; the measured columns are copied. Writes one row per point: the configuration,
-``T_star``, ``T_fail`` (measured bracket), ``T_cavity`` and ``T_cavity_fail`` (the cavity's
-bracket) and ``ratio`` = T_cavity / T_star. The measurement is not re-run.
+``T_star``, ``T_fail`` (measured bracket), the Monte Carlo seed, ``T_cavity`` and
+``T_cavity_fail`` (the cavity's bracket) and ``ratio`` = T_cavity / T_star. The measurement
+is not re-run.
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ def main(argv: list[str]) -> None:
         rows = [r for r in rows if float(r[k]) == float(v)]
     with open(args.out, "w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow([*KEYS, "T_cavity", "T_cavity_fail", "ratio"])
+        out.writerow([*KEYS, "cavity_seed", "T_cavity", "T_cavity_fail", "ratio"])
         for r in rows:
             t_cav, t_fail = cavity_t_star(r, args.samples, args.cavity_seed)
             ratio = t_cav / int(r["T_star"]) if int(r["T_star"]) else float("nan")
-            out.writerow([*(r[k] for k in KEYS), t_cav, t_fail, f"{ratio:.4f}"])
+            out.writerow([*(r[k] for k in KEYS), args.cavity_seed, t_cav, t_fail,
+                          f"{ratio:.4f}"])
             fh.flush()
             print(r["D"], r["L"], r["bias"], r["seed"], r["T_star"], t_cav, f"{ratio:.3f}",
                   flush=True)
