@@ -154,3 +154,33 @@ def depth_law(k: float, S: int, d: int, beta: float, mse: float, layers: int) ->
         Y *= growth_factor(k, S, d, beta, Y)
         out.append(inactive_mse(k, S, d, beta, Y))
     return out
+
+
+def capacity_exponent(x: float, L: int, S: int) -> float:
+    """Local exponent d log T* / d log D of the capacity at depth L, beta = 0, where x = T* d / D.
+
+    From the depth law: the layer-L active error is about (k/S^2) Y_L, the pushed power Y_L is
+    fed by the active circuits' overlaps at a rate ~ z d / D per layer (independent of T) and
+    multiplied by lambda_0 = 1 + k / S^2 per layer, with k / S^2 = x - 1/S. A fixed budget then
+    asks f(x) = (x - 1/S) sum_{j=0}^{L-2} lambda_0^j ~ D / d, and
+    alpha = 1 + 1 / (d log f / d log x). As x grows alpha falls to L / (L - 1): 2 at L = 2,
+    4/3 at L = 4. Regime: that of ``growth_factor`` at beta = 0 (signed, plain read-out, many
+    sharers); the first layers' own overlap error and the bias are left out (at beta < 0 the
+    bias cuts the small early errors, so the exponents are larger there and reach this one only
+    when the errors outgrow the bias). Compared with the cavity's local slopes in
+    experiments/README.md (tests/test_depth.py).
+
+    >>> round(capacity_exponent(1e6, 4, 6), 3)
+    1.333
+    """
+    x = real("x", x, low=0.0)
+    L = integer("L", L, low=2)
+    S = integer("S", S, low=2)
+    g = x - 1.0 / S
+    if g <= 0:
+        raise ConfigError(f"x={x} must exceed 1/S={1.0 / S:.4g} (no sharers otherwise)")
+    lam = 1.0 + g
+    total = sum(lam**j for j in range(L - 1))
+    d_total = sum(j * lam ** (j - 1) for j in range(1, L - 1))
+    slope = x / g + x * d_total / total
+    return 1.0 + 1.0 / slope
