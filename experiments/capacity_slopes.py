@@ -12,9 +12,10 @@ d log MSE / d log T (``capacity_agreement.gamma``): the seeds, the MSE's confide
 the bisection bracket. Points capped by the design (T* = T_max) are left out.
 
 Cavity (experiments/results/cavity_scaling.csv, from ``experiments/cavity_scaling.py``, one
-Monte Carlo seed): local slopes with an interval from the 2% bracket and the cavity's own
-seed-to-seed scatter of T* (a log-normal error of ``CAVITY_SPREAD``, measured on the L = 4
-grid: experiments/results/capacity_cavity_l4.csv, three Monte Carlo seeds per point).
+Monte Carlo seed): slopes over factor-8 windows of D, with an interval from the 2% bracket and
+the cavity's own seed-to-seed scatter of T* (log-normal, its size pooled from the L = 4 grid's
+three Monte Carlo seeds per point: experiments/results/capacity_cavity_l4.csv, 2000
+trajectories; the scaling runs use 4000, so this is conservative).
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def measured_slopes(L: int, reps: int, rng: np.random.Generator
     return out
 
 
-def cavity_slopes(reps: int, rng: np.random.Generator, spread: float
+def cavity_slopes(reps: int, rng: np.random.Generator, spread: float, window: int = 8
                   ) -> dict[tuple[int, float], list[tuple[int, int, float, float, float]]]:
-    """(L, beta) -> [(D1, D2, slope, 2.5%, 97.5%)] from the cavity's continuation."""
+    """(L, beta) -> [(D1, D2, slope, 2.5%, 97.5%)] from the cavity's continuation, over windows
+    D2 = ``window`` x D1 sliding by factors of 2 (one Monte Carlo seed per D: a factor-2 slope
+    would carry +-0.14 from the scatter alone)."""
     pts: dict[tuple[int, float], dict[int, tuple[int, int]]] = defaultdict(dict)
     for r in _rows("cavity_scaling.csv"):
         if int(r["T_star"]) > 0 and r["T_star"] != r["T_max"]:
@@ -94,9 +97,11 @@ def cavity_slopes(reps: int, rng: np.random.Generator, spread: float
                                                                  int(r["T_fail"]))
     out = {}
     for key, byD in pts.items():
-        Ds = sorted(byD)
         rows = []
-        for D1, D2 in zip(Ds, Ds[1:]):
+        for D1 in sorted(byD):
+            D2 = D1 * window
+            if D2 not in byD:
+                continue
             draws = []
             for D in (D1, D2):
                 lo, hi = (math.log(t) for t in byD[D])
@@ -108,16 +113,34 @@ def cavity_slopes(reps: int, rng: np.random.Generator, spread: float
     return out
 
 
+def law_slopes() -> dict[int, list[tuple[float, float]]]:
+    """L -> [(D, alpha)]: the depth law's local exponent (``bounds.depth.capacity_exponent``) at
+    the cavity's x = T* d / D (beta = 0, d = 4, S = 6)."""
+    from bounds.depth import capacity_exponent
+
+    out: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for r in _rows("cavity_scaling.csv"):
+        if float(r["bias"]) == 0.0 and r["T_star"] != r["T_max"] and int(r["L"]) > 1:
+            x = int(r["T_star"]) * 4 / int(r["D"])
+            out[int(r["L"])].append((int(r["D"]), capacity_exponent(x, int(r["L"]), 6)))
+    return out
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plot")
     ap.add_argument("--reps", type=int, default=4000)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    spread = cavity_spread()
-    print(f"cavity T* scatter between Monte Carlo seeds (L = 4 grid): {spread:.3f} in log T")
     meas = {L: measured_slopes(L, args.reps, rng) for L in (2, 4)}
-    cav = cavity_slopes(args.reps, rng, spread)
+    cav = {}
+    if (RESULTS / "cavity_scaling.csv").exists():
+        spread = cavity_spread()
+        print(f"cavity T* scatter between Monte Carlo seeds (L = 4 grid): {spread:.3f} in log T")
+        cav = cavity_slopes(args.reps, rng, spread)
+        for L, pts in sorted(law_slopes().items()):
+            cells = "  ".join(f"{D // 1000}k {a:.2f}" for D, a in pts)
+            print(f"depth law L={L} beta=+0.00 (at the cavity's T* d / D): {cells}")
     print("local slope d log T* / d log D   [95% interval]")
     for L in (2, 4):
         for beta, rows in sorted(meas[L].items(), reverse=True):
@@ -136,9 +159,12 @@ def _plot(meas: dict[int, dict[float, list[tuple[int, int, float, float, float]]
           cav: dict[tuple[int, float], list[tuple[int, int, float, float, float]]],
           path: str) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    law = law_slopes()
 
     betas = (0.0, -0.05, -0.1)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
@@ -152,6 +178,9 @@ def _plot(meas: dict[int, dict[float, list[tuple[int, int, float, float, float]]
             ax.fill_between(x, [r[3] for r in rows], [r[4] for r in rows], color=colors[L],
                             alpha=0.15)
             ax.axhline(L / (L - 1), color=colors[L], ls=":", lw=1)
+            if beta == 0.0 and L in law:
+                ax.plot([r[0] for r in law[L]], [r[1] for r in law[L]], "--", color=colors[L],
+                        lw=1)
         for L in (2, 4):
             rows = meas[L].get(beta, [])
             x = [math.sqrt(D1 * D2) for D1, D2, *_ in rows]
@@ -161,12 +190,14 @@ def _plot(meas: dict[int, dict[float, list[tuple[int, int, float, float, float]]
                 ax.errorbar(x, m, yerr=err, fmt="o", color=colors[L], capsize=3,
                             label=f"measured L={L}")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"beta = {beta}")
         ax.set_xlabel("D (geometric middle of the interval)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("local slope d log T* / d log D")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Local capacity exponents; dotted: L / (L - 1)")
+    fig.suptitle("Local capacity exponents; dashed: the depth law's (beta = 0), "
+                 "dotted: its limit L / (L - 1)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
