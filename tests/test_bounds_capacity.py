@@ -182,3 +182,18 @@ def test_cavity_at_the_measured_depth2_capacity_of_a_large_network(bias):
     mse, se = cavity_active_mse(T, 16000, 4, 2, 2, 6, bias=bias, samples=2000)
     lo, hi = float(row["ratio_lo"]) * a2, float(row["ratio_hi"]) * a2
     assert lo - 3 * se <= mse <= hi + 3 * se, (mse, se, lo, hi)
+
+
+@pytest.mark.parametrize(("wiggle", "step", "flagged"), [(0.02, 1.0, False), (0.0, 0.7, True)])
+def test_monotone_flag_compares_points_at_least_5_percent_apart(monkeypatch, wiggle, step,
+                                                                flagged):
+    # a prediction that rises with T, with +-2% noise between neighbouring T (not flagged: the
+    # pools' scatter between T's closer than 5%) or a 30% drop past T = 600 (flagged)
+    from bounds import capacity
+
+    def fake(T, *args, **kwargs):
+        return (T / 1000.0) * (1 + wiggle * (-1) ** T) * (step if T > 600 else 1.0), 1e-4
+
+    monkeypatch.setattr(capacity, "cavity_active_mse", fake)
+    out = capacity.cavity_largest_T(0.62, 2000, 4, 2, 3, 6)
+    assert out["monotone"] is (not flagged), out["evaluated"]
