@@ -30,8 +30,9 @@ from bounds.search import largest_passing
 from kernel import patterns
 from kernel.validate import ConfigError, integer, real
 
-#: Monte Carlo pool size of the cavity recursion used by the inverse problem (its std error at
-#: the budget is ~1-3% of the MSE; the bisection is deterministic for fixed seeds)
+#: Monte Carlo pool size of the cavity recursion used by the inverse problem (its returned std
+#: error at the budget is ~1-3% of the MSE, its seed-to-seed scatter up to a few times that:
+#: docs/cavity.md, "Finite pools"; the bisection is deterministic for fixed seeds)
 CAVITY_SAMPLES = 4000
 
 #: ``cavity_largest_T`` checks monotonicity only between evaluated T at least this factor apart
@@ -136,10 +137,11 @@ def cavity_active_mse(T: int, D: int, d: int, z: int, L: int, S: int, *, bias: f
     same ``seed`` would (``kernel.build_network``; the large network is never run) and runs
     ``bounds.cavity.cavity_recursion`` with ``samples`` trajectories and seed ``cavity_seed``.
 
-    ``circuit_sample`` (``plain`` variant only): draw only that many circuits of the family (when
-    T is larger) and the prime-step design of T patterns, without the network's per-layer
-    offsets: the memory of T circuits' weights (L T d^2 floats) is what limits the scaling runs
-    (T ~ 5 10^6 at D ~ 10^6, L = 4). The same statistics, other random numbers.
+    ``circuit_sample`` (``plain`` variant only; otherwise the network is built as above): draw
+    only that many circuits of the family (when T is larger) and the prime-step design of T
+    patterns, without the network's per-layer offsets: the memory of T circuits' weights
+    (L T d^2 floats) is what limits the scaling runs (T ~ 5 10^6 at D ~ 10^6, L = 4). The same
+    statistics, other random numbers (tested against the full build).
     """
     from bounds.cavity import cavity_recursion
     from kernel.network import build_network

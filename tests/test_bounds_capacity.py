@@ -197,3 +197,14 @@ def test_monotone_flag_compares_points_at_least_5_percent_apart(monkeypatch, wig
     monkeypatch.setattr(capacity, "cavity_active_mse", fake)
     out = capacity.cavity_largest_T(0.62, 2000, 4, 2, 3, 6)
     assert out["monotone"] is (not flagged), out["evaluated"]
+
+
+def test_cavity_with_a_sample_of_circuits_matches_the_full_build():
+    # the scaling runs draw 20000 circuits of the family instead of all T (experiments/
+    # cavity_scaling.py): same statistics, so the prediction agrees within the pools' scatter
+    full, se = cavity_active_mse(1000, 2000, 4, 2, 3, 6, samples=8000)
+    sampled, _ = cavity_active_mse(1000, 2000, 4, 2, 3, 6, samples=8000, circuit_sample=300)
+    assert sampled == pytest.approx(full, rel=0.08), (full, sampled, se)
+    # a different T gives a different answer (the sample path is not a constant)
+    assert cavity_active_mse(2000, 2000, 4, 2, 3, 6, samples=8000,
+                             circuit_sample=300)[0] > 1.5 * sampled
