@@ -144,8 +144,8 @@ def depth_law(k: float, S: int, d: int, beta: float, mse: float, layers: int) ->
     layer: its pushed power is found (``power_of_mse``) and carried by ``growth_factor``.
     Regime: module docstring (the source from the active circuits is left out).
 
-    >>> [round(x, 3) for x in depth_law(69.826, 6, 4, 0.0, 1.0, 2)]
-    [2.94, 8.641]
+    >>> tuple(round(x, 3) for x in depth_law(69.826, 6, 4, 0.0, 1.0, 2))
+    (2.94, 8.641)
     """
     layers = integer("layers", layers, low=0)
     Y = power_of_mse(k, S, d, beta, mse)
