@@ -16,10 +16,12 @@ import numpy as np
 
 from kernel.measure import active_per_sample, ci_half_width, inactive_per_sample
 
-#: fewest Monte Carlo trajectories per replica whose verdicts hold: below it the cavity's pools
-#: are biased upward, beyond what the replicas' spread shows (default configuration, layer-4
-#: active: 0.8-1.2 at 100 and 200 trajectories, 0.40-0.45 at 1000, 0.363-0.373 at 40000,
-#: measured 0.383), and a correct model would FAIL
+#: fewest Monte Carlo trajectories per replica whose predictions are worth judging. Before the
+#: cavity drew distinct sharers (bounds.cavity), small pools were biased upward and a correct
+#: model FAILed at 100-200; now the default configuration's layer-4 active prediction over seeds
+#: 0-2 is 0.27-0.54 at 100 and 200 trajectories (the pool's floor), 0.33-0.35 at 1000,
+#: 0.35-0.38 at 4000 and 0.364-0.368 at 40000 (measured 0.383): below 1000 three replicas are
+#: too scattered to say anything
 MIN_SAMPLES = 1000
 
 #: fewest Monte Carlo trajectories of the cavity's answer to the inverse problem (cis capacity,
