@@ -11,7 +11,7 @@ from cis import report
 from cis.cli import _guard
 from kernel.engines import ENGINES
 from kernel.io import load_network
-from kernel.io.dataset import FORMATS, SHARD_SAMPLES, write_dataset
+from kernel.io.dataset import FORMATS, INPUTS, SHARD_SAMPLES, write_dataset
 from kernel.validate import ConfigError
 
 
@@ -20,8 +20,15 @@ from kernel.validate import ConfigError
 @click.option("--samples", type=int, required=True, help="number of samples (forward passes)")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               help="directory to create (must not exist or be empty)")
-@click.option("--z", "z", type=int, default=2, show_default=True,
-              help="active circuits per sample")
+@click.option("--z", "z", type=int, default=None,
+              help="exactly z active circuits per sample  [default: 2 unless --p or --z-mean]")
+@click.option("--p", "p", type=float, default=None,
+              help="instead of --z: each circuit active with probability p")
+@click.option("--z-mean", "z_mean", type=float, default=None,
+              help="instead of --z: a Poisson number of active circuits with this mean")
+@click.option("--inputs", type=click.Choice(INPUTS), default="default", show_default=True,
+              help="what active circuits are fed: their default inputs, or random magnitudes "
+                   "and directions inside the family's domain")
 @click.option("--layers", default="all", show_default=True,
               help="layers to record: 'all' or a comma-separated list, e.g. 1,4")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet",

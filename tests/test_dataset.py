@@ -167,6 +167,23 @@ def test_cli_dataset_writes_shards(net, tmp_path):
                                "x_index", "x_value", "a_l2", "readout_l2", "inactive_readout_l2"}
 
 
+def test_cli_dataset_variable_sparsity_and_random_inputs(net, tmp_path):
+    """--p and --inputs reach write_dataset: the same seed gives the API's columns exactly."""
+
+    src = str(save_network(net, tmp_path / "net.safetensors"))
+    res = cis("dataset", src, "--samples", "30", "--out", str(tmp_path / "ds"), "--p", "0.05",
+              "--inputs", "random", "--seed", "4", "--format", "npz")
+    assert res.returncode == 0, res.stderr
+    got, manifest = read_dataset(tmp_path / "ds")
+    write_dataset(load_network(src), tmp_path / "api", samples=30, p=0.05, inputs="random",
+                  seed=4, fmt="npz")
+    want, _ = read_dataset(tmp_path / "api")
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert len(set(got["n_active"].tolist())) > 1  # the count varies per sample
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [
@@ -183,9 +200,14 @@ def test_cli_dataset_writes_shards(net, tmp_path):
         (["--samples", "5", "--out", "{dir}/full"], "exists and is not an empty directory"),
         (["--out", "{dir}/o"], "Missing option '--samples'"),
         (["--samples", "5", "--out", "{dir}/full/x/o"], "cannot write (Not a directory)"),
+        (["--samples", "5", "--z", "2", "--p", "0.1"], "give one of z, p, z_mean (got z, p)"),
+        (["--samples", "5", "--p", "1.5"], "p=1.5"),
+        (["--samples", "5", "--z-mean", "-1"], "z_mean=-1"),
+        (["--samples", "5", "--inputs", "noise"], "'noise' is not one of"),
     ],
     ids=["samples-0", "z-too-big", "layer-0", "layer-too-big", "layer-word", "id-too-big",
-         "id-word", "shard-0", "format", "too-large", "out-not-empty", "no-samples", "unwritable"],
+         "id-word", "shard-0", "format", "too-large", "out-not-empty", "no-samples", "unwritable",
+         "z-and-p", "p-above-1", "z-mean-negative", "inputs-unknown"],
 )
 def test_cli_dataset_bad_input_exits_2_with_one_line(net, tmp_path, args, expected):
     src = str(save_network(net, tmp_path / "net.safetensors"))
