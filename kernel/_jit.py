@@ -39,9 +39,10 @@ keeps a loop's accumulators in memory, so the passes use explicit vector operati
 (``kernel._simd``): the generic pass takes the columns of a chunk by 512-bit vectors (8 float64
 or 16 float32 samples; the last C mod 8 / 16 columns one at a time), the single-sample d = 4 pass
 the 4 neurons of an offset; partial sums stay in registers and no column's additions are
-reordered. The inlined helpers get raw pointers, not arrays: numba reference-counts an array at
-every call of an inlined helper, and those atomic counts took most of the pass's time (perf;
-see docs/performance.md, also for measurements against the earlier plain column loops).
+reordered. The helpers get arrays (reference counted, bounds-checked under
+``NUMBA_BOUNDSCHECK=1``); the loops over circuits and vectors are written so that numba's
+reference-count pruning leaves no count inside them (a count per inlined call took most of the
+pass's time once; see docs/performance.md).
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
@@ -66,7 +67,6 @@ from kernel._simd import (
     load8,
     load16,
     matvec4,
-    pointer,
     store,
     to_float64,
     vadd,
@@ -261,20 +261,19 @@ def _load16(a, i):
 
 
 @njit(**INLINE)
-def _read_block(load, A, r, bs, off, t, b, C, d, S, coef, read_c, record, thr2, zeros, sq_acc,
-                mx_acc, nf_acc):
+def _read_block(load, A, r, bs, off, t, b, k, acc):
     """Read-out of circuit t for the columns of one vector starting at column b (its width is
     that of ``load``: 16, 8 or 1): r[i, b:] = U_t A[:, b:], the S neurons of each block summed in
-    pattern order, times 1/S + c, minus c times the block sums (corrected read-out). If
-    ``record`` (an unflagged circuit), it is added to the statistics of those columns: |r|^2 to
-    the sum (components in index order), the max abs component to the max, and one false
-    activation if |r|^2 > thr2. Array arguments are flat ``pointer``s (no reference counts)."""
-    sq = load(zeros, 0)
-    mx = load(mx_acc, b)
+    pattern order, times 1/S + c, minus c times the block sums (corrected read-out); k = (C, d,
+    S, coef, read_c). If ``record`` (an unflagged circuit; acc = (record, sq, mx)), returns the
+    statistics (sq, mx) updated by those columns: |r|^2 added to sq (components in index order),
+    the max abs component to the running max mx. Arrays are indexed flat (``kernel._simd``)."""
+    C, d, S, coef, read_c = k
+    record, sq, mx = acc
     for i in range(d):
-        x = load(A, (off[t * S] * d + i) * C + b)
+        x = load(A, (off[t, 0] * d + i) * C + b)
         for q in range(1, S):
-            x = vadd(x, load(A, (off[t * S + q] * d + i) * C + b))
+            x = vadd(x, load(A, (off[t, q] * d + i) * C + b))
         if read_c != 0.0:
             x = vsub(vscale(x, coef), vscale(load(bs, i * C + b), read_c))
         else:
@@ -284,10 +283,24 @@ def _read_block(load, A, r, bs, off, t, b, C, d, S, coef, read_c, record, thr2, 
             v = to_float64(x)
             sq = vadd(sq, vmul(v, v))
             mx = vmax_abs(mx, v)
-    if record:
-        add_into(sq_acc, b, sq)
-        store(mx_acc, b, mx)
-        count_above(nf_acc, b, sq, thr2)
+    return sq, mx
+
+
+@njit(**INLINE)
+def _read_columns(load, A, r, bs, off, t, cols, k, st):
+    """``_read_block`` of circuit t for the vectors of columns cols = (lo, hi, lanes), each
+    recorded into the statistics st = (record, thr2, zeros, sq_acc, mx_acc, nf_acc) of its
+    columns if ``record``: |r|^2 added to the sum, the max abs component to the max, and one
+    false activation if |r|^2 > thr2."""
+    lo, hi, lanes = cols
+    record, thr2, zeros, sq_acc, mx_acc, nf_acc = st
+    for b in range(lo, hi, lanes):
+        sq, mx = _read_block(load, A, r, bs, off, t, b, k,
+                             (record, load(zeros, 0), load(mx_acc, b)))
+        if record:
+            add_into(sq_acc, b, sq)
+            store(mx_acc, b, mx)
+            count_above(nf_acc, b, sq, thr2)
 
 
 @njit(**INLINE)
@@ -334,67 +347,64 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
 
 
 @njit(**INLINE)
-def _scatter_block(load, An, r, off, w, t, b, C, d, S):
+def _scatter_block(load, An, r, off, w, t, b, k):
     """An[:, b:] += E_t w_t r[:, b:] for the columns of one vector starting at column b (width
-    of ``load``; d-sums in index order). Flat ``pointer``s; w[t, i, k] at (t d + i) d + k."""
+    of ``load``; d-sums in index order); k = (C, d, S, ...)."""
+    C, d, S = k[0], k[1], k[2]
     for i in range(d):
-        wi = (t * d + i) * d
-        y = vscale(load(r, b), w[wi])
-        for k in range(1, d):
-            y = vadd(y, vscale(load(r, k * C + b), w[wi + k]))
+        y = vscale(load(r, b), w[t, i, 0])
+        for j in range(1, d):
+            y = vadd(y, vscale(load(r, j * C + b), w[t, i, j]))
         for q in range(S):
-            add_into(An, (off[t * S + q] * d + i) * C + b, y)
+            add_into(An, (off[t, q] * d + i) * C + b, y)
+
+
+@njit(**INLINE)
+def _scatter_columns(load, An, r, off, w, t, cols, k):
+    """``_scatter_block`` of circuit t for the vectors of columns cols = (lo, hi, lanes)."""
+    lo, hi, lanes = cols
+    for b in range(lo, hi, lanes):
+        _scatter_block(load, An, r, off, w, t, b, k)
 
 
 @njit(**JIT)
-def _pass_generic(A2, An2, circ, m, s0, layer, scatter, net, bat, out, wk):
+def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
     """Stage 1 of a layer for circuits circ[:m] and all C columns: gather, record,
     scatter (into the next layer's pre-activation, if ``scatter``). Columns go by 512-bit vectors
     (``kernel._simd``: 8 float64 or 16 float32 samples, partial sums in registers), the last
     C mod 8 / 16 one by one; every column gets the same operations in the same order."""
     # record fields are read once here (reading them in the circuit loop costs reference
-    # counts), and the helpers get raw pointers (arrays would be reference counted per call)
+    # counts)
     lw = layer + 1 if scatter else layer
-    off_r = net.offsets[layer]
-    off_w = pointer(net.offsets[lw])
-    w = pointer(net.weights[lw])
-    coef = net.coef[0]
-    read_c = net.read_c[0]
+    off = net.offsets[layer]
+    off_w = net.offsets[lw]
+    w = net.weights[lw]
     thr2 = bat.thr2[layer]
     flags = wk.flags
-    d, C = wk.r.shape
-    S = off_r.shape[1]
-    A, An, r, bs = pointer(A2), pointer(An2), pointer(wk.r), pointer(wk.bs)
-    zeros, sq_acc, mx_acc, nf_acc = (pointer(wk.zeros), pointer(wk.sq), pointer(wk.absmax),
-                                     pointer(wk.nfalse))
-    off = pointer(off_r)
-    lanes = 16 if wk.r.itemsize == 4 else 8  # 512 bits either way
+    r, bs = wk.r, wk.bs
+    d, C = r.shape
+    k = (C, d, off.shape[1], net.coef[0], net.read_c[0])
+    lanes = 16 if r.itemsize == 4 else 8  # 512 bits either way
     full = C - C % lanes
     for a in range(m):
         t = circ[a]
         f = flags[t]
-        for b in range(0, full, lanes):
-            if lanes == 16:
-                _read_block(_load16, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2,
-                            zeros, sq_acc, mx_acc, nf_acc)
-            else:
-                _read_block(_load8, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2,
-                            zeros, sq_acc, mx_acc, nf_acc)
-        for b in range(full, C):
-            _read_block(_load1, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2, zeros,
-                        sq_acc, mx_acc, nf_acc)
+        st = (f == 0, thr2, wk.zeros, wk.sq, wk.absmax, wk.nfalse)
+        if lanes == 16:
+            _read_columns(_load16, A, r, bs, off, t, (0, full, 16), k, st)
+        else:
+            _read_columns(_load8, A, r, bs, off, t, (0, full, 8), k, st)
+        _read_columns(_load1, A, r, bs, off, t, (full, C, 1), k, st)
         if f != 0:
             for s in range(C):
-                if not _store_flagged(t, f, wk.r, s, s0 + s, layer, bat, out):
-                    _add_stats(wk.r, s, thr2, wk.sq, wk.absmax, wk.nfalse)
+                if not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
+                    _add_stats(r, s, thr2, wk.sq, wk.absmax, wk.nfalse)
         if scatter:
-            for b in range(0, full, lanes):
-                if lanes == 16:
-                    _scatter_block(_load16, An, r, off_w, w, t, b, C, d, S)
-                else:
-                    _scatter_block(_load8, An, r, off_w, w, t, b, C, d, S)
-            for b in range(full, C):
-                _scatter_block(_load1, An, r, off_w, w, t, b, C, d, S)
+            if lanes == 16:
+                _scatter_columns(_load16, An, r, off_w, w, t, (0, full, 16), k)
+            else:
+                _scatter_columns(_load8, An, r, off_w, w, t, (0, full, 8), k)
+            _scatter_columns(_load1, An, r, off_w, w, t, (full, C, 1), k)
 
 
 @njit(**JIT)
@@ -406,15 +416,15 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
     lw = layer + 1 if scatter else layer
     off_r = net.offsets[layer]
     off_w = net.offsets[lw]
-    w = pointer(net.weights[lw])
+    w = net.weights[lw]
     coef = net.coef[0]
     read_c = net.read_c[0]
     S = off_r.shape[1]
     thr2 = bat.thr2[layer]
     r, flags = wk.r, wk.flags
-    bs = load4(pointer(wk.bs), 0)
-    A = pointer(A2)
-    An = pointer(An2)
+    bs = load4(wk.bs, 0)
+    A = A2
+    An = An2
     sq_tot = wk.sq[0]
     mx = wk.absmax[0]
     nf = wk.nfalse[0]
@@ -430,7 +440,7 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
         f = flags[t]
         inactive = True
         if f != 0:
-            store(pointer(r), 0, x)
+            store(r, 0, x)
             inactive = not _store_flagged(t, f, r, 0, s, layer, bat, out)
         if inactive:  # _add_stats, written out
             v = to_float64(x)

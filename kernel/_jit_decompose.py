@@ -39,7 +39,7 @@ import numpy as np
 from kernel._jit_constructions import _add_extra_terms
 from kernel._jit_constructions import _block_sums as _block_sums_cols
 from kernel._numba import JIT, PARALLEL, njit, prange
-from kernel._simd import add_into, load4, matvec4, pointer, store, vadd, vscale, vsub
+from kernel._simd import add_into, load4, matvec4, store, vadd, vscale, vsub
 
 
 @njit(**JIT)
@@ -62,9 +62,9 @@ def _propagate(P, off, w, R, d):
     P[:] = 0.0
     T, S = off.shape
     if d == 4:  # 4-wide vector steps (kernel._simd), the same operations per lane
-        w_flat = pointer(w)
-        R_flat = pointer(R)
-        P_flat = pointer(P)
+        w_flat = w
+        R_flat = R
+        P_flat = P
         for t in range(T):
             y = matvec4(w_flat, t * 16, load4(R_flat, t * 4))
             for q in range(S):
@@ -84,10 +84,10 @@ def _read_all(A, Q, off, d, coef, read_c, bsA, bsQ, RA, RQ):
     """RA[t] = U_t A and RQ[t] = U_t Q for every circuit t (sums over q in increasing order)."""
     T, S = off.shape
     if d == 4:  # 4-wide vector steps, as in ``_propagate``
-        RA_flat = pointer(RA)
-        RQ_flat = pointer(RQ)
-        A_flat = pointer(A)
-        Q_flat = pointer(Q)
+        RA_flat = RA
+        RQ_flat = RQ
+        A_flat = A
+        Q_flat = Q
         cA = vscale(load4(bsA, 0), read_c)
         cQ = vscale(load4(bsQ, 0), read_c)
         for t in range(T):
