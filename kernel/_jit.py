@@ -202,14 +202,15 @@ def _bias_relu(A, bias_l, cnt):
 
 
 @njit(**JIT)
-def _block_sums(A, d, bs):
-    """bs[i, s] = sum of block i of column s, offsets in increasing order (the -c 1 part of the
-    corrected read-out)."""
+def _block_sums(A, bs):
+    """bs[i, s] = 0 + the sum of block i of column s, offsets in increasing order (the -c 1 part
+    of the corrected read-out; the construction terms' bs). A (D, C), bs (d, C)."""
     D, C = A.shape
+    d = bs.shape[0]
     for i in range(d):
         for s in range(C):
-            bs[i, s] = A[i, s]
-    for k in range(1, D // d):
+            bs[i, s] = 0.0
+    for k in range(D // d):
         for i in range(d):
             row = k * d + i
             for s in range(C):
@@ -261,23 +262,63 @@ def _load16(a, i):
 
 
 @njit(**INLINE)
-def _read_block(load, A, r, bs, off, t, b, k, acc):
+def _gather(load, A, off, t, at):
+    """U_t A for one vector, before the read-out's scaling: the sum over circuit t's S neurons
+    in pattern order of ``load(A, (off[t, q] d + i) C + b)``, at = (i, d, C, b). With a 16-, 8-
+    or 1-wide ``load``: block i of the columns of one vector from column b of a (D, C) layer;
+    with a 4-wide load, C = 1 and i = b = 0: the 4 blocks of one sample (d = 4). The one gather
+    of the forward pass, the single-sample pass and the decomposition."""
+    i, d, C, b = at
+    x = load(A, (off[t, 0] * d + i) * C + b)
+    for q in range(1, off.shape[1]):
+        x = vadd(x, load(A, (off[t, q] * d + i) * C + b))
+    return x
+
+
+@njit(**INLINE)
+def _correct(load, x, bs, at, k):
+    """The read-out from a gathered x: coef x - read_c (block sums at bs[i, b:]), or coef x when
+    read_c is 0; at = (i, d, C, b) as in ``_gather``, k = (C, d, S, coef, read_c)."""
+    i, d, C, b = at
+    coef, read_c = k[3], k[4]
+    if read_c != 0.0:
+        return vsub(vscale(x, coef), vscale(load(bs, i * C + b), read_c))
+    return vscale(x, coef)
+
+
+@njit(**INLINE)
+def _mix(load, r, w, t, at):
+    """(w_t r)_i for one vector, d-sum in index order: sum_j w[t, i, j] * load(r, j C + b),
+    at = (i, d, C, b)."""
+    i, d, C, b = at
+    y = vscale(load(r, b), w[t, i, 0])
+    for j in range(1, d):
+        y = vadd(y, vscale(load(r, j * C + b), w[t, i, j]))
+    return y
+
+
+@njit(**INLINE)
+def _scatter_rows(An, off, t, at, y):
+    """An[(off[t, q] d + i) C + b ...] += y for circuit t's S neurons (E_t y), at = (i, d, C, b)
+    as in ``_gather``. The one scatter of the forward pass and the decomposition."""
+    i, d, C, b = at
+    for q in range(off.shape[1]):
+        add_into(An, (off[t, q] * d + i) * C + b, y)
+
+
+@njit(**INLINE)
+def _read_block(load, A, r, bs, off, tb, k, acc):
     """Read-out of circuit t for the columns of one vector starting at column b (its width is
-    that of ``load``: 16, 8 or 1): r[i, b:] = U_t A[:, b:], the S neurons of each block summed in
-    pattern order, times 1/S + c, minus c times the block sums (corrected read-out); k = (C, d,
-    S, coef, read_c). If ``record`` (an unflagged circuit; acc = (record, sq, mx)), returns the
-    statistics (sq, mx) updated by those columns: |r|^2 added to sq (components in index order),
-    the max abs component to the running max mx. Arrays are indexed flat (``kernel._simd``)."""
-    C, d, S, coef, read_c = k
+    that of ``load``: 16, 8 or 1; tb = (t, b)): r[i, b:] = U_t A[:, b:] (``_gather``,
+    ``_correct``: the corrected read-out); k = (C, d, S, coef, read_c). If ``record`` (an
+    unflagged circuit; acc = (record, sq, mx)), returns the statistics (sq, mx) updated by those
+    columns: |r|^2 added to sq (components in index order), the max abs component to the running
+    max mx."""
+    t, b = tb
+    C, d = k[0], k[1]
     record, sq, mx = acc
     for i in range(d):
-        x = load(A, (off[t, 0] * d + i) * C + b)
-        for q in range(1, S):
-            x = vadd(x, load(A, (off[t, q] * d + i) * C + b))
-        if read_c != 0.0:
-            x = vsub(vscale(x, coef), vscale(load(bs, i * C + b), read_c))
-        else:
-            x = vscale(x, coef)
+        x = _correct(load, _gather(load, A, off, t, (i, d, C, b)), bs, (i, d, C, b), k)
         store(r, i * C + b, x)
         if record:
             v = to_float64(x)
@@ -287,15 +328,15 @@ def _read_block(load, A, r, bs, off, t, b, k, acc):
 
 
 @njit(**INLINE)
-def _read_columns(load, A, r, bs, off, t, cols, k, st):
-    """``_read_block`` of circuit t for the vectors of columns cols = (lo, hi, lanes), each
+def _read_columns(load, A, r, bs, off, cols, k, st):
+    """``_read_block`` of circuit t for the vectors of columns cols = (t, lo, hi, lanes), each
     recorded into the statistics st = (record, thr2, zeros, sq_acc, mx_acc, nf_acc) of its
     columns if ``record``: |r|^2 added to the sum, the max abs component to the max, and one
     false activation if |r|^2 > thr2."""
-    lo, hi, lanes = cols
+    t, lo, hi, lanes = cols
     record, thr2, zeros, sq_acc, mx_acc, nf_acc = st
     for b in range(lo, hi, lanes):
-        sq, mx = _read_block(load, A, r, bs, off, t, b, k,
+        sq, mx = _read_block(load, A, r, bs, off, (t, b), k,
                              (record, load(zeros, 0), load(mx_acc, b)))
         if record:
             add_into(sq_acc, b, sq)
@@ -349,14 +390,10 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
 @njit(**INLINE)
 def _scatter_block(load, An, r, off, w, t, b, k):
     """An[:, b:] += E_t w_t r[:, b:] for the columns of one vector starting at column b (width
-    of ``load``; d-sums in index order); k = (C, d, S, ...)."""
-    C, d, S = k[0], k[1], k[2]
+    of ``load``); k = (C, d, ...)."""
+    C, d = k[0], k[1]
     for i in range(d):
-        y = vscale(load(r, b), w[t, i, 0])
-        for j in range(1, d):
-            y = vadd(y, vscale(load(r, j * C + b), w[t, i, j]))
-        for q in range(S):
-            add_into(An, (off[t, q] * d + i) * C + b, y)
+        _scatter_rows(An, off, t, (i, d, C, b), _mix(load, r, w, t, (i, d, C, b)))
 
 
 @njit(**INLINE)
@@ -368,13 +405,16 @@ def _scatter_columns(load, An, r, off, w, t, cols, k):
 
 
 @njit(**JIT)
-def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
-    """Stage 1 of a layer for circuits circ[:m] and all C columns: gather, record,
-    scatter (into the next layer's pre-activation, if ``scatter``). Columns go by 512-bit vectors
+def _pass_generic(A, An, todo, at, net, bat, out, wk):
+    """Stage 1 of a layer for circuits circ[:m] (todo = (circ, m)) and all C columns of the
+    chunk at at = (s0, layer, scatter): gather, record, scatter (into the next layer's
+    pre-activation, if ``scatter``). Columns go by 512-bit vectors
     (``kernel._simd``: 8 float64 or 16 float32 samples, partial sums in registers), the last
     C mod 8 / 16 one by one; every column gets the same operations in the same order."""
     # record fields are read once here (reading them in the circuit loop costs reference
     # counts)
+    circ, m = todo
+    s0, layer, scatter = at
     lw = layer + 1 if scatter else layer
     off = net.offsets[layer]
     off_w = net.offsets[lw]
@@ -391,10 +431,10 @@ def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
         f = flags[t]
         st = (f == 0, thr2, wk.zeros, wk.sq, wk.absmax, wk.nfalse)
         if lanes == 16:
-            _read_columns(_load16, A, r, bs, off, t, (0, full, 16), k, st)
+            _read_columns(_load16, A, r, bs, off, (t, 0, full, 16), k, st)
         else:
-            _read_columns(_load8, A, r, bs, off, t, (0, full, 8), k, st)
-        _read_columns(_load1, A, r, bs, off, t, (full, C, 1), k, st)
+            _read_columns(_load8, A, r, bs, off, (t, 0, full, 8), k, st)
+        _read_columns(_load1, A, r, bs, off, (t, full, C, 1), k, st)
         if f != 0:
             for s in range(C):
                 if not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
@@ -408,11 +448,14 @@ def _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk):
 
 
 @njit(**JIT)
-def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
-    """``_pass_generic`` for one column (C = 1) and d = 4, written out with 4-wide vector
-    operations (``kernel._simd``): a circuit's 4 neurons at one offset are adjacent, so each
-    gather, scatter and the 4x4 product is one vector step per offset, and the statistics stay in
-    registers. Per lane the same operations in the same order as the generic pass."""
+def _pass_single_d4(A2, An2, todo, at, net, bat, out, wk):
+    """``_pass_generic`` for one column (C = 1) and d = 4: the same gather, read-out and scatter
+    (``_gather``, ``_correct``, ``_scatter_rows``) with a 4-wide load, since a circuit's 4
+    neurons at one offset are adjacent (one vector step per offset; the product w_t r is
+    ``matvec4``), and the statistics in registers. Per lane the same operations in the same
+    order as the generic pass."""
+    circ, m = todo
+    s, layer, scatter = at
     lw = layer + 1 if scatter else layer
     off_r = net.offsets[layer]
     off_w = net.offsets[lw]
@@ -422,21 +465,15 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
     S = off_r.shape[1]
     thr2 = bat.thr2[layer]
     r, flags = wk.r, wk.flags
-    bs = load4(wk.bs, 0)
     A = A2
     An = An2
     sq_tot = wk.sq[0]
     mx = wk.absmax[0]
     nf = wk.nfalse[0]
+    k = (1, 4, S, coef, read_c)
     for a in range(m):
         t = circ[a]
-        x = load4(A, off_r[t, 0] * 4)
-        for q in range(1, S):
-            x = vadd(x, load4(A, off_r[t, q] * 4))
-        if read_c != 0.0:
-            x = vsub(vscale(x, coef), vscale(bs, read_c))
-        else:
-            x = vscale(x, coef)
+        x = _correct(load4, _gather(load4, A, off_r, t, (0, 4, 1, 0)), wk.bs, (0, 4, 1, 0), k)
         f = flags[t]
         inactive = True
         if f != 0:
@@ -457,16 +494,14 @@ def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
             sq_tot += sq
             nf += np.int64(sq > thr2)  # no branch: a false activation is a coin flip near thr
         if scatter:
-            y = matvec4(w, t * 16, x)
-            for q in range(S):
-                add_into(An, off_w[t, q] * 4, y)
+            _scatter_rows(An, off_w, t, (0, 4, 1, 0), matvec4(w, t * 16, x))
     wk.sq[0] = sq_tot
     wk.absmax[0] = mx
     wk.nfalse[0] = nf
 
 
 @njit(**JIT)
-def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
+def _readout_layer(A, An, at, sparse, net, bat, out, wk):
     """Stage 1 of layer ``layer + 1`` for the chunk: every circuit read out (statistics kept per
     column in wk), and the next layer's pre-activation An scattered if ``scatter``.
 
@@ -475,6 +510,7 @@ def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
     C = A.shape[1]
     d = wk.r.shape[0]
     T = net.all_circuits.shape[0]
+    layer = at[1]
     for s in range(C):
         wk.sq[s] = 0.0
         wk.absmax[s] = 0.0
@@ -487,11 +523,11 @@ def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
         circ = net.all_circuits
         m = T
         if net.read_c[0] != 0.0:
-            _block_sums(A, d, wk.bs)
+            _block_sums(A, wk.bs)
     if C == 1 and d == 4:
-        _pass_single_d4(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
+        _pass_single_d4(A, An, (circ, m), at, net, bat, out, wk)
     else:
-        _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
+        _pass_generic(A, An, (circ, m), at, net, bat, out, wk)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -523,7 +559,7 @@ def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
         sparse = net.read_c[0] == 0.0 and top < sparse_below * D
         if scatter:
             An[:, :] = 0.0
-        _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk)
+        _readout_layer(A, An, (s0, layer, scatter), sparse, net, bat, out, wk)
         for s in range(ncol):
             out.sq[s0 + s, layer] = wk.sq[s]
             out.absmax[s0 + s, layer] = wk.absmax[s]
@@ -532,11 +568,8 @@ def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
             # An now holds the circuit-by-circuit pre-activation of layer ``layer + 2``; the
             # construction's terms shared by a whole block or applied per offset come next
             if net.ext_flags[0]:
-                lw = layer + 1
-                _block_sums(A, wk.bs.shape[0], wk.bs)
-                _add_extra_terms(A, An, wk.bs, net.ext_N[lw], net.ext_G[lw], net.ext_R[lw],
-                                 net.sp_ptr[lw], net.sp_idx, net.sp_val, net.sp_w[lw],
-                                 net.ext_flags[1] != 0, ncol, wk.rho, wk.ca)
+                _block_sums(A, wk.bs)
+                _add_extra_terms(A, An, wk.bs, net, layer + 1, ncol, wk.rho, wk.ca)
             _bias_relu(An, net.bias[layer + 1], cnt)
             for s in range(ncol):
                 out.on[s0 + s, layer + 2] = cnt[s] / D

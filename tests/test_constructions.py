@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from kernel import NetworkConfig, build_network, forward, make_batch, sample_batch, user_network
 from kernel.constructions import (
     CONSTRUCTIONS,
-    apply_layer,
     build_construction,
     capped_offsets,
     dense_weight,
@@ -58,7 +57,7 @@ def test_factorised_numpy_layer_equals_the_dense_matrix(params, seed):
     A = np.maximum(np.random.default_rng(seed).standard_normal((3, net.D)), 0.0)
     for layer in range(2, net.L + 1):
         np.testing.assert_allclose(
-            apply_layer(net.construction, net.offsets, net.n, layer, A),
+            ref.apply_layer(net.construction, net.offsets, net.n, layer, A),
             A @ net.dense_layer(layer).T, rtol=1e-12, atol=1e-12)
 
 
@@ -213,20 +212,18 @@ def _offset_major(A: np.ndarray, d: int, n: int) -> np.ndarray:
 
 @given(small_nets(), st.integers(0, 2**16))
 def test_numba_layer_of_a_construction_equals_the_numpy_layer(params, seed):
-    from kernel._jit_constructions import _apply_layer_cols
+    from kernel.engines import net_arrays
 
     net = build_network(**params)
     con, d, n = net.construction, net.d, net.n
+    rec = net_arrays(net, "float64")
     A = np.maximum(np.random.default_rng(seed).standard_normal((3, net.D)), 0.0)
     for layer in range(2, net.L + 1):
         li = layer - 1
         An = np.zeros((net.D, 3))
-        _apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
-                          con.weights[li], con.read_c, con.write_offset[li],
-                          con.read_offset[li], con.rank_bs[li], con.sparse_indptr[li],
-                          con.sparse_indices, con.sparse_values, con.sparse_weight[li],
-                          con.has_sparse)
-        want = apply_layer(con, net.offsets, n, layer, A)
+        ref.apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
+                             rec, li)
+        want = ref.apply_layer(con, net.offsets, n, layer, A)
         np.testing.assert_allclose(An, _offset_major(want, d, n), rtol=1e-12, atol=1e-12)
 
 
