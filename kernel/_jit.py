@@ -12,9 +12,9 @@ the d neurons of one offset, which a circuit gathers and scatters together, are 
 
 A layer l = 1..L of a chunk is three stages:
   1. read-out pass over a list of circuits, in increasing circuit order: for each circuit t
-     gather r_t = U_t^l A^l and add it to the statistics (``_read_block``) or store it
+     gather r_t = U_t^l A^l and add it to the statistics (``_read_columns``) or store it
      (``_store_flagged``, ``_add_stats``), and scatter E_t w_t^{l+1} r_t into the
-     *pre-activation* of layer l+1 (``_scatter_block``);
+     *pre-activation* of layer l+1 (``_scatter_columns``);
   2. the construction's terms that are not circuit-by-circuit (``kernel.constructions``:
      per-offset, rank-one and sparse; ``kernel._jit_constructions._add_extra_terms``), column
      by column in a fixed order, so they keep every guarantee below;
@@ -30,19 +30,13 @@ least one nonzero neuron in the chunk; a skipped circuit would have gathered exa
 (ReLU outputs are +0.0 or positive), read 0, added +-0 to its scatter rows and 0 to the
 statistics, so skipping it changes no bit (the list is the union over the chunk's columns;
 any superset of a column's touched circuits gives that column the same numbers).
-``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The twin for one
-sample with d = 4 (4-wide vector steps, ``kernel._simd``) performs the same operations in the same
-order as the generic pass, lane by lane.
+``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The single-sample
+d = 4 pass uses the same helpers with 4-wide vectors: the same operations in the same order.
 
-Vectorisation. numba turns LLVM's SLP vectoriser off (miscompilations), and its loop vectoriser
-keeps a loop's accumulators in memory, so the passes use explicit vector operations
-(``kernel._simd``): the generic pass takes the columns of a chunk by 512-bit vectors (8 float64
-or 16 float32 samples; the last C mod 8 / 16 columns one at a time), the single-sample d = 4 pass
-the 4 neurons of an offset; partial sums stay in registers and no column's additions are
-reordered. The helpers get arrays (reference counted, bounds-checked under
-``NUMBA_BOUNDSCHECK=1``); the loops over circuits and vectors are written so that numba's
-reference-count pruning leaves no count inside them (a count per inlined call took most of the
-pass's time once; see docs/performance.md).
+Vectorisation (docs/performance.md): explicit vector operations (``kernel._simd``), columns by
+512-bit vectors (8 float64 or 16 float32 samples; the last C mod 8 / 16 one at a time), the
+d = 4 single-sample pass the 4 neurons of an offset. The helpers get arrays; the loops are
+written so that numba's reference-count pruning leaves no count inside them.
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
@@ -247,21 +241,6 @@ def _touched_circuits(A, indptr, inv, mark, touched):
 
 
 @njit(**INLINE)
-def _load1(a, i):
-    return load1(a, i)
-
-
-@njit(**INLINE)
-def _load8(a, i):
-    return load8(a, i)
-
-
-@njit(**INLINE)
-def _load16(a, i):
-    return load16(a, i)
-
-
-@njit(**INLINE)
 def _gather(load, A, off, t, at):
     """U_t A for one vector, before the read-out's scaling: the sum over circuit t's S neurons
     in pattern order of ``load(A, (off[t, q] d + i) C + b)``, at = (i, d, C, b). With a 16-, 8-
@@ -307,37 +286,26 @@ def _scatter_rows(An, off, t, at, y):
 
 
 @njit(**INLINE)
-def _read_block(load, A, r, bs, off, tb, k, acc):
-    """Read-out of circuit t for the columns of one vector starting at column b (its width is
-    that of ``load``: 16, 8 or 1; tb = (t, b)): r[i, b:] = U_t A[:, b:] (``_gather``,
-    ``_correct``: the corrected read-out); k = (C, d, S, coef, read_c). If ``record`` (an
-    unflagged circuit; acc = (record, sq, mx)), returns the statistics (sq, mx) updated by those
-    columns: |r|^2 added to sq (components in index order), the max abs component to the running
-    max mx."""
-    t, b = tb
-    C, d = k[0], k[1]
-    record, sq, mx = acc
-    for i in range(d):
-        x = _correct(load, _gather(load, A, off, t, (i, d, C, b)), bs, (i, d, C, b), k)
-        store(r, i * C + b, x)
-        if record:
-            v = to_float64(x)
-            sq = vadd(sq, vmul(v, v))
-            mx = vmax_abs(mx, v)
-    return sq, mx
-
-
-@njit(**INLINE)
 def _read_columns(load, A, r, bs, off, cols, k, st):
-    """``_read_block`` of circuit t for the vectors of columns cols = (t, lo, hi, lanes), each
-    recorded into the statistics st = (record, thr2, zeros, sq_acc, mx_acc, nf_acc) of its
-    columns if ``record``: |r|^2 added to the sum, the max abs component to the max, and one
-    false activation if |r|^2 > thr2."""
+    """Read-out of circuit t for the vectors of columns cols = (t, lo, hi, lanes) (``load``'s
+    width: 16, 8 or 1): r[i, b:] = U_t A[:, b:] (``_gather``, ``_correct``: the corrected
+    read-out); k = (C, d, S, coef, read_c). If ``record`` (an unflagged circuit; st = (record,
+    thr2, zeros, sq_acc, mx_acc, nf_acc)), each vector is recorded into the statistics of its
+    columns: |r|^2 (components in index order) added to the sum, the max abs component to the
+    max, one false activation if |r|^2 > thr2 (kept in registers over the d components)."""
     t, lo, hi, lanes = cols
+    C, d = k[0], k[1]
     record, thr2, zeros, sq_acc, mx_acc, nf_acc = st
     for b in range(lo, hi, lanes):
-        sq, mx = _read_block(load, A, r, bs, off, (t, b), k,
-                             (record, load(zeros, 0), load(mx_acc, b)))
+        sq = load(zeros, 0)
+        mx = load(mx_acc, b)
+        for i in range(d):
+            x = _correct(load, _gather(load, A, off, t, (i, d, C, b)), bs, (i, d, C, b), k)
+            store(r, i * C + b, x)
+            if record:
+                v = to_float64(x)
+                sq = vadd(sq, vmul(v, v))
+                mx = vmax_abs(mx, v)
         if record:
             add_into(sq_acc, b, sq)
             store(mx_acc, b, mx)
@@ -366,10 +334,8 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
     """Read-out r[:, col] of a flagged circuit t for sample s, stored where requested (full
     read-out; active read-out if t is active in s). Returns whether t is active in s.
 
-    The passes record an unflagged circuit's read-out in ``_read_block`` (or in registers) and
-    a flagged one as ``per column, if not _store_flagged(...): _add_stats(...)``, written out in
-    each pass: wrapped in one inlined helper, the records' reference counting entered the
-    common (unflagged) path and made the passes 10x slower (measured)."""
+    The passes record an unflagged circuit's read-out in ``_read_columns`` (or in registers),
+    a flagged one as ``per column, if not _store_flagged(...): _add_stats(...)``."""
     d = r.shape[0]
     if s >= bat.active.shape[0]:  # padding column of a last chunk
         return False
@@ -388,20 +354,23 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
 
 
 @njit(**INLINE)
-def _scatter_block(load, An, r, off, w, t, b, k):
-    """An[:, b:] += E_t w_t r[:, b:] for the columns of one vector starting at column b (width
-    of ``load``); k = (C, d, ...)."""
+def _scatter_columns(load, An, r, off, w, t, cols, k):
+    """An[:, b:] += E_t w_t r[:, b:] for the vectors of columns cols = (lo, hi, lanes)
+    (``load``'s width; ``_mix``, ``_scatter_rows``); k = (C, d, ...)."""
+    lo, hi, lanes = cols
     C, d = k[0], k[1]
-    for i in range(d):
-        _scatter_rows(An, off, t, (i, d, C, b), _mix(load, r, w, t, (i, d, C, b)))
+    for b in range(lo, hi, lanes):
+        for i in range(d):
+            _scatter_rows(An, off, t, (i, d, C, b), _mix(load, r, w, t, (i, d, C, b)))
 
 
 @njit(**INLINE)
-def _scatter_columns(load, An, r, off, w, t, cols, k):
-    """``_scatter_block`` of circuit t for the vectors of columns cols = (lo, hi, lanes)."""
-    lo, hi, lanes = cols
-    for b in range(lo, hi, lanes):
-        _scatter_block(load, An, r, off, w, t, b, k)
+def _layer_arrays(net, bat, at):
+    """(read offsets, write offsets, weights, squared threshold) of the pass at at = (s0, layer,
+    scatter): the write side is the next layer's, or the read layer's if not ``scatter``."""
+    layer = at[1]
+    lw = layer + 1 if at[2] else layer
+    return net.offsets[layer], net.offsets[lw], net.weights[lw], bat.thr2[layer]
 
 
 @njit(**JIT)
@@ -415,11 +384,7 @@ def _pass_generic(A, An, todo, at, net, bat, out, wk):
     # counts)
     circ, m = todo
     s0, layer, scatter = at
-    lw = layer + 1 if scatter else layer
-    off = net.offsets[layer]
-    off_w = net.offsets[lw]
-    w = net.weights[lw]
-    thr2 = bat.thr2[layer]
+    off, off_w, w, thr2 = _layer_arrays(net, bat, at)
     flags = wk.flags
     r, bs = wk.r, wk.bs
     d, C = r.shape
@@ -431,24 +396,24 @@ def _pass_generic(A, An, todo, at, net, bat, out, wk):
         f = flags[t]
         st = (f == 0, thr2, wk.zeros, wk.sq, wk.absmax, wk.nfalse)
         if lanes == 16:
-            _read_columns(_load16, A, r, bs, off, (t, 0, full, 16), k, st)
+            _read_columns(load16, A, r, bs, off, (t, 0, full, 16), k, st)
         else:
-            _read_columns(_load8, A, r, bs, off, (t, 0, full, 8), k, st)
-        _read_columns(_load1, A, r, bs, off, (t, full, C, 1), k, st)
+            _read_columns(load8, A, r, bs, off, (t, 0, full, 8), k, st)
+        _read_columns(load1, A, r, bs, off, (t, full, C, 1), k, st)
         if f != 0:
             for s in range(C):
                 if not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
                     _add_stats(r, s, thr2, wk.sq, wk.absmax, wk.nfalse)
         if scatter:
             if lanes == 16:
-                _scatter_columns(_load16, An, r, off_w, w, t, (0, full, 16), k)
+                _scatter_columns(load16, An, r, off_w, w, t, (0, full, 16), k)
             else:
-                _scatter_columns(_load8, An, r, off_w, w, t, (0, full, 8), k)
-            _scatter_columns(_load1, An, r, off_w, w, t, (full, C, 1), k)
+                _scatter_columns(load8, An, r, off_w, w, t, (0, full, 8), k)
+            _scatter_columns(load1, An, r, off_w, w, t, (full, C, 1), k)
 
 
 @njit(**JIT)
-def _pass_single_d4(A2, An2, todo, at, net, bat, out, wk):
+def _pass_single_d4(A, An, todo, at, net, bat, out, wk):
     """``_pass_generic`` for one column (C = 1) and d = 4: the same gather, read-out and scatter
     (``_gather``, ``_correct``, ``_scatter_rows``) with a 4-wide load, since a circuit's 4
     neurons at one offset are adjacent (one vector step per offset; the product w_t r is
@@ -456,21 +421,10 @@ def _pass_single_d4(A2, An2, todo, at, net, bat, out, wk):
     order as the generic pass."""
     circ, m = todo
     s, layer, scatter = at
-    lw = layer + 1 if scatter else layer
-    off_r = net.offsets[layer]
-    off_w = net.offsets[lw]
-    w = net.weights[lw]
-    coef = net.coef[0]
-    read_c = net.read_c[0]
-    S = off_r.shape[1]
-    thr2 = bat.thr2[layer]
+    off_r, off_w, w, thr2 = _layer_arrays(net, bat, at)
     r, flags = wk.r, wk.flags
-    A = A2
-    An = An2
-    sq_tot = wk.sq[0]
-    mx = wk.absmax[0]
-    nf = wk.nfalse[0]
-    k = (1, 4, S, coef, read_c)
+    sq_tot, mx, nf = wk.sq[0], wk.absmax[0], wk.nfalse[0]
+    k = (1, 4, off_r.shape[1], net.coef[0], net.read_c[0])
     for a in range(m):
         t = circ[a]
         x = _correct(load4, _gather(load4, A, off_r, t, (0, 4, 1, 0)), wk.bs, (0, 4, 1, 0), k)
@@ -481,16 +435,12 @@ def _pass_single_d4(A2, An2, todo, at, net, bat, out, wk):
             inactive = not _store_flagged(t, f, r, 0, s, layer, bat, out)
         if inactive:  # _add_stats, written out
             v = to_float64(x)
-            v0 = lane(v, 0)
-            v1 = lane(v, 1)
-            v2 = lane(v, 2)
-            v3 = lane(v, 3)
             sq = 0.0
-            sq += v0 * v0
-            sq += v1 * v1
-            sq += v2 * v2
-            sq += v3 * v3
-            mx = max(mx, abs(v0), abs(v1), abs(v2), abs(v3))
+            for j in range(4):
+                vj = lane(v, j)
+                sq += vj * vj
+                if abs(vj) > mx:  # as vmax_abs: a NaN never replaces the max
+                    mx = abs(vj)
             sq_tot += sq
             nf += np.int64(sq > thr2)  # no branch: a false activation is a coin flip near thr
         if scatter:

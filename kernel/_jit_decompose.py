@@ -99,20 +99,11 @@ def _propagate(P, off, w, R):
             _scatter_rows(P, off, t, (i, d, 1, 0), _mix(load1, R, w, t, (i, d, 1, t * d)))
 
 
-@njit(**JIT)
-def _read_all(wk, off, coef, read_c):
-    """R[t] = U_t A and RQ[t] = U_t Q for every circuit t (the forward pass's ``_gather`` and
-    ``_correct`` with C = 1: 4-wide when d = 4)."""
-    if wk.R.shape[1] == 4:
-        _read_all_with(load4, 1, wk, off, (1, 4, off.shape[1], coef, read_c))
-    else:
-        _read_all_with(load1, wk.R.shape[1], wk, off, (1, wk.R.shape[1], off.shape[1], coef,
-                                                      read_c))
-
-
 @njit(**INLINE)
-def _read_all_with(load, groups, wk, off, k):
-    """``_read_all`` with vectors of ``load``'s width, ``groups`` of them per circuit."""
+def _read_all(load, groups, wk, off, k):
+    """R[t] = U_t A and RQ[t] = U_t Q for every circuit t: the forward pass's ``_gather`` and
+    ``_correct`` with C = 1, ``groups`` vectors of ``load``'s width per circuit (one 4-wide
+    when d = 4, else d of one)."""
     d = k[1]
     for t in range(off.shape[0]):
         for i in range(groups):
@@ -178,7 +169,11 @@ def _layer_terms(s, layer, net, truth, wk):
         _block_sums(Q, wk.bsQ)
     m, nk = _push_active_neurons(wk, s, off, truth.active, net.inv_indptr[layer - 1],
                                  net.inv_circuits[layer - 1])
-    _read_all(wk, off, net.coef[0], read_c)
+    k = (1, wk.R.shape[1], off.shape[1], net.coef[0], read_c)
+    if k[1] == 4:
+        _read_all(load4, 1, wk, off, k)
+    else:
+        _read_all(load1, k[1], wk, off, k)
     return wk.cnt[0] / D, m, nk
 
 
@@ -243,7 +238,7 @@ def _decompose_range(s_lo, s_hi, net, truth, out):
         for layer in range(1, L + 1):
             on, m, nk = _layer_terms(s, layer, net, truth, wk)
             if layer == 1:
-                out.frac_on[s, 0] = _count_positive(wk.X) / wk.X.shape[0]
+                out.frac_on[s, 0] = np.count_nonzero(wk.X > 0.0) / wk.X.shape[0]
             out.frac_on[s, layer] = on
             _split_terms(s, layer, net, truth, wk, out)
             for p in range(m):
@@ -254,15 +249,6 @@ def _decompose_range(s_lo, s_hi, net, truth, out):
                 wk.mark_k[wk.kept[p]] = False
         for j in range(z):
             wk.slot[active[s, j]] = -1
-
-
-@njit(**JIT)
-def _count_positive(X):
-    on = 0
-    for j in range(X.shape[0]):
-        if X[j, 0] > 0.0:
-            on += 1
-    return on
 
 
 @njit(**PARALLEL)

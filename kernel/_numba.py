@@ -17,6 +17,7 @@ the cache on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -39,6 +40,7 @@ def cache_enabled() -> bool:
 KERNEL_DIR = Path(__file__).resolve().parent
 
 
+@functools.cache  # once per process: the files do not change in it
 def source_key() -> str:
     """Hash of what a cached kernel depends on: the content of every private kernel module
     (kernel/_*.py, where all compiled code and its helpers live), the numba and llvmlite
@@ -52,34 +54,28 @@ def source_key() -> str:
 
 
 class _KernelCacheLocator(caching._CacheLocator):
-    """numba's own cache location for a function defined in kernel/, with ``source_key()`` as
-    the source stamp: an index written for other sources is stale and recompiled."""
+    """numba's own cache location (``inner``) for a function defined in kernel/, with
+    ``source_key()`` as the source stamp: an index written for other sources is stale."""
 
-    _key: str | None = None
-
-    def __init__(self, inner: caching._CacheLocator) -> None:
-        self._inner = inner
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
 
     def ensure_cache_path(self) -> None:
-        self._inner.ensure_cache_path()
+        self.inner.ensure_cache_path()
 
     def get_cache_path(self) -> str:
-        return self._inner.get_cache_path()
+        return self.inner.get_cache_path()
 
     def get_disambiguator(self) -> str:
-        return self._inner.get_disambiguator()
+        return self.inner.get_disambiguator()
 
     def get_source_stamp(self) -> str:
-        if _KernelCacheLocator._key is None:  # once per process: the files do not change in it
-            _KernelCacheLocator._key = source_key()
-        return _KernelCacheLocator._key
+        return source_key()
 
     @classmethod
     def from_function(cls, py_func, py_file):  # type: ignore[no-untyped-def]
-        if Path(py_file).resolve().parent != KERNEL_DIR:
-            return None
-        for other in _LOCATORS:
-            if other is not cls:
+        if Path(py_file).resolve().parent == KERNEL_DIR:
+            for other in _LOCATORS[1:]:
                 inner = other.from_function(py_func, py_file)
                 if inner is not None:
                     return cls(inner)

@@ -30,6 +30,7 @@ compiled and not (tests/test_simd.py runs every misuse both ways):
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any
 
 import numpy as np
@@ -70,29 +71,20 @@ def _scalar(op, c, dtype):
         raise TypeError(f"{op}: the scalar must have the vector's dtype {dtype}")
 
 
-def _load(op, a, i, lanes):
-    f = _flat(op, a, i, lanes)
-    return tuple(f[i + k] for k in range(lanes))
+def _python_load(lanes, doc):
+    def load(a, i):
+        f = _flat(f"load{lanes}", a, i, lanes)
+        return tuple(f[i + k] for k in range(lanes))
+
+    load.__name__ = load.__qualname__ = f"load{lanes}"
+    load.__doc__ = doc
+    return load
 
 
-def load1(a, i):
-    """(a[i],): one lane, for the columns left over after the full vectors."""
-    return _load("load1", a, i, 1)
-
-
-def load4(a, i):
-    """(a[i], ..., a[i+3])."""
-    return _load("load4", a, i, 4)
-
-
-def load8(a, i):
-    """(a[i], ..., a[i+7])."""
-    return _load("load8", a, i, 8)
-
-
-def load16(a, i):
-    """(a[i], ..., a[i+15])."""
-    return _load("load16", a, i, 16)
+load1 = _python_load(1, "(a[i],): one lane, for the columns left over after the full vectors.")
+load4 = _python_load(4, "(a[i], ..., a[i+3]).")
+load8 = _python_load(8, "(a[i], ..., a[i+7]).")
+load16 = _python_load(16, "(a[i], ..., a[i+15]).")
 
 
 def store(a, i, x):
@@ -113,22 +105,19 @@ def add_into(a, i, x):
         f[i + k] += x[k]
 
 
-def vadd(x, y):
-    """Lane-wise x + y."""
-    _vec("vadd", x, y)
-    return tuple(p + q for p, q in zip(x, y))
+def _python_binary(name, op, doc):
+    def binary(x, y):
+        _vec(name, x, y)
+        return tuple(op(p, q) for p, q in zip(x, y))
+
+    binary.__name__ = binary.__qualname__ = name
+    binary.__doc__ = doc
+    return binary
 
 
-def vsub(x, y):
-    """Lane-wise x - y."""
-    _vec("vsub", x, y)
-    return tuple(p - q for p, q in zip(x, y))
-
-
-def vmul(x, y):
-    """Lane-wise x * y."""
-    _vec("vmul", x, y)
-    return tuple(p * q for p, q in zip(x, y))
+vadd = _python_binary("vadd", operator.add, "Lane-wise x + y.")
+vsub = _python_binary("vsub", operator.sub, "Lane-wise x - y.")
+vmul = _python_binary("vmul", operator.mul, "Lane-wise x * y.")
 
 
 def vscale(x, c):

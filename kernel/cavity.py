@@ -26,14 +26,10 @@ Params = namedtuple("Params", ["p_act", "b", "coef", "read_c", "z_other", "rest"
 Errors = namedtuple("Errors", ["eps", "overlap", "propagation"])
 
 
-def cavity_chunk(lo: int, draws: Draws, pools: Pools, params: Params, errors: Errors) -> None:
-    """Form and read out the S neurons of tagged trajectories ``lo .. lo + m - 1``
-    (m = len(draws.u)).
-
-    Writes rows ``lo .. lo + m - 1`` of ``errors`` (M, d): the total error and its overlap and
-    propagation parts. The records' fields are described in ``kernel._jit_cavity``.
-    """
-    _cavity_chunk(lo, Draws(*draws), Pools(*pools), Params(*params), Errors(*errors))
+#: cavity_chunk(lo, draws, pools, params, errors): form and read out the S neurons of tagged
+#: trajectories lo .. lo + m - 1 (m = len(draws.u)); writes those rows of ``errors`` (M, d), the
+#: total error and its overlap and propagation parts (fields: ``kernel._jit_cavity``)
+cavity_chunk = _cavity_chunk
 
 
 def noise_activations(ld: np.ndarray, ii: np.ndarray, y_in: np.ndarray, b: np.ndarray,

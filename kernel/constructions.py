@@ -132,14 +132,6 @@ class Construction:
             np.array([self.has_extra, self.has_sparse], dtype=np.int64),
         )
 
-    def cap_matrix(self, layer: int, n: int) -> np.ndarray:
-        """C^l as a dense n x n 0/1 array (small n; tests and the dense oracle)."""
-        ptr = self.cap_indptr[layer - 1]
-        C = np.zeros((n, n))
-        for k in range(n):
-            C[k, self.cap_indices[ptr[k] : ptr[k + 1]]] = 1.0
-        return C
-
 
 # ----------------------------------------------------------------------------- capped offsets
 

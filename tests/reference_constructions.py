@@ -201,3 +201,12 @@ def apply_layer_cols(A, An, off_r, off_w, net, li):
                 for q in range(S):
                     An[off_w[t, q] * d + i, s] += y
     _add_extra_terms(A, An, bs, net, li, C, np.zeros((d, C)), np.zeros((d, C)))
+
+
+def cap_matrix(con, layer: int, n: int) -> np.ndarray:
+    """C^l of a construction as a dense n x n 0/1 array (small n)."""
+    ptr = con.cap_indptr[layer - 1]
+    C = np.zeros((n, n))
+    for k in range(n):
+        C[k, con.cap_indices[ptr[k] : ptr[k + 1]]] = 1.0
+    return C

@@ -115,7 +115,7 @@ def test_capped_offsets_and_kappa_match_the_literal_definitions(params):
     con = net.construction
     n, S, T = net.n, net.S, net.T
     for layer in range(2, net.L + 1):
-        C = con.cap_matrix(layer, n)
+        C = ref.cap_matrix(con, layer, n)
         C_lit, kappa = ref.literal_capped(net.offsets[layer - 1], net.offsets[layer - 2], n, S,
                                           params["kappa_scale"])
         np.testing.assert_array_equal(C, C_lit)
@@ -165,7 +165,7 @@ def test_capped_kappa_balances_linked_and_unlinked_pairs():
                         construction="ris-capped")
     con = net.construction
     for layer in (2, 3):
-        C = con.cap_matrix(layer, net.n)
+        C = ref.cap_matrix(con, layer, net.n)
         Ct = C - con.kappa[layer - 1] * (1.0 - C)
         e_w = ref.pattern_vectors(net.offsets[layer - 1], net.n)
         e_r = ref.pattern_vectors(net.offsets[layer - 2], net.n)
