@@ -124,13 +124,13 @@ print(json.dumps(out))
 """
 
 _CONFIGS = [
-    ("cis2-d4-single", {"D": 80, "d": 4, "S": 3, "T": 30, "L": 3, "seed": 1}, 1, "float64",
+    ("cis2-d4-single", {"D": 80, "d": 4, "S": 3, "T": 25, "L": 3, "seed": 1}, 1, "float64",
      "factorised"),
-    ("cis2-d4-batch-saturated", {"D": 80, "d": 4, "S": 3, "T": 30, "L": 3, "bias": 0.0,
+    ("cis2-d4-batch-saturated", {"D": 80, "d": 4, "S": 3, "T": 25, "L": 3, "bias": 0.0,
                                  "seed": 2}, 11, "float64", "factorised"),
-    ("cis2-d3-sparse-f32", {"D": 90, "d": 3, "S": 3, "T": 25, "L": 3, "seed": 3}, 19,
+    ("cis2-d6-sparse-f32", {"D": 120, "d": 6, "S": 3, "T": 25, "L": 3, "seed": 3}, 19,
      "float32", "sparse"),
-    ("ris-split-d4", {"D": 80, "d": 4, "S": 3, "T": 40, "L": 3, "construction": "ris-split",
+    ("ris-split-d4", {"D": 160, "d": 4, "S": 3, "T": 40, "L": 3, "construction": "ris-split",
                       "seed": 4}, 9, "float64", "factorised"),
     ("ris-capped-d2", {"D": 60, "d": 2, "S": 3, "T": 30, "L": 3,
                        "construction": "ris-capped", "seed": 5}, 1, "float64", "factorised"),
