@@ -121,6 +121,14 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
     cfg = RunConfig.from_params(**params)
     net_cfg = cfg.network
     engine = validate.choice("engine", cfg.engine, ("auto", "factorised", "sparse"))
+    if dense == "yes":  # refused before the engines run, not after them
+        from kernel.network import DENSE_MAX_D
+
+        if net_cfg.D > DENSE_MAX_D:
+            raise validate.ConfigError(
+                f"--dense yes: D={net_cfg.D} is too large for the dense baselines "
+                f"(D <= {DENSE_MAX_D}; W^2..W^L would need "
+                f"{(net_cfg.L - 1) * net_cfg.D**2 * 12 / 2**30:.1f} GiB in float64 + float32)")
     t0 = time.perf_counter()
     net = build_network(net_cfg)
     build_s = time.perf_counter() - t0
@@ -251,6 +259,11 @@ def bench_config(reps: int = 5, dense: str = "auto", **params: Any) -> dict[str,
 @_guard
 def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
     """Time the numba engines and the dense oracle on one configuration (same process)."""
+    ctx = click.get_current_context()
+    for name, flag in (("threshold_fraction", "--threshold"), ("sample_seed", "--sample-seed")):
+        if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None):
+            raise click.UsageError(f"{flag} is not used by cis bench (it times the engines); "
+                                   "leave it out")
     out = bench_config(reps=reps, dense=dense, **params)
     if as_json:
         click.echo(report.dumps(out))
@@ -260,32 +273,31 @@ def bench(as_json: bool, reps: int, dense: str, **params: Any) -> None:
         report.table(
             f"bench: seconds (median of {out['config']['reps']})",
             ["what", "seconds"],
-            [[k, f"{v:.5f}"] for k, v in secs.items()],
+            [[k, v] for k, v in secs.items()],
         ),
         report.table(
             f"achieved rates (triad bandwidth {out['triad']['GB_per_s']:.1f} GB/s)",
             ["what", "seconds", "GFLOP/s", "GB/s", "of triad"],
             [
-                [k, f"{v['seconds']:.5f}", f"{v['GFLOP_per_s']:.2f}", f"{v['GB_per_s']:.2f}",
-                 f"{v['fraction_of_triad']:.3f}"]
+                [k, v["seconds"], v["GFLOP_per_s"], v["GB_per_s"], v["fraction_of_triad"]]
                 for k, v in out["rates"].items()
             ],
         ),
         report.table(
             "ratios (baseline / ours)",
             ["ratio", "x"],
-            [[k, f"{v:.1f}"] for k, v in out["ratios"].items()],
+            [[k, v] for k, v in out["ratios"].items()],
         ),
         report.table(
             "frac_on per layer",
             ["layer", "frac_on"],
-            [[i, f"{v:.4f}"] for i, v in enumerate(out["frac_on"])],
+            [[i, v] for i, v in enumerate(out["frac_on"])],
         ),
         report.table(
             "memory and float32",
             ["what", "value"],
-            [[k, f"{v:.1f}"] for k, v in out["peak_rss_MiB"].items()]
-            + [[k, f"{v:.2e}"] for k, v in out["float32_error"].items()]
+            [[k, v] for k, v in out["peak_rss_MiB"].items()]
+            + [[k, v] for k, v in out["float32_error"].items()]
             + [[k, str(v)] for k, v in out["dense"].items()],
         ),
     ]

@@ -15,7 +15,7 @@ import click
 
 from cis import report
 from cis.cli import _guard, network_file_options, network_options
-from cis.compare import compare
+from cis.compare import MIN_SAMPLES, REPLICAS, compare
 from cis.paths import writable_figure_path
 from kernel import limits
 
@@ -30,16 +30,26 @@ def _verdict(line: dict[str, Any]) -> str:
     return line["verdict"] if not bad else f"{line['verdict']} *{','.join(bad)}"
 
 
-def _note(rows: list[list[Any]]) -> str | None:
-    return ASSUMPTION_NOTE if any(" *A" in str(r[-1]) for r in rows) else None
+def _note(rows: list[list[Any]], column: int = -1) -> str | None:
+    return ASSUMPTION_NOTE if any(" *A" in str(r[column]) for r in rows) else None
 
 
-def check_tables(out: dict[str, Any]) -> list[Any]:
+#: columns of the error terms, shown when the terminal is wide enough (--terms: a table of them)
+TERM_COLUMNS = ("pred ovl", "meas ovl", "pred prop", "meas prop", "pred relu", "meas relu")
+
+
+def check_tables(out: dict[str, Any], terms: bool = False) -> list[Any]:
     """Rich tables of the ``cis check`` JSON; lines derived under a violated assumption are
-    marked ``*An`` after their verdict, with a footnote."""
+    marked ``*An`` after their verdict, with a footnote.
+
+    The main table shows layer, class, model, predicted and measured MSE, their ratio and the
+    verdict; the error-term columns follow when the terminal is wide enough. ``terms`` adds a
+    table of the terms in long form (one line per term), readable at any width."""
     cfg = out["config"]
     head = ", ".join(f"{k}={v}" for k, v in cfg.items())
-    rows, brows = [], []
+    rows: list[list[Any]] = []
+    brows: list[list[Any]] = []
+    trows: list[list[Any]] = []
     for lay in out["layers"]:
         if lay["layer"] == 0:
             continue
@@ -51,32 +61,36 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
             for est in e["estimates"]:
                 t = est["terms"]
                 rows.append([lay["layer"], cls, est["model"], est["mse"], e["mse"], est["ratio"],
-                             t.get("overlap"), mt["overlap"], t.get("propagation"),
-                             mt["propagation"], t.get("relu"), mt["relu"], _verdict(est)])
+                             _verdict(est), t.get("overlap"), mt["overlap"],
+                             t.get("propagation"), mt["propagation"], t.get("relu"), mt["relu"]])
+                trows.extend([lay["layer"], cls, est["model"], term, t.get(term), mt[term]]
+                             for term in ("overlap", "propagation", "relu"))
             b = e["bound"]
             if b is not None:
                 brows.append([lay["layer"], cls, b["kind"], b["value"], b["max_abs"],
                               _verdict(b)])
             brows.append([lay["layer"], cls, "tail (log T)", e["tail_estimate"]["value"],
                           e["max_abs"], _verdict(e["tail_estimate"])])
-    cols = ["layer", "class", "model", "pred mse", "meas mse", "ratio", "pred ovl", "meas ovl",
-            "pred prop", "meas prop", "pred relu", "meas relu", "verdict"]
+    cols = ["layer", "class", "model", "pred", "meas", "ratio", "verdict", *TERM_COLUMNS]
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(out["check"]["verdicts"].items()))
-    title = f"{head}\npredicted vs measured mean-square |eps|^2 ({verdicts})"
-    tables = [report.table(title, cols, rows, _note(rows)),
+    title = f"{head}\npredicted (pred) vs measured (meas) mean-square |eps|^2 ({verdicts})"
+    tables = [report.table(title, cols, rows, _note(rows, 6), optional=TERM_COLUMNS),
               report.table("worst case: bound / estimate vs max abs error",
                            ["layer", "class", "kind", "value", "max |err|", "verdict"], brows,
                            _note(brows))]
-    trows = [[lay["layer"], cls, est["model"], est["mse"], est["measured"], est["ratio"],
+    if terms:
+        tables.append(report.table("error terms: predicted vs measured mean square",
+                                   ["layer", "class", "model", "term", "pred", "meas"], trows))
+    xrows = [[lay["layer"], cls, est["model"], est["mse"], est["measured"], est["ratio"],
               _verdict(est)]
              for lay in out["layers"] if lay.get("task")
              for cls in ("active", "inactive")
              for est in lay["task"][cls].get("x_estimates", [])]
-    if trows:
+    if xrows:
         tables.append(report.table(
             "task: the follow-up's formulas vs measured x metric (active E|x - x_hat|^2, "
             "inactive E|x_hat|^2)",
-            ["layer", "class", "model", "pred", "meas", "ratio", "verdict"], trows, _note(trows)))
+            ["layer", "class", "model", "pred", "meas", "ratio", "verdict"], xrows, _note(xrows)))
     return tables
 
 
@@ -84,21 +98,30 @@ def check_tables(out: dict[str, Any]) -> list[Any]:
 @network_options
 @network_file_options
 @click.option("--samples", type=int, default=40000, show_default=True,
-              help="Monte Carlo trajectories of the cavity prediction (small circuits only)")
+              help=f"Monte Carlo trajectories of the cavity prediction, per replica "
+                   f"(>= {MIN_SAMPLES}; 3 replicas: their spread is the prediction's error)")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="also write a PNG of predicted vs measured MSE per layer (needs matplotlib)")
 @click.option("--assumptions", "show_assumptions", is_flag=True,
               help="also report the assumptions A1-A5 (holds / violated / not applicable)")
+@click.option("--terms", "show_terms", is_flag=True,
+              help="also print the error terms (overlap, propagation, relu) one per line; a "
+                   "terminal wide enough shows them as columns of the main table anyway")
 @_guard
 def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: bool,
-          **params: Any) -> None:
+          show_terms: bool, **params: Any) -> None:
     """Predicted vs measured error per layer, class and term; PASS/FAIL/flags."""
     from kernel.validate import integer
 
-    samples = integer("samples", samples, low=100)
+    samples = integer("samples", samples, low=MIN_SAMPLES)
+    if show_terms and as_json:
+        raise click.UsageError("--terms is for the tables; --json always has the terms")
     if plot_path is not None:  # refuse a figure that cannot be written before computing it
         writable_figure_path(plot_path)
-    limits.check_cavity(samples, params.get("d"), params.get("L"), params.get("S"))
+    net = params.get("network")  # --load / --save: the sizes are the network's
+    d, L, S = ((net.d, net.L, net.S) if net is not None
+               else (params.get("d"), params.get("L"), params.get("S")))
+    limits.check_cavity(samples, d, L, S, runs=REPLICAS)
     # the assumptions are always checked (lines derived under a violated one are marked);
     # --assumptions adds the full report: JSON key "assumptions", a table after the others
     out, ok = compare(params, samples=samples, assumptions=show_assumptions)
@@ -109,6 +132,6 @@ def check(as_json: bool, samples: int, plot_path: str | None, show_assumptions: 
     if as_json:
         click.echo(report.dumps(out))
     else:
-        report.print_tables(*check_tables(out), *report.assumption_tables(out))
+        report.print_tables(*check_tables(out, show_terms), *report.assumption_tables(out))
         click.echo("PASS" if ok else "FAIL")
     raise click.exceptions.Exit(0 if ok else 1)

@@ -80,6 +80,11 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--seed", type=int, default=0, show_default=True, help="seed of network and batch"
         ),
         click.option(
+            "--sample-seed", "sample_seed", type=int, default=None,
+            help="seed of the batch  [default: derived from --seed; with --load, the batch the "
+                 "network was saved with]",
+        ),
+        click.option(
             "--family",
             type=RegistryChoice("family", circuits.FAMILIES),
             default="signed",
@@ -132,15 +137,47 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             default=0.1,
             show_default=True,
-            help="false activation: |read-out| above this fraction of the mean active norm",
+            help="false activation: |read-out| above this fraction of the circuits' mean active "
+                 "norm on their default inputs (fixed per network, not taken from the batch)",
         ),
         click.option(
             "--json", "as_json", is_flag=True, help="print one JSON object instead of tables"
         ),
     ]
+    checked = _refuse_unused_network_options(fn)
     for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+        checked = opt(checked)
+    return checked
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` of the current command was given (not its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (click.core.ParameterSource.DEFAULT, None)
+
+
+def _refuse_unused_network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse --kappa-scale without construction ris-capped and --rot-bias without the rotation
+    family: each would be accepted and silently ignored."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **params: Any) -> Any:
+        if _given("kappa_scale") and params.get("construction") != "ris-capped":
+            raise click.UsageError("--kappa-scale is used only by --construction ris-capped; "
+                                   "leave it out or choose that construction")
+        corrected = (params.get("variant") == "corrected"
+                     or params.get("construction") in ("ris-uncapped", "ris-split"))
+        if params.get("engine") == "sparse" and corrected:
+            raise click.UsageError(
+                "--engine sparse skips circuits no active neuron touches, which a corrected "
+                "read-out (every circuit reads every neuron) does not allow: it would run the "
+                "factorised pass; use --engine factorised or auto")
+        if _given("rot_bias") and params.get("family") != "rotation":
+            raise click.UsageError("--rot-bias is used only by --family rotation; leave it out "
+                                   "or choose that family")
+        return fn(*args, **params)
+
+    return wrapper
 
 
 #: options of ``cis run`` / ``cis check`` that define the network (refused together with --load)
@@ -154,12 +191,24 @@ def network_file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, save: str | None, load: str | None, **params: Any) -> Any:
-        if save is not None or load is not None:
-            try:
-                params = _network_from_file(save, load, params)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
-        return fn(*args, **params)
+        if save is None and load is None:
+            return fn(*args, **params)
+        try:
+            params = _network_from_file(save, load, params)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        if save is None:
+            return fn(*args, **params)
+        # saved only once the command has validated everything and run (exit 0, or 1 for a
+        # failed check): a refused request writes nothing
+        try:
+            result = fn(*args, **params)
+        except click.exceptions.Exit as done:
+            if done.exit_code in (0, 1):
+                _save_network(params["network"], save)
+            raise
+        _save_network(params["network"], save)
+        return result
 
     wrapper = click.option(
         "--load", type=click.Path(dir_okay=False), default=None,
@@ -177,7 +226,7 @@ def _network_from_file(
     """The command's parameters with the network options replaced by ``network=``."""
     from click.core import ParameterSource
 
-    from kernel.io import load_network, save_network
+    from kernel.io import load_network
     from kernel.network import NetworkConfig, build_network
 
     if load is not None:
@@ -192,9 +241,20 @@ def _network_from_file(
             )
         net = load_network(load)
     else:
+        from cis.paths import output_file
+
+        output_file(str(save), "--save")  # checked before the work, written after it
         net = build_network(NetworkConfig(**{k: params[k] for k in NETWORK_FIELDS}))
-        save_network(net, str(save))
     return {**{k: v for k, v in params.items() if k not in NETWORK_FIELDS}, "network": net}
+
+
+def _save_network(net: Any, path: str) -> None:
+    from kernel.io import save_network
+
+    try:
+        save_network(net, path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _package_version() -> str:
@@ -262,7 +322,8 @@ def run(as_json: bool, **params: Any) -> None:
     "--budget",
     type=float,
     default=None,
-    help="inverse problem: error budget (active MSE at layer L)",
+    help="inverse problem: error budget, relative: active MSE at layer L <= budget x mean "
+         "|a^L|^2 of the circuits (as in capacity sweeps; the JSON gives budget_absolute)",
 )
 @click.option("--T", "T", type=int, default=None, help="inverse problem: T for the smallest D")
 @click.option(
@@ -342,19 +403,30 @@ def capacity(
         from bounds.capacity import inverse_problem
 
         if method == "cavity":
+            from cis.compare import CAVITY_MIN_SAMPLES
             from kernel.validate import integer
 
             integer("samples", samples, low=CAVITY_MIN_SAMPLES)
             limits.check_cavity(samples, d, L, S or 6, runs=64)
-        out.update(
-            inverse_problem(
-                budget,
+            # the bisection builds the design up to T_max: refuse by the cheap lower bound of
+            # T_max before counting it exactly (seconds for a block of 10^8 neurons)
+            limits.check_network(D, d, S or 6, None, L, variant)
+        from cis.experiment import BUDGET_NORMALISATION, signal_power
+
+        # the budget is relative to the circuits' own signal, as in capacity sweeps: the
+        # library's inverse problem takes the absolute MSE
+        a2 = signal_power({"family": family, "L": L, "d": d, "bias": bias, "seed": seed})
+        try:
+            answer = inverse_problem(
+                budget * a2,
                 D,
                 d,
                 z,
                 L,
                 S=S,
                 T=T,
+                a2=a2,
+                wa2=a2,
                 method=method,
                 bias=bias,
                 family=family,
@@ -362,7 +434,12 @@ def capacity(
                 seed=seed,
                 samples=samples,
             )
-        )
+        except OverflowError:  # the post's T for such a budget is not a finite number
+            raise ConfigError(f"budget={budget} is too large: the post's formula gives no "
+                              "finite T") from None
+        out.update(answer)
+        out.update({"budget": budget, "budget_normalisation": BUDGET_NORMALISATION,
+                    "budget_absolute": budget * a2, "a2_population": a2})
     if as_json:
         click.echo(report.dumps(out))
     elif budget is not None:  # one row per quantity: cavity (reported) and post labelled apart
@@ -374,9 +451,6 @@ def capacity(
     else:
         report.print_tables(report.table("capacity", list(out), [list(out.values())]))
 
-
-#: fewest Monte Carlo trajectories the cavity prediction accepts (fewer: no usable statistics)
-CAVITY_MIN_SAMPLES = 100
 
 #: options of ``cis capacity`` by mode: the forward problem (--n --S) and the inverse problem
 #: (--budget --D ...); the cavity's own options only with --method cavity
@@ -419,7 +493,7 @@ def _register_optional_commands() -> None:
     """Sub-commands that live in their own module ``cis/<name>.py`` (a click command ``<name>``)."""
     import importlib
 
-    for name in ("check", "verify", "bench", "export", "dataset", "sweep", "plot"):
+    for name in ("check", "verify", "bench", "export", "dataset", "sweep", "plot", "score"):
         try:
             module = importlib.import_module(f"cis.{name}")
         except ModuleNotFoundError as exc:

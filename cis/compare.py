@@ -16,6 +16,57 @@ import numpy as np
 
 from kernel.measure import active_per_sample, ci_half_width, inactive_per_sample
 
+#: fewest Monte Carlo trajectories per replica whose verdicts hold: below it the cavity's pools
+#: are biased upward, beyond what the replicas' spread shows (default configuration, layer-4
+#: active: 0.8-1.2 at 100 and 200 trajectories, 0.40-0.45 at 1000, 0.363-0.373 at 40000,
+#: measured 0.383), and a correct model would FAIL
+MIN_SAMPLES = 1000
+
+#: fewest Monte Carlo trajectories of the cavity's answer to the inverse problem (cis capacity,
+#: capacity sweeps): fewer give no usable statistics
+CAVITY_MIN_SAMPLES = 100
+
+#: independent Monte Carlo replicas of every Monte Carlo prediction (the cavity): their spread is
+#: the prediction's error (the recursion's own std error sees only the last layer's draws, not
+#: the noise its pools carry from the layers before, and understates it 3-8x)
+REPLICAS = 3
+
+#: two-sided 95% quantile of Student's t with REPLICAS - 1 degrees of freedom, over 1.96: the
+#: factor on the replicas' std error that keeps a 95% interval from so few replicas honest
+_T95_OVER_Z95 = 4.303 / 1.96
+
+
+def replica_seeds(seed: int, count: int = REPLICAS) -> list[int]:
+    """``seed`` and ``count - 1`` seeds derived from it (independent streams)."""
+    extra = np.random.SeedSequence([seed, 1]).generate_state(count - 1).tolist()
+    return [seed, *(int(s) for s in extra)]
+
+
+def monte_carlo_replicas(predict_with: Any, seed: int) -> Any:
+    """``predict_with(seed)`` (``bounds.predict.predict``'s layers) for ``REPLICAS`` seeds, with
+    every Monte Carlo estimate (se > 0) replaced by the mean of its replicas and a std error
+    that carries their spread: ``max(spread, largest own se) / sqrt(R)``, widened to Student's
+    t with R - 1 degrees of freedom. Closed forms (se = 0) and everything else are the first
+    replica's."""
+    import dataclasses
+
+    runs = [predict_with(s) for s in replica_seeds(seed)]
+    for layer, per_class in enumerate(runs[0]):
+        for cls, cp in per_class.items():
+            for i, est in enumerate(cp.estimates):
+                if est.se <= 0:
+                    continue
+                reps = [run[layer][cls].estimates[i] for run in runs]
+                values = np.array([r.mse for r in reps])
+                spread = float(values.std(ddof=1))
+                se = max(spread, max(r.se for r in reps))
+                terms = {k: (None if v is None else float(np.mean([r.terms[k] for r in reps])))
+                         for k, v in est.terms.items()}
+                cp.estimates[i] = dataclasses.replace(
+                    est, mse=float(values.mean()), terms=terms,
+                    se=se / np.sqrt(len(reps)) * _T95_OVER_Z95)
+    return runs[0]
+
 
 def compare(params: dict[str, Any], *, samples: int = 40000,
             assumptions: bool = False) -> tuple[dict[str, Any], bool]:
@@ -32,6 +83,9 @@ def compare(params: dict[str, Any], *, samples: int = 40000,
     from bounds.worst_case import tail_max_estimate
     from kernel.decompose import TERMS, decompose
     from kernel.measure import run as run_measure
+    from kernel.validate import integer
+
+    samples = integer("samples", samples, low=MIN_SAMPLES)
 
     result = run_measure(**params)
     net, res = result.network, result.forward
@@ -45,11 +99,14 @@ def compare(params: dict[str, Any], *, samples: int = 40000,
             dec.inactive_sq, res.inactive_sq, rtol=1e-9, atol=1e-9):
         raise RuntimeError("kernel.decompose disagrees with the forward engine")
     z, B = res.batch.z, res.batch.size
-    preds = _predict.predict(net, z, samples=samples, seed=net.config.seed,
-                             h1_max=float(np.abs(res.h[:, 1]).max()) if net.L >= 1 else None)
+    preds = monte_carlo_replicas(
+        lambda seed: _predict.predict(
+            net, z, samples=samples, seed=seed,
+            h1_max=float(np.abs(res.h[:, 1]).max()) if net.L >= 1 else None),
+        net.config.seed)
     report = check_assumptions(net, z)
     out = result.to_dict()
-    out["check"] = {"samples": samples, "verdicts": {},
+    out["check"] = {"samples": samples, "replicas": REPLICAS, "verdicts": {},
                     "assumptions_violated": violated_among([a.name for a in report], report)}
     if assumptions:
         out["assumptions"] = [a.as_dict() for a in report]
@@ -146,7 +203,7 @@ def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int],
             meas = task[cls].get("x")
             if meas is None or not est_layer[cls]:
                 continue
-            half = (meas["mse_ci"][1] - meas["mse_ci"][0]) / 2
+            half = meas["mse_ci"][1] - meas["mse"]  # the lower end is clipped at 0
             lines = []
             for est in est_layer[cls]:
                 verdict, ratio, rel = _predict.judge(est, meas["mse"], half)

@@ -12,6 +12,7 @@ from cis.cli import _guard
 from kernel.engines import ENGINES
 from kernel.io import load_network
 from kernel.io.dataset import FORMATS, SHARD_SAMPLES, write_dataset
+from kernel.validate import ConfigError
 
 
 @click.command()
@@ -38,6 +39,8 @@ from kernel.io.dataset import FORMATS, SHARD_SAMPLES, write_dataset
 @_guard
 def dataset(network_file: str, out: str, fmt: str, force: bool, **opts: Any) -> None:
     """Sample forward passes of a saved network NET with their ground truth, into shards."""
+    if out.strip() == "":
+        raise ConfigError("--out='' is empty; give a directory for the dataset")
     net = load_network(network_file)
     manifest = write_dataset(net, out, fmt=fmt, force=force, progress=report.progress, **opts)
     click.echo(

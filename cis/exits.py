@@ -160,7 +160,10 @@ def _write_error(exc: OSError) -> str:
         return "cannot write output: the reading end of the pipe is closed"
     if exc.errno == errno.ENOSPC:
         return "cannot write output: no space left on device"
-    return f"cannot write output or file: {exc.strerror or exc}"
+    what = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"cannot write output or file: {what}"
+    return f"cannot read or write {exc.filename!r}: {what}"  # name the path
 
 
 def _missing_extra(exc: BaseException) -> tuple[str, str] | None:

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bounds.search import largest_passing
+from cis.compare import CAVITY_MIN_SAMPLES, MIN_SAMPLES
 from kernel.validate import ConfigError
 
 MODES = ("check", "capacity")
@@ -73,6 +74,15 @@ PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
 
 _TOP_KEYS = ("mode", "description", "fixed", "cross")
 
+#: what ``budget`` means in capacity sweeps and ``cis capacity`` alike (reported in their output)
+BUDGET_NORMALISATION = ("relative: active MSE at layer L <= budget x a2_population, the mean "
+                        "|a^L|^2 of the circuits on their own inputs")
+
+#: the least value of a parameter that the CLI accepts too (checked when the grid is read, not
+#: left to fail in every point): Monte Carlo trajectories as ``cis check --samples`` and
+#: ``cis capacity --samples``, at least one sample
+_MINIMUMS = {"samples": MIN_SAMPLES, "cavity_samples": CAVITY_MIN_SAMPLES, "batch": 1}
+
 
 @dataclass(frozen=True)
 class Point:
@@ -99,6 +109,8 @@ def _typed(where: str, value: Any, kind: type) -> Any:
         kind is float and isinstance(value, int) and not isinstance(value, bool))
     if not ok:
         raise ConfigError(f"{where}={value!r} must be of type {kind.__name__}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r} must be finite")
     return float(value) if kind is float else value
 
 
@@ -107,9 +119,13 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
 
     Raises ConfigError with one line naming the offending key: an unknown key, a value of the
     wrong type, an empty list, a parameter both fixed and crossed, or a mode other than
-    ``check`` / ``capacity``. Values are checked against what a network allows only when the
-    point runs (a bad point is then recorded as a failure, not fatal to the sweep).
+    ``check`` / ``capacity``; non-finite numbers, Monte Carlo samples and batches below what the
+    CLI accepts, ``grow <= 1`` and grids too large to hold. Other values are checked against what
+    a network allows only when the point runs (a bad point is then recorded as a failure, not
+    fatal to the sweep).
     """
+    if not isinstance(grid, dict):
+        raise ConfigError(f"grid={type(grid).__name__} must be a table (a parsed TOML file)")
     for key in grid:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{key}: unknown key (allowed: {', '.join(_TOP_KEYS)})")
@@ -141,6 +157,20 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
         if not values:
             raise ConfigError(f"cross.{key}: empty list")
         lists[key] = [_typed(f"cross.{key}", v, schema[key][0]) for v in values]
+    for key, low in _MINIMUMS.items():
+        where = "fixed" if key in params and key not in lists else "cross"
+        for value in lists.get(key, [params.get(key)]):
+            if value is not None and key in schema and value < low:
+                raise ConfigError(f"{where}.{key}={value} must be >= {low}")
+    for value in lists.get("grow", [params.get("grow")]):
+        if value is not None and "grow" in schema and value <= 1.0:
+            where = "cross" if "grow" in lists else "fixed"
+            raise ConfigError(f"{where}.grow={value} must be > 1 (the bracketing step on T)")
+    from kernel import limits
+
+    count = math.prod(len(v) for v in lists.values())
+    # a point's configuration and key take ~2 KiB; refuse a grid that cannot be held
+    limits.check(limits.Estimate(f"a grid of {count} points", 2048.0 * count, 1e-5 * count))
     points = []
     for index, combo in enumerate(itertools.product(*lists.values())):
         p = {**params, **dict(zip(lists, combo))}
@@ -149,14 +179,20 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
 
 
 def load_grid(path: str | Path) -> tuple[str, list[Point]]:
-    """Read a TOML grid file (``tomllib``) and expand it (``parse_grid``)."""
-    import tomllib
+    """Read a TOML grid file (``tomllib``; ``tomli`` before Python 3.11) and expand it
+    (``parse_grid``)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+        import tomli as tomllib
 
     try:
         with open(path, "rb") as fh:
             grid = tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"grid file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"grid file {str(path)!r} is not text (TOML is UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
     return parse_grid(grid)
@@ -303,6 +339,8 @@ def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     # the bias (which the formula leaves out) except through the budget's reference |a^L|^2
     post = largest_T(p["budget"] * a2_pop, D, d, z, L, a2=a2_pop, wa2=a2_pop)
     row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap, "a2_population": a2_pop,
+                           "budget_normalisation": BUDGET_NORMALISATION,
+                           "budget_absolute": p["budget"] * a2_pop,
                            "T_post_uncapped": post, "T_post": min(post, cap)}
     start = row["T_post"]
     if p["cavity"] and p["variant"] != "random":  # the cavity needs overlaps <= 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from cis.cli import _guard
+from cis.paths import output_file
 from kernel.io import load_network
 from kernel.io.export import FORMATS, export_network
 
@@ -22,6 +23,7 @@ from kernel.io.export import FORMATS, export_network
 @_guard
 def export(network_file: str, fmt: str, out: str, dense: bool, force: bool) -> None:
     """Export a saved network NET (from cis run --save) for use without cis-toolkit."""
+    output_file(out, "--out", inputs=(network_file,))  # never the input, nothing written yet
     net = load_network(network_file)
     path = export_network(net, out, fmt=fmt, dense=dense, force=force)
     layout = "dense" if dense else "factorised"

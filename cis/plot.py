@@ -88,7 +88,12 @@ def load_results(directory: str | Path) -> Any:
     path = Path(directory) / "results.parquet"
     if not path.is_file():
         raise ConfigError(f"{str(path)!r} not found: run `cis sweep GRID --out DIR` first")
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow's errors of a corrupt or foreign file: bad input
+        raise ConfigError(f"{str(path)!r} is not a readable results table "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                          ) from None
     if frame.empty:
         raise ConfigError(f"{str(path)!r} holds no finished points")
     return frame
@@ -455,7 +460,17 @@ def plot(directory: str, kind: str, out: str, x: str | None) -> None:
     _guard(_draw_and_report)(directory, kind, out, x)
 
 
+#: the kinds of figure whose x axis --x chooses
+X_KINDS = ("capacity", "false-activation")
+
+
 def _draw_and_report(directory: str, kind: str, out: str, x: str | None) -> None:
+    from cis.paths import writable_figure_path
+
+    if x is not None and kind not in X_KINDS:
+        raise ConfigError(f"--x is not used by --kind {kind} (only by {', '.join(X_KINDS)}); "
+                          "leave it out")
+    out = str(writable_figure_path(out, option="--out"))  # before drawing
     sweep_figure(directory, kind, out, x)
     if kind == "capacity":
         frame = load_results(directory)

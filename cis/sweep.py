@@ -11,8 +11,14 @@ Storage under ``--out DIR``:
   ``seconds`` (the point's wall clock on its worker) and ``finished`` (UTC time).
 * ``failures.parquet`` / ``failures.csv``: one row per failed point with ``error``.
 
-``--resume`` skips points that have a part (failed points are retried); without it an existing
-DIR with parts is refused, so two different sweeps never mix.
+* ``sweep.json``: the keys of the grid's points and their hash (``grid_sha256``), written before
+  any point runs.
+
+``--resume`` skips points that have a part (failed points are retried). It accepts only a
+directory written by ``cis sweep`` whose recorded points are all in this grid (the same grid, or
+the same grid grown by new points: then ``sweep.json`` records the grown grid), so a resume never
+drops another sweep's results from ``results.*``. Without ``--resume``, DIR must not exist or be
+empty: a sweep never writes into a directory of other files, nor two sweeps into one.
 
 Execution: a Dask ``LocalCluster`` sized to the machine (worker processes with one thread each and
 NUMBA_NUM_THREADS=1, so points do not fight over cores), or an existing cluster with
@@ -122,7 +128,11 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     except ModuleNotFoundError:
         raise ConfigError("sweep needs Dask: pip install -e '.[sweep]'") from None
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(f"--scheduler={scheduler!r}: cannot connect ({exc})") from None
+        with client:
             yield client
         return
     n = workers or os.cpu_count() or 1
@@ -179,6 +189,64 @@ def _progress() -> Any:
                     disable=not console.is_terminal)
 
 
+#: the file that marks a directory as written by ``cis sweep`` (and by which grid)
+MARKER = "sweep.json"
+
+
+def grid_record(points: list[Point]) -> dict[str, Any]:
+    """What ``sweep.json`` holds: the points' keys (grid order) and their hash."""
+    import hashlib
+
+    keys = [p.key for p in points]
+    return {"grid_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(), "keys": keys}
+
+
+def _claim_directory(out: Path, points: list[Point], resume: bool) -> None:
+    """Refuse a results directory a sweep of ``points`` could damage; record the grid in it."""
+    import json
+
+    if out.resolve() == Path.cwd().resolve():
+        raise ConfigError(f"--out={str(out)!r}: give a directory of its own for the results "
+                          "(e.g. --out results/my-sweep)")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out={str(out)!r} exists and is not a directory")
+    marker = out / MARKER
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if entries:
+        if not marker.is_file():
+            raise ConfigError(f"--out={str(out)!r} is not empty and was not written by cis sweep "
+                              f"(no {MARKER}): choose a new or empty directory")
+        if not resume:
+            raise ConfigError(f"--out={str(out)!r} already holds a sweep: pass --resume to "
+                              "continue it, or choose another directory")
+        try:
+            recorded = json.loads(marker.read_text())["keys"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ConfigError(f"--out={str(out)!r}: {MARKER} is unreadable; choose another "
+                              "directory") from None
+        foreign = set(recorded) - {p.key for p in points}
+        if foreign:
+            raise ConfigError(
+                f"--out={str(out)!r} was written by another grid ({len(foreign)} of its "
+                f"{len(recorded)} points are not in this one): --resume continues only the same "
+                "grid (or that grid grown by new points); choose another directory")
+    _parts(out).mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{MARKER}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(grid_record(points)))
+    os.replace(tmp, marker)
+
+
+def _check_scheduler(scheduler: str | None) -> None:
+    """An address Dask can dial: ``protocol://host[:port]`` or ``host:port``."""
+    import re
+
+    if scheduler is None:
+        return
+    if not re.fullmatch(r"(tcp|tls|ucx|inproc|ws|wss)://[^\s/]+|[^\s/:]+:\d{1,5}", scheduler):
+        raise ConfigError(f"--scheduler={scheduler!r} is not a scheduler address; give e.g. "
+                          "tcp://host:8786")
+
+
 def run_sweep(grid: str | Path, out: str | Path, *, scheduler: str | None = None,
               workers: int | None = None, resume: bool = False) -> tuple[Any, Any]:
     """Run the grid's unfinished points on Dask, store each as it finishes, consolidate.
@@ -186,12 +254,12 @@ def run_sweep(grid: str | Path, out: str | Path, *, scheduler: str | None = None
     Returns (results, failures) DataFrames (also written under ``out``).
     """
     _, points = load_grid(grid)
+    _check_scheduler(scheduler)
+    if os.fspath(out).strip() == "":
+        raise ConfigError("--out='' is empty; give a directory for the results")
     out = Path(out)
-    _parts(out).mkdir(parents=True, exist_ok=True)
+    _claim_directory(out, points, resume)
     done = finished_keys(out)
-    if done and not resume:
-        raise ConfigError(f"out={str(out)!r} already holds results: pass --resume to continue "
-                          "that sweep, or choose another directory")
     todo = [p for p in points if p.key not in done]
     if todo:
         from distributed import as_completed
@@ -256,3 +324,5 @@ def _run_and_report(grid_file: str, out: str, scheduler: str | None, workers: in
         for _, row in failures.iterrows():
             click.echo(f"  failed point {row['point']} ({row['key']}): {row['error']}", err=True)
     sys.stdout.flush()
+    if len(failures) and n_points == 0:  # nothing computed: the grid's values are bad
+        raise click.exceptions.Exit(2)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Regenerate every committed figure from the results of the sweeps in experiments/README.md.
-# Usage: experiments/figures.sh RESULTS_ROOT   (RESULTS_ROOT/<grid name>/results.parquet)
+# Usage: experiments/figures.sh RESULTS_ROOT   (RESULTS_ROOT/<grid name>/results.parquet;
+# capacity_slopes.png from experiments/results/*.csv)
 set -e
 R=${1:?usage: experiments/figures.sh RESULTS_ROOT}
 F=docs/figures
@@ -16,3 +17,5 @@ cis plot "$R/design" --kind layers --out "$F/design.png"
 cis plot "$R/readout" --kind layers --out "$F/readout.png"
 cis plot "$R/readout" --kind terms --out "$F/readout_terms.png"
 cis plot "$R/choice_of_s" --kind capacity --x S --out "$F/choice_of_s.png"
+# local capacity exponents: reads the committed tables in experiments/results (not RESULTS_ROOT)
+python experiments/capacity_slopes.py --plot "$F/capacity_slopes.png"

@@ -308,6 +308,20 @@ def with_on_indicator(
     return circuits_from_arrays(out, np.full((L, d + 1), -m), x_on)
 
 
+def mean_active_norms(circuits: Circuits, chunk: int = 8192) -> np.ndarray:
+    """(L+1,) mean over all circuits of |a_t^l| on their default inputs: the scale of the
+    false-activation threshold. A property of the circuits alone, so a sample's false
+    activations do not depend on the batch it is run in (a threshold from the batch's own
+    active norms would); computed in chunks of ``chunk`` circuits (bounded memory)."""
+    T, L = circuits.T, circuits.L
+    total = np.zeros(L + 1)
+    for lo in range(0, T, chunk):
+        ids = np.arange(lo, min(T, lo + chunk))[:, None]
+        _, a = run_small(circuits, ids, circuits.inputs[ids])
+        total += np.linalg.norm(a[:, :, 0], axis=-1).sum(axis=0)
+    return total / max(T, 1)
+
+
 def run_small(
     circuits: Circuits, active: np.ndarray, inputs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

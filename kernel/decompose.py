@@ -109,6 +109,7 @@ def decompose(net: Network, batch: Batch) -> Decomposition:
     Samples are shared among ``NUMBA_NUM_THREADS`` workers in contiguous ranges; a sample's
     results never depend on how many there are.
     """
+    validate.network_arrays(net)  # index arrays in range before the compiled pass
     if batch.inputs.shape[2] != net.d or batch.active.max(initial=0) >= net.T:
         raise validate.ConfigError("batch does not belong to this network (check d and T)")
     B, z, d, L = batch.size, batch.z, net.d, net.L

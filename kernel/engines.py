@@ -21,7 +21,7 @@ import numpy as np
 from kernel import limits, validate
 from kernel._jit import BatchArrays, NetArrays, Outputs, run_chunks, run_parallel
 from kernel._numba import n_threads
-from kernel.circuits import run_small, sample_inputs
+from kernel.circuits import mean_active_norms, run_small, sample_inputs
 from kernel.network import Network
 
 
@@ -106,6 +106,8 @@ class ForwardResult:
     frac_on: np.ndarray
     thresholds: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    #: ``id`` of the Network it ran on (``kernel.measure.layer_stats`` refuses another one)
+    network_id: int | None = None
 
     @property
     def active_error(self) -> np.ndarray:
@@ -204,7 +206,7 @@ def _run_numba(
     bat = BatchArrays(
         active=batch.active,
         x0=np.ascontiguousarray(batch.inputs, dtype=np.float64),
-        thr2=np.ascontiguousarray(thr**2),
+        thr2=np.ascontiguousarray(np.minimum(thr, 1e154) ** 2),  # a huge threshold: no overflow
         ro_ptr=ro_ptr,
         ro_slot=ro_slot,
     )
@@ -339,7 +341,8 @@ def forward(
         depend on the batch it is in or the thread count (tested; see ``kernel._jit``).
     readout : None, "all", or circuit ids whose full read-outs (B, L+1, R, d) are returned.
     threshold_fraction : false-activation threshold per layer, as a fraction of the mean active
-        norm <|a_t^l|> of the batch's ground truth.
+        norm <|a_t^l|> of all circuits on their default inputs (``mean_active_norms``: fixed by
+        the network, so the same for a sample alone or in any batch).
     dtype : "float64" (default, exact to float64 rounding) or "float32" (numba engines only: the
         large layers and weights in float32, statistics accumulated in float64; its error against
         float64 is measured in docs/performance.md).
@@ -354,7 +357,9 @@ def forward(
     limits.check_forward(net, batch.size, batch.z, engine, ids.size)  # refuse what cannot fit
     t0 = time.perf_counter()
     h, a = run_small(net.circuits, batch.active, batch.inputs)
-    thr = threshold_fraction * np.linalg.norm(a, axis=-1).mean(axis=(0, 2))  # (L+1,)
+    # (L+1,), from the circuits, not the batch; once per network (its arrays are read-only)
+    thr = threshold_fraction * net.memo("mean_active_norms",
+                                        lambda: mean_active_norms(net.circuits))
     t1 = time.perf_counter()
     out = ENGINES[engine](net, batch, np.ascontiguousarray(thr[1:]), ids, dtype=dtype)
     t2 = time.perf_counter()
@@ -385,6 +390,7 @@ def forward(
         inactive_false=with_layer0(out["out_false"]),
         frac_on=out["out_on"],
         thresholds=thr,
+        network_id=id(net),
         seconds={"small": t1 - t0, "large": t2 - t1},
     )
 

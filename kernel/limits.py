@@ -41,7 +41,6 @@ SMALL_BYTES = 64 * 2.0**20
 TIME_LIMIT_S = 3600.0
 #: rough seconds per inner-loop step of the compiled kernels and per Python-loop step
 SECONDS_PER_STEP = 2e-9
-SECONDS_PER_PY_STEP = 2e-6
 #: blocks up to this size get the exact T_max in estimates; above it a lower bound (see _t_max)
 N_EXACT = 200_000
 
@@ -158,9 +157,10 @@ def _t_max(n: int, S: int) -> float:
 
 
 def capacity_estimate(n: int, S: int) -> Estimate:
-    """T_max(n, S): a Python loop over candidate steps k < n/(S-1), a list of the allowed ones."""
+    """T_max(n, S): a vectorised pass over the candidate steps k < n/(S-1) (a few array
+    operations each, ``patterns.allowed_steps``), an array of the allowed ones."""
     steps = n / max(S - 1, 1)
-    return Estimate(f"capacity n={n}, S={S}", steps * 48.0, steps * SECONDS_PER_PY_STEP)
+    return Estimate(f"capacity n={n}, S={S}", steps * 16.0, steps * 20 * SECONDS_PER_STEP)
 
 
 def network_estimate(D: int, d: int, S: int, T: int | None, L: int, variant: str) -> Estimate:
@@ -269,7 +269,7 @@ def check_run(params: dict[str, object]) -> None:
     if min(D, d, S, L, B, z) < 1 or D % d or not D // d >= S >= 2:
         return
     T = _as_int(params.get("T")) if params.get("T") is not None else int(_t_max(D // d, S))
-    if T is None or T < 1:
+    if T is None or T < 1 or z > T:  # z > T: validation names it (not a memory problem)
         return
     from kernel._numba import n_threads
 

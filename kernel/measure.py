@@ -7,6 +7,7 @@ intervals over samples (per-sample means are independent; circuits within one sa
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -58,9 +59,12 @@ class ClassStats:
 
     @staticmethod
     def from_samples(per_sample_mse: np.ndarray, max_abs: float) -> ClassStats:
+        """The mean of per-sample mean squares and its 95% interval, whose lower end is clipped
+        at 0 (a mean square is never negative; the normal interval reaches below 0 when the
+        spread is large, e.g. at small batches)."""
         m = float(per_sample_mse.mean())
         half = ci_half_width(per_sample_mse)
-        return ClassStats(m, (m - half, m + half), float(max_abs))
+        return ClassStats(m, (max(0.0, m - half), m + half), float(max_abs))
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,27 @@ def task_stats(net: Network, res: ForwardResult) -> list[dict[str, dict[str, Cla
 
 def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     """Per-layer statistics of one forward result (docs/construction.md, "What is measured"),
-    with the family's task metrics."""
+    with the family's task metrics. ``res`` must come from ``forward`` on ``net`` itself."""
+    if not isinstance(res, ForwardResult):
+        raise validate.ConfigError(f"res={type(res).__name__} must be the ForwardResult of "
+                                   "forward(net, batch)")
+    if res.network_id is not None and res.network_id != id(net):
+        raise validate.ConfigError("res was computed by forward on another network; pass the "
+                                   "network it ran on")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below, not warned
+        out = _layer_stats(net, res)
+    for s in out:
+        for cls in (s.active, s.inactive):
+            # (the interval's upper end is inf for a single sample: no interval, not overflow)
+            if cls is not None and not (math.isfinite(cls.mse) and math.isfinite(cls.max_abs)):
+                raise validate.ConfigError(
+                    f"the errors at layer {s.layer} overflow float64 (max abs error "
+                    f"{cls.max_abs:.3g}): the network's activations are too large for their "
+                    f"squares; {validate.overflow_advice(net.config)}")
+    return out
+
+
+def _layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
     err = res.active_error  # (B, L+1, z, d)
     n_inactive = net.T - res.batch.z
     task = task_stats(net, res)
@@ -147,7 +171,7 @@ def layer_stats(net: Network, res: ForwardResult) -> list[LayerStats]:
 
 
 #: RunConfig's own fields (the rest of a flat parameter set belongs to NetworkConfig)
-RUN_FIELDS = ("z", "batch", "engine", "threshold_fraction")
+RUN_FIELDS = ("z", "batch", "engine", "threshold_fraction", "sample_seed")
 
 
 @dataclass(frozen=True)
@@ -159,6 +183,9 @@ class RunConfig:
     batch: int = 2000
     engine: str = "auto"
     threshold_fraction: float = 0.1
+    #: seed of the batch; None: derived from the network's seed (a loaded network is re-run on
+    #: the batch it was saved with unless another sample seed is given)
+    sample_seed: int | None = None
 
     @classmethod
     def from_params(cls, base: RunConfig | None = None, **params: Any) -> RunConfig:
@@ -179,6 +206,7 @@ class RunConfig:
             "batch": self.batch,
             "engine": self.engine,
             "threshold_fraction": self.threshold_fraction,
+            "sample_seed": self.sample_seed,
         }
 
 
@@ -247,10 +275,15 @@ def run(
     validate.choice("engine", config.engine, ENGINES)
     z = validate.integer("z", config.z, low=1, high=net_cfg.T)
     batch = validate.integer("batch", config.batch, low=1)
+    if config.sample_seed is not None:
+        validate.integer("sample_seed", config.sample_seed, low=0)
     t0 = time.perf_counter()
     net = network if network is not None else build_network(net_cfg)
     t1 = time.perf_counter()
-    batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
+    if config.sample_seed is None:
+        batch_seed = int(np.random.SeedSequence([net_cfg.seed, 1]).generate_state(1)[0])
+    else:
+        batch_seed = config.sample_seed
     res = forward(
         net,
         sample_batch(net, batch, z, seed=batch_seed),

@@ -90,6 +90,10 @@ class NetworkConfig:
         return asdict(self)
 
 
+#: the widest network whose layers are formed as dense (D, D) arrays (oracles, baselines)
+DENSE_MAX_D = 20000
+
+
 @dataclass(frozen=True, eq=False)
 class Network:
     """The factorised large network.
@@ -159,7 +163,17 @@ class Network:
         def gains() -> np.ndarray:
             loads = int(np.diff(self.inv_indptr, axis=1).max(initial=1))
             spread = 1.0 + self.read_c * (self.S + self.n)  # row sum of |u_t|, times S
-            return validate.layer_gains(self.circuits.weights, loads, spread)
+            out = validate.layer_gains(self.circuits.weights, loads, spread)
+            if self.config.construction == "ris-capped":
+                # M_t = w_t + kappa w_bar (entries up to (1 + kappa) max|w|), plus R and the
+                # sparse weights -(1 + kappa) w_bar / S: a rough factor (1 + 2 kappa) on max|w|,
+                # not a proven bound; an infinite kappa (huge kappa_scale) is refused with it,
+                # and statistics that still overflow are refused by kernel.measure.layer_stats
+                with np.errstate(all="ignore"):
+                    grow = 1.0 + 2.0 * np.asarray(self.construction.kappa, dtype=np.float64)
+                    out = out * np.stack([grow, np.ones_like(grow)], axis=1)
+                    out[:, 1] += np.log(grow)
+            return out
 
         return self.memo("overflow_gains", gains)
 
@@ -179,7 +193,7 @@ class Network:
         return np.kron(np.eye(self.d), u[None, :])
 
     def _check_dense(self, what: str) -> None:
-        if self.D > 20000:
+        if self.D > DENSE_MAX_D:
             raise validate.ConfigError(
                 f"D={self.D} is too large for {what} "
                 f"(D x D would need {self.D**2 * 8 / 2**30:.1f} GiB)"

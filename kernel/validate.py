@@ -161,9 +161,11 @@ def layer_gains(weights: np.ndarray, max_load: int, spread: float) -> np.ndarray
     return np.stack([wmax, growth], axis=1)
 
 
-def no_overflow(gains: np.ndarray, inputs: np.ndarray, dtype: Any) -> None:
+def no_overflow(gains: np.ndarray, inputs: np.ndarray, dtype: Any,
+                advice: str = "scale the weights or inputs down") -> None:
     """Refuse weights so large that the forward pass could overflow ``dtype``: the bound of
-    ``layer_gains`` from max|inputs|, compared in logarithms so it cannot itself overflow."""
+    ``layer_gains`` from max|inputs|, compared in logarithms so it cannot itself overflow;
+    ``advice`` ends the message (what the caller can change)."""
     log_big = math.log(float(np.finfo(dtype).max)) - 2  # e^2 of headroom for the sums' rounding
     log_bound = math.log(max(float(np.abs(inputs).max(initial=0.0)), 1e-300))
     for layer, (wmax, growth) in enumerate(gains, start=1):
@@ -172,7 +174,7 @@ def no_overflow(gains: np.ndarray, inputs: np.ndarray, dtype: Any) -> None:
             raise ConfigError(
                 f"weights up to {wmax:.3g} at layer {layer} could overflow {np.dtype(dtype)} "
                 f"in the forward pass (activations bounded by about e^{log_bound:.0f}); "
-                "scale the weights or inputs down"
+                f"{advice}"
             )
 
 
@@ -183,6 +185,46 @@ def read_only(*arrays: np.ndarray) -> None:
         arr.setflags(write=False)
 
 
+def network_arrays(net: Any) -> None:
+    """Refuse a network whose index arrays would send the compiled kernels out of bounds (e.g.
+    ``dataclasses.replace(net, offsets=...)`` with offsets >= n): shapes, dtypes and ranges of
+    the patterns, the inverse index and the circuits, once per Network object."""
+
+    def check() -> bool:
+        L, T, S, n, d = net.L, net.T, net.S, net.n, net.d
+        expect = {"offsets": (net.offsets, (L, T, S), n), "design": (net.design, (T, S), n),
+                  "inv_circuits": (net.inv_circuits, (L, T * S), T),
+                  "inv_indptr": (net.inv_indptr, (L, n + 1), T * S + 1)}
+        for name, (arr, shape, high) in expect.items():
+            arr = np.asarray(arr)
+            if arr.shape != shape or arr.dtype.kind not in "iu":
+                raise ConfigError(f"network {name} has shape {arr.shape} and dtype {arr.dtype}, "
+                                  f"expected integers of shape {shape}")
+            lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+            if lo < 0 or hi >= high:
+                raise ConfigError(f"network {name} has entries in [{lo}, {hi}], allowed "
+                                  f"[0, {high - 1}]")
+        ptr = np.asarray(net.inv_indptr)
+        if (ptr[:, 0] != 0).any() or (ptr[:, -1] != T * S).any() or (np.diff(ptr) < 0).any():
+            raise ConfigError("network inv_indptr is not an index of T*S entries per layer")
+        w = net.circuits.weights
+        if w.shape != (L, T, d, d):
+            raise ConfigError(f"network circuits have weights of shape {w.shape}, expected "
+                              f"{(L, T, d, d)}")
+        return True
+
+    net.memo("arrays_checked", check)
+
+
+def overflow_advice(cfg: Any) -> str:
+    """What a user can change when the forward pass could overflow: the weights of their own
+    circuits, or the depth (and kappa_scale) of a built-in family."""
+    if cfg.family == "user":
+        return "scale the weights or inputs down"
+    extra = " or a smaller kappa_scale" if cfg.construction == "ris-capped" else ""
+    return f"use fewer layers (L={cfg.L}){extra}"
+
+
 def forward_args(net: Any, batch: Any, dtype: Any) -> Any:
     """Check what ``forward`` is given before any array reaches numba; return ``dtype`` by name.
 
@@ -191,8 +233,9 @@ def forward_args(net: Any, batch: Any, dtype: Any) -> Any:
     """
     if not (hasattr(batch, "active") and hasattr(batch, "inputs")):
         raise ConfigError(f"batch={type(batch).__name__} must be a Batch (sample_batch/make_batch)")
+    network_arrays(net)
     batch_arrays(net.T, net.d, batch.active, batch.inputs)
     name = dtype_name(dtype)
     if name in ("float64", "float32"):
-        no_overflow(net.overflow_gains(), batch.inputs, name)
+        no_overflow(net.overflow_gains(), batch.inputs, name, overflow_advice(net.config))
     return name

@@ -1,4 +1,4 @@
-"""Hypothesis settings profiles of the property suite (STYLE item 10).
+"""Hypothesis settings profiles of the property suite.
 
 The same three as ``tests/conftest.py`` (which pytest loads by ``HYPOTHESIS_PROFILE``); registered
 here too so that ``cis verify`` has them without the test tree.

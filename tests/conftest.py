@@ -1,4 +1,4 @@
-"""Hypothesis profiles (STYLE item 10) and a session fixture that compiles the kernels once.
+"""Hypothesis profiles and a session fixture that compiles the kernels once.
 
 Without the JIT (``NUMBA_DISABLE_JIT=1``, the coverage run of ``.ci/run``) the kernels are plain
 Python loops, so that run selects the tests marked ``nojit`` (tiny networks) and uses the

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from kernel import patterns
-from kernel.circuits import run_small
+from kernel.circuits import mean_active_norms, run_small
 from kernel.engines import Batch, ForwardResult, _readout_ids
 from kernel.network import Network
 
@@ -141,7 +141,7 @@ def numpy_forward(
     B, d, n, L, T = batch.size, net.d, net.n, net.L, net.T
     ids = _readout_ids(net, readout)
     h, a = run_small(net.circuits, batch.active, batch.inputs)
-    thr = threshold_fraction * np.linalg.norm(a, axis=-1).mean(axis=(0, 2))
+    thr = threshold_fraction * mean_active_norms(net.circuits)
     if fault == "bias_per_circuit":
         bias = np.zeros((L, net.D))
         for layer in range(1, L + 1):

@@ -1,4 +1,4 @@
-"""Slow, obviously correct NumPy oracles (STYLE item 6). Never used by the library itself."""
+"""Slow, obviously correct NumPy oracles. Never used by the library itself."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ def is_prime(p: int) -> bool:
     return p >= 2 and all(p % q for q in range(2, p))
 
 
-def prime_step_design(n: int, S: int) -> list[list[int]]:
-    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
-    written straight from the text."""
+def prime_steps(n: int, S: int) -> list[int]:
+    """The steps of the prime-step algorithm (docs/construction.md) in fill order, written
+    straight from the text (the oracle of ``kernel.patterns.allowed_steps``)."""
     steps = []
     for k in range(1, n):
         if k * (S - 1) >= n:
@@ -24,8 +24,14 @@ def prime_step_design(n: int, S: int) -> list[list[int]]:
             while m * (S - 1) < n:
                 steps.append(m)
                 m *= S
+    return steps
+
+
+def prime_step_design(n: int, S: int) -> list[list[int]]:
+    """All progressions of the prime-step algorithm (docs/construction.md), in fill order,
+    written straight from the text."""
     out = []
-    for k in steps:
+    for k in prime_steps(n, S):
         for r in range(k):
             start = r
             while start + (S - 1) * k < n:
@@ -253,7 +259,7 @@ def decompose_numpy(net, batch, *, chunk: int | None = None):
 def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, samples=40000,
                            seed=0, chunk=8000):
     """``bounds.cavity.cavity_recursion`` in NumPy (see there for the recursion)."""
-    from bounds.cavity import TERMS, LayerPrediction
+    from bounds.cavity import TERMS, LayerPrediction, _first_active, _layer1_strata, distinct_slots
     from kernel.patterns import offset_loads
 
     def _read(vals, S, c, block):
@@ -263,7 +269,7 @@ def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, s
     S = design.shape[1]
     rng = np.random.default_rng(seed)
     loads = offset_loads(design, n)
-    M = int(samples)
+    M = max(int(samples), 2 * S * int(loads.max(initial=1)))
     # pools: circuit ids, truth a (active only), error eps
     ca = rng.integers(0, T, M)
     a_act = inputs[ca].copy()
@@ -274,6 +280,9 @@ def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, s
                            dict.fromkeys(("mse", *TERMS), 0.0), 0.0, 0.0, 0.0)]
     p_other_active = (z - 1) / (T - 1) if T > 1 else 0.0
     p_other_for_inactive = z / (T - 1) if T > 1 else 0.0
+    strata = (_layer1_strata(loads, design, p_other_for_inactive)
+              if read_c == 0 and np.all(bias[0] <= 0) and 0 < p_other_for_inactive < 1 else None)
+    p_err = 1.0
     for layer in range(1, L + 1):
         w = weights[layer - 1]
         b = bias[layer - 1]
@@ -282,26 +291,41 @@ def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, s
         y_act = np.einsum("mij,mj->mi", w[ca], e_act)
         a_new = np.maximum(h_act + b, 0.0)
         y_in = np.einsum("mij,mj->mi", w[ci], e_in)  # inactive trajectories: own pushed error
+        tag_in = y_in
+        if p_err < 1.0:  # stratified pool: zero error (row M) with probability 1 - p_err
+            tag_in = y_in * (rng.random(M) < p_err)[:, None]
+            y_in = np.vstack([y_in, np.zeros((1, d))])
         # noise-only neuron mean (for the corrected block sum) and on-probability
-        noise_on, noise_mean = _cavity_noise_neuron(rng, loads, y_in, b, min(M, 20000))
+        noise_on, noise_mean = _cavity_noise_neuron(rng, loads, y_in, b, min(M, 20000), p_err)
         results = {}
         for cls, tag_h, tag_y, p_act in (
             ("active", h_act, y_act, p_other_active),
-            ("inactive", np.zeros((M, d)), y_in, p_other_for_inactive),
+            ("inactive", np.zeros((M, d)), tag_in, p_other_for_inactive),
         ):
+            given = strata if layer == 1 and cls == "inactive" else None
+            weight = 1.0 if given is None else given[2]
             eps_tot = np.zeros((M, d))
             terms = {k: np.zeros((M, d)) for k in TERMS}
             for lo in range(0, M, chunk):
                 sl = slice(lo, min(M, lo + chunk))
                 m = sl.stop - sl.start
-                rows = rng.integers(0, T, m)
+                rows = rng.integers(0, T, m) if given is None else rng.choice(T, m, p=given[1])
                 others = loads[design[rows]] - 1  # (m, S)
                 mmax = int(others.max()) if others.size else 0
                 slot = np.arange(mmax)[None, None, :] < others[:, :, None]  # (m, S, mmax)
-                is_act = (rng.random(slot.shape) < p_act) & slot
-                is_in = slot & ~is_act
+                uu = rng.random(slot.shape)
                 ia = rng.integers(0, M, slot.shape)
                 ii = rng.integers(0, M, slot.shape)
+                if given is not None:  # given at least one active sharer
+                    _first_active(rng, uu, slot, given[0][rows], p_act)
+                is_act = (uu < p_act) & slot
+                is_in = slot & ~is_act
+                if p_err < 1.0:
+                    zero = rng.random(slot.shape) >= p_err
+                    ii[zero] = M
+                    is_in &= ~zero
+                distinct_slots(rng, ia, is_act, M)  # a circuit's sharers: distinct trajectories
+                distinct_slots(rng, ii, is_in, M)
                 X_o = np.where(is_act[..., None], h_act[ia], 0.0)  # (m, S, mmax, d)
                 Y_o = np.where(is_act[..., None], y_act[ia], 0.0) + np.where(
                     is_in[..., None], y_in[ii], 0.0)
@@ -321,7 +345,7 @@ def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, s
                               + rest * noise_mean)
                     h_far = h_act[far] * (np.arange(far.shape[1]) < extra[:, None])[..., None]
                     blockX = X.sum(axis=1) + (S - 1) * X_o.sum(axis=(1, 2)) + S * h_far.sum(axis=1)
-                    mean_y = y_in.mean(axis=0)
+                    mean_y = p_err * y_in[:M].mean(axis=0)
                     blockP = (P.sum(axis=1) + (S - 1) * (X_o + Y_o).sum(axis=(1, 2))
                               + S * h_far.sum(axis=1) + S * (T - z) * mean_y)
                 else:
@@ -337,11 +361,13 @@ def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, s
             terms["relu"] = eps_tot - terms["overlap"] - terms["propagation"]
             sq = (eps_tot**2).sum(-1)
             results[cls] = (
-                {"mse": float(sq.mean()),
-                 **{k: float((v**2).sum(-1).mean()) for k, v in terms.items()}},
-                float(sq.std(ddof=1) / np.sqrt(M)),
+                {"mse": weight * float(sq.mean()),
+                 **{k: weight * float((v**2).sum(-1).mean()) for k, v in terms.items()}},
+                weight * float(sq.std(ddof=1) / np.sqrt(M)),
                 eps_tot,
             )
+            if cls == "inactive":
+                p_err = weight
         e_act = results["active"][2]
         a_act = a_new
         e_in = results["inactive"][2]
@@ -350,13 +376,21 @@ def cavity_recursion_numpy(weights, bias, inputs, design, n, z, *, read_c=0.0, s
     return out
 
 
-def _cavity_noise_neuron(rng, loads, y_in, b, m):
-    """On-probability and mean activation (d,) of a neuron used by no active circuit."""
-    M = y_in.shape[0]
+def _cavity_noise_neuron(rng, loads, y_in, b, m, p_err):
+    """On-probability and mean activation (d,) of a neuron used by no active circuit (with
+    p_err < 1 the last row of y_in is the stratified pool's zero error)."""
+    from bounds.cavity import distinct_slots
+
+    M = y_in.shape[0] - (p_err < 1.0)
     ld = loads[rng.integers(0, loads.size, m)]
     mmax = int(ld.max()) if ld.size else 0
     slot = np.arange(mmax)[None, :] < ld[:, None]
     ii = rng.integers(0, M, slot.shape)
+    if p_err < 1.0:
+        zero = rng.random(slot.shape) >= p_err
+        ii[zero] = M
+        slot = slot & ~zero
+    distinct_slots(rng, ii, slot, M)
     P = (np.where(slot[..., None], y_in[ii], 0.0)).sum(axis=1)  # (m, d)
     A = np.maximum(P + b, 0.0)
     return float((A > 0).mean()), A.mean(axis=0)

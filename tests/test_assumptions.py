@@ -112,7 +112,7 @@ def test_built_in_families():
 
 def test_cis_check_assumptions_json_and_table(capsys):
     args = ["check", "--D", "400", "--S", "5", "--T", "50", "--L", "2", "--batch", "20",
-            "--samples", "200", "--assumptions"]
+            "--samples", "1000", "--assumptions"]
     with pytest.raises(SystemExit) as exc:
         main([*args, "--json"])
     assert exc.value.code in (0, 1)
@@ -141,7 +141,7 @@ def _lines(out):
 
 def _check(capsys, *args):
     base = ["check", "--D", "400", "--S", "5", "--T", "50", "--L", "2", "--batch", "20",
-            "--samples", "200", "--family", "gaussian", *args]
+            "--samples", "1000", "--family", "gaussian", *args]
     with pytest.raises(SystemExit):
         main([*base, "--json"])
     out = json.loads(capsys.readouterr().out)

@@ -69,3 +69,35 @@ def test_same_seed_same_numbers_and_the_seed_matters():
         assert abs(p.active["mse"] - q.active["mse"]) <= 5 * np.hypot(p.active_se, q.active_se)
         assert abs(p.inactive["mse"] - q.inactive["mse"]) <= 5 * np.hypot(p.inactive_se,
                                                                           q.inactive_se)
+
+
+def test_small_pool_is_unbiased_a_circuits_sharers_are_distinct_trajectories():
+    # D = 1000, T = T_max = 557: a tagged circuit sums the pushed errors of ~75 sharers. Drawn
+    # with replacement from a pool of M they shared the pool's sample mean and the layer-2 MSE
+    # came out (1 + 75 / M) too large (1.5x at M = 150; the depth-2 capacity bias at D >= 16000,
+    # docs/cavity.md). Distinct trajectories: the mean over 20 small pools matches a large pool.
+    net = build_network(D=1000, S=6, L=2, seed=0)
+    ref = _run(cavity_recursion, net, 2, samples=20000, seed=1)[2]
+    small = [_run(cavity_recursion, net, 2, samples=150, seed=100 + s)[2] for s in range(20)]
+    for cls in ("active", "inactive"):
+        ratio = np.mean([getattr(p, cls)["mse"] for p in small]) / getattr(ref, cls)["mse"]
+        assert 0.88 <= ratio <= 1.12, (cls, ratio)
+
+
+def test_layer1_strata_keep_the_expectation_and_cut_the_scatter():
+    # D = 4000, T = 2000: ~7% of inactive circuits carry a layer-1 error. Sampled given an active
+    # neighbour and weighted by its probability, layer 1's inactive class (and the layer-2
+    # predictions built on it) keeps its expectation and scatters far less between pools of 1000.
+    net = build_network(D=4000, S=6, T=2000, L=2, seed=0)
+
+    def run(samples, seed, stratify):
+        p = _run(cavity_recursion, net, 2, samples=samples, seed=seed, stratify=stratify)
+        return np.array([p[1].inactive["mse"], p[2].active["mse"], p[2].inactive["mse"]])
+
+    ref = np.mean([run(40000, 2, True), run(40000, 2, False)], axis=0)
+    strat = np.array([run(1000, 10 + s, True) for s in range(12)]) / ref
+    plain = np.array([run(1000, 10 + s, False) for s in range(12)]) / ref
+    assert np.all(np.abs(strat.mean(axis=0) - 1) <= [0.03, 0.05, 0.05]), strat.mean(axis=0)
+    assert np.all(np.abs(plain.mean(axis=0) - 1) <= 0.1), plain.mean(axis=0)
+    assert strat.std(axis=0)[0] < plain.std(axis=0)[0] / 4
+    assert np.all(strat.std(axis=0)[1:] < plain.std(axis=0)[1:] / 2)

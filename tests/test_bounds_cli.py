@@ -85,7 +85,7 @@ def test_check_table_output():
     ("args", "message"),
     [
         (["check", "--D", "1001"], "D=1001 must be divisible by d=4"),
-        (["check", "--samples", "5"], "samples=5 must be >= 100"),
+        (["check", "--samples", "5"], "samples=5 must be >= 1000"),
         (["check", "--bias", "0.5"], "bias=0.5 must be <= 0"),
         (["capacity", "--budget", "0.1"], "Missing option '--D'"),
         (["capacity"], "give --n and --S, or --budget"),
@@ -138,7 +138,7 @@ def test_compare_refuses_when_the_decomposition_disagrees_with_the_engine(monkey
 
     real = kernel.decompose.decompose
     params = dict(D=400, S=5, T=50, L=2, z=2, batch=20)
-    compare(params, samples=500)  # the two passes agree
+    compare(params, samples=1000)  # the two passes agree
 
     def shifted(net, batch):  # a planted fault: one active error off by 1e-6
         dec = real(net, batch)
@@ -147,4 +147,4 @@ def test_compare_refuses_when_the_decomposition_disagrees_with_the_engine(monkey
 
     monkeypatch.setattr(kernel.decompose, "decompose", shifted)
     with pytest.raises(RuntimeError, match="disagrees with the forward engine"):
-        compare(params, samples=500)
+        compare(params, samples=1000)

@@ -57,7 +57,7 @@ CAPACITY = {
     "--T": _value(_ints(5, 20), BAD_INT),
     "--budget": _value(st.sampled_from(["0.1", "0.5", "1"]), BAD_REAL),
     "--method": _value(st.sampled_from(["cavity", "post"]), st.sampled_from(["exact", ""])),
-    "--samples": _value(_ints(100, 200), BAD_INT),
+    "--samples": _value(_ints(1000, 1100), BAD_INT),
     "--seed": _value(_ints(0, 1), BAD_INT),
     "--bias": _value(st.sampled_from(["0", "-0.1"]), BAD_REAL),
 }
@@ -74,7 +74,7 @@ def argv(draw: st.DrawFn) -> list[str]:
     for name in names:
         args += [name, draw(options[name])]
     if command == "check" and "--samples" not in names:
-        args += ["--samples", "100"]  # the default (40,000) would make every check slow
+        args += ["--samples", "1000"]  # the default (40,000) would make every check slow
     if command == "check" and "--D" not in names:
         args += ["--D", "64", "--d", "2", "--S", "3"]
     if draw(st.booleans()):
@@ -101,7 +101,7 @@ def _run(args: list[str]) -> tuple[int, str, str]:
 @example(["capacity", "--n", "250", "--S", "6", "--samples", "0"])  # was: silently ignored
 @example(["capacity", "--budget", "0.1", "--D", "64", "--samples", "1"])  # was: NaN, exit 0
 @example(["capacity", "--n", "250", "--S", "6", "--budget", "0.1"])  # was: T_max of another n
-@example(["check", "--plot", "", "--D", "64", "--d", "2", "--S", "3", "--samples", "100"])
+@example(["check", "--plot", "", "--D", "64", "--d", "2", "--S", "3", "--samples", "1000"])
 @example(["run", "--D", "64", "--batch", "99999999999999"])  # was: MemoryError traceback
 def test_cli_exits_only_with_documented_codes_and_one_line(args):
     code, out, err = _run(args)

@@ -247,9 +247,12 @@ def test_a_sample_alone_equals_the_same_sample_in_any_batch(monkeypatch, mixed_d
     pool = sample_batch(net, 70, 3, seed=2)
     rng = np.random.default_rng(0)
     probe = [0, 13, 41]
+    # inputs that vary in scale (0.1x-10x): a false-activation threshold taken from the batch's
+    # own active norms would move with the chunk-mates and change inactive_false
+    scale = np.random.default_rng(1).uniform(0.1, 10.0, (70, 1, 1))
 
     def run(rows):
-        b = make_batch(net, pool.active[rows], pool.inputs[rows])
+        b = make_batch(net, pool.active[rows], pool.inputs[rows] * scale[rows])
         return forward(net, b, engine=engine, readout=[1, 7, 250], dtype=dtype)
 
     alone = {s: _rows(run(np.array([s])), 0) for s in probe}

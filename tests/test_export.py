@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernel import ConfigError, build_network, forward
+from kernel import CONSTRUCTIONS, ConfigError, build_network, forward, truth
 from kernel.io import save_network
 from kernel.io.export import (
     dense_arrays,
@@ -22,6 +23,7 @@ from kernel.io.export import (
     to_torch,
 )
 from properties.strategies import network_configs, scenarios
+from tests.reference_constructions import literal_layer
 from tests.test_io import run_cli
 
 pytestmark = pytest.mark.nojit  # tiny networks: also run without the JIT
@@ -51,55 +53,33 @@ def stacked_inputs(T: int, d: int, active: np.ndarray, inputs: np.ndarray) -> np
     return x.reshape(active.shape[0], T * d)
 
 
-def replay_dense(arrays: dict[str, np.ndarray], L: int, x: np.ndarray) -> np.ndarray:
-    """Embedding -> L layers of ReLU(W A + B) -> read-outs: (B, L, T*d)."""
-    A = x @ arrays["net.0.weight"].T
-    out = []
-    for layer in range(1, L + 1):
-        W, B = arrays[f"net.{2 * layer - 1}.weight"], arrays[f"net.{2 * layer - 1}.bias"]
-        A = np.maximum(A @ W.T + B, 0.0)
-        out.append(A @ arrays[f"readout.{layer - 1}.weight"].T)
-    return np.stack(out, axis=1)
+def doc_block(marker: str, page: str = "io.md") -> str:
+    """The python block of docs/``page`` after ``<!-- marker -->``: the tests run what users
+    read."""
+    text = (Path(__file__).parents[1] / "docs" / page).read_text()
+    start = text.index(f"<!-- {marker} -->")
+    return text[start:].split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def replay_factorised(arrays: dict[str, np.ndarray], meta: dict[str, str], active: np.ndarray,
-                      inputs: np.ndarray) -> np.ndarray:
-    """The factorised arrays replayed by gathers and scatters: read-outs (B, L, T, d)."""
-    D, d, n, S = (int(meta[k]) for k in ("D", "d", "n", "S"))
-    w, b, off = arrays["circuits.weights"], arrays["circuits.bias"], arrays["patterns.offsets"]
-    c = float(arrays["readout.c"])
-    L, T = w.shape[:2]
-    rows = np.arange(d)[None, :, None] * n + off[:, :, None, :]  # (L, T, d, S) flat neurons
+def doc_function(marker: str, name: str):
+    ns: dict = {}
+    exec(doc_block(marker), ns)
+    return ns[name]
 
-    def read(A, layer):  # u = (1/S + c) e - c 1 per block
-        r = A[:, rows[layer - 1]].sum(-1) * (1 / S + c)
-        return r - c * A.reshape(len(A), d, n).sum(-1)[:, None, :]
 
-    def scatter(y, layer):  # sum_t E_t y_t
-        A = np.zeros((len(y), D))
-        for t in range(T):
-            for i in range(d):
-                A[:, rows[layer - 1, t, i]] += y[:, t, i, None]
-        return A
-
-    x = np.zeros((len(active), T, d))
-    x[np.arange(len(active))[:, None], active] = inputs
-    A = np.maximum(scatter(np.einsum("tij,btj->bti", w[0], x), 1) + np.repeat(b[0], n), 0)
-    out = [read(A, 1)]
-    for layer in range(2, L + 1):
-        y = np.einsum("tij,btj->bti", w[layer - 1], read(A, layer - 1))
-        A = np.maximum(scatter(y, layer) + np.repeat(b[layer - 1], n), 0)
-        out.append(read(A, layer))
-    return np.stack(out, axis=1)
+replay_dense = doc_function("dense-replay", "replay_dense")
+replay_factorised = doc_function("factorised-replay", "replay_factorised")
+weights_from_parts = doc_function("components-replay", "weights_from_parts")
+EVERY = network_configs(n=st.integers(4, 20), constructions=tuple(CONSTRUCTIONS))
 
 
 # --- tests ------------------------------------------------------------------------------------
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE)
-@given(sc=scenarios(network_configs(n=st.integers(4, 30))), fmt=st.sampled_from(["safetensors",
-                                                                                  "npz"]))
+@given(sc=scenarios(EVERY), fmt=st.sampled_from(["safetensors", "npz"]))
 def test_dense_export_replays_the_forward_pass(tmp_path, sc, fmt):
+    """The dense replay of docs/io.md, every construction."""
     net = sc.network()
     path = str(export_network(net, tmp_path / f"net.{fmt}", fmt=fmt, dense=True))
     arrays, meta = read_export(path)
@@ -107,21 +87,64 @@ def test_dense_export_replays_the_forward_pass(tmp_path, sc, fmt):
     batch = sc.sample(net)
     ref = forward(net, batch, readout="all").readout[:, 1:]  # (B, L, T, d)
     x = stacked_inputs(net.T, net.d, batch.active, batch.inputs)
-    got = replay_dense(arrays, net.L, x).reshape(ref.shape)
+    got = replay_dense(arrays, meta, x).reshape(ref.shape)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURE)
-@given(sc=scenarios(network_configs(n=st.integers(4, 20))))
-def test_factorised_export_replays_the_forward_pass(tmp_path, sc):
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE)
+@given(sc=scenarios(EVERY), fmt=st.sampled_from(["safetensors", "npz"]))
+def test_factorised_export_replays_the_forward_pass(tmp_path, sc, fmt):
+    """The factorised replay of docs/io.md, every construction (ris-* failed before: the file
+    held the circuits' weights but not the construction's other terms)."""
     net = sc.network()
-    path = str(export_network(net, tmp_path / "net.safetensors"))
+    path = str(export_network(net, tmp_path / f"net.{fmt}", fmt=fmt))
     arrays, meta = read_export(path)
     assert meta["layout"] == "factorised"
     batch = sc.sample(net)
     ref = forward(net, batch, readout="all").readout[:, 1:]
-    got = replay_factorised(arrays, meta, batch.active, batch.inputs)
+    x = stacked_inputs(net.T, net.d, batch.active, batch.inputs)
+    got = replay_factorised(arrays, meta, x).reshape(ref.shape)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("construction", CONSTRUCTIONS)
+def test_the_issue_ris_export_replays(tmp_path, construction):
+    """The reproduction of the issue (D=240, S=4, T=30, L=3, seed 2) and a rotation network."""
+    for kw in (dict(D=240, S=4, T=30, L=3, seed=2),
+               dict(D=160, S=4, T=40, L=3, family="rotation", seed=1)):
+        net = build_network(construction=construction, **kw)
+        for dense in (False, True):
+            arrays, meta = read_export(str(export_network(net, tmp_path / "x.npz", fmt="npz",
+                                                          dense=dense)))
+            from kernel import sample_batch
+
+            batch = sample_batch(net, 20, 3, seed=4)
+            ref = forward(net, batch, readout="all").readout[:, 1:]
+            x = stacked_inputs(net.T, net.d, batch.active, batch.inputs)
+            replay = replay_dense if dense else replay_factorised
+            got = replay(arrays, meta, x).reshape(ref.shape)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE)
+@given(cfg=EVERY)
+def test_exported_parts_sum_to_the_weights(tmp_path, cfg):
+    """Components V, U and the shared part of a dense export, summed by the docs' block, give
+    every decomposed weight matrix within 1e-12, every construction."""
+    net = build_network(cfg)
+    arrays, _ = read_export(str(export_network(net, tmp_path / "c.npz", fmt="npz", dense=True)))
+    for k, W in weights_from_parts(arrays).items():
+        np.testing.assert_allclose(W, arrays[f"net.{k}.weight"], rtol=0, atol=1e-12)
+        layer = 1 if k == 0 else (k + 1) // 2
+        np.testing.assert_allclose(W, truth.layer_matrix(net, layer), rtol=0, atol=1e-12)
+        if layer >= 2:  # and the construction's W^l written out independently of the engines
+            literal = literal_layer(net.config.construction, net.circuits.weights[layer - 1],
+                                    net.offsets[layer - 1], net.offsets[layer - 2], net.n,
+                                    read_c=net.read_c, kappa_scale=net.config.kappa_scale)
+            np.testing.assert_allclose(W, literal, rtol=0, atol=1e-12)
+    labels = arrays["components.labels"]
+    assert labels.shape == (net.T * net.d, 2)
+    np.testing.assert_array_equal(labels[:, 0] * net.d + labels[:, 1], np.arange(net.T * net.d))
 
 
 @settings(max_examples=20, deadline=None)
@@ -200,17 +223,7 @@ def test_to_torch_matches_forward():
     np.testing.assert_allclose(got.reshape(ref.shape), ref, rtol=0, atol=1e-10)
 
 
-def _doc_loader() -> str:
-    """The loader block of docs/io.md (between the markers), so the test runs what users read."""
-    from pathlib import Path
-
-    text = (Path(__file__).parents[1] / "docs" / "io.md").read_text()
-    start = text.index("<!-- torch-loader -->")
-    block = text[start:].split("```python\n", 1)[1].split("```", 1)[0]
-    return block
-
-
-DOC_LOADER = _doc_loader()
+DOC_LOADER = doc_block("torch-loader")
 
 
 def test_doc_loader_is_five_lines_and_the_readme_shows_the_same():
@@ -240,7 +253,7 @@ def test_cli_export_writes_both_layouts(tmp_path):
         (["{missing}", "--out", "{dir}/x"], "cannot read"),
         (["{net}", "--out", "{dir}/x", "--format", "onnx"], "'onnx' is not one of"),
         (["{net}"], "Missing option '--out'"),
-        (["{net}", "--out", "{dir}/no/such/x"], "cannot write"),
+        (["{net}", "--out", "{dir}/no/such/x"], "does not exist"),
         (["{notnet}", "--out", "{dir}/x"], "not a cis network file"),
     ],
     ids=["missing-net", "bad-format", "no-out", "unwritable", "foreign-file"],
@@ -254,6 +267,29 @@ def test_cli_export_bad_input_exits_2_with_one_line(tmp_path, args, expected):
     res = run_cli("export", *[a.format(**fill) for a in args])
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr
+
+
+def test_to_torch_pickles_and_runs_in_float32(tmp_path):
+    torch = pytest.importorskip("torch")
+    from kernel import sample_batch
+
+    net = build_network(D=100, d=4, S=3, T=25, L=3, construction="ris-capped", bias=-0.05)
+    batch = sample_batch(net, 12, 2, seed=2)
+    x = stacked_inputs(net.T, net.d, batch.active, batch.inputs)
+    ref = forward(net, batch, readout="all").readout[:, 1:].reshape(12, net.L, -1)
+    model = to_torch(net)
+    torch.save(model, tmp_path / "m.pt")
+    back = torch.load(tmp_path / "m.pt", weights_only=False)
+    with torch.no_grad():
+        np.testing.assert_array_equal(back(torch.from_numpy(x)).numpy(),
+                                      model(torch.from_numpy(x)).numpy())
+        m32 = to_torch(net, dtype="float32")
+        assert all(p.dtype == torch.float32 for p in m32.parameters())
+        got = m32(torch.from_numpy(x).float()).numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    with pytest.raises(ConfigError, match="dtype='float16' is not one of"):
+        to_torch(net, dtype="float16")
 
 
 def test_to_torch_without_torch_is_one_line(monkeypatch):

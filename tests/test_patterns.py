@@ -175,3 +175,17 @@ def test_cis2_runs_when_every_circuit_uses_every_offset():
     assert net.construction.c == 0.0 and net.construction.p == 0.0
     res = forward(net, sample_batch(net, 3, 1))
     assert np.isfinite(res.active_readout).all()
+
+
+def test_allowed_steps_equal_the_plain_loop_in_any_chunking():
+    # issue 18: the plain loop took minutes for a block of 10^8 neurons; the vectorised steps
+    # must be the same steps in the same order, for prime and composite S, in chunks of any size
+    from kernel.patterns import allowed_steps
+    from tests.reference import prime_steps
+
+    for n in (2, 5, 6, 7, 10, 36, 37, 100, 250, 1000, 5003, 20000):
+        for S in (2, 3, 4, 5, 6, 8, 9, 12):
+            if n >= S:
+                want = np.asarray(prime_steps(n, S), dtype=np.int64)
+                for chunk in (1, 7, 1 << 22):
+                    np.testing.assert_array_equal(allowed_steps(n, S, chunk=chunk), want)

@@ -11,7 +11,7 @@ def test_check_writes_a_png(tmp_path, capsys):
     path = tmp_path / "check.png"
     with pytest.raises(SystemExit) as exc:
         main(["check", "--D", "400", "--S", "5", "--T", "60", "--L", "2", "--batch", "50",
-              "--samples", "500", "--json", "--plot", str(path)])
+              "--samples", "1000", "--json", "--plot", str(path)])
     assert exc.value.code in (0, 1)  # the verdict is not what this test is about
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
@@ -40,7 +40,7 @@ def _results(tmp_path_factory, name: str, grid: dict) -> str:
 def check_dir(tmp_path_factory):
     return _results(tmp_path_factory, "check", {
         "mode": "check",
-        "fixed": {"D": 400, "S": 5, "T": 60, "L": 3, "batch": 60, "samples": 500},
+        "fixed": {"D": 400, "S": 5, "T": 60, "L": 3, "batch": 60, "samples": 1000},
         "cross": {"bias": [0.0, -0.1], "seed": [0, 1]}})
 
 

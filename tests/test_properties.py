@@ -31,7 +31,7 @@ def test_property(name):
     inner()
 
 
-# Pinned hard cases (STYLE item 9).
+# Pinned hard cases.
 
 
 @given(cst.scenarios(cst.network_configs(families=("permutation",), variants=("plain",),

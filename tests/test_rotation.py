@@ -207,7 +207,7 @@ def test_cis_check_judges_the_follow_up_formulas_beside_ours():
     from cis.compare import compare
 
     out, _ = compare(dict(D=240, d=4, S=4, T=60, L=3, z=2, batch=200, family="rotation",
-                          construction="ris-capped", engine="dense"), samples=400)
+                          construction="ris-capped", engine="dense"), samples=1000)
     lines = out["layers"][1]["task"]["active"]["x_estimates"]
     assert {ln["model"] for ln in lines} == {"ris-post", "ris-code", "ours-layer1"}
     assert all(ln["verdict"] in VERDICTS for ln in lines)

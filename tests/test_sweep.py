@@ -36,7 +36,7 @@ S = 5
 T = 60
 L = 2
 batch = 50
-samples = 500
+samples = 1000
 [cross]
 D = [400, 402]
 bias = [0.0, -0.1]
@@ -66,7 +66,7 @@ def test_grid_expands_to_the_product_with_distinct_stable_keys(tmp_path):
     assert [p.index for p in points] == list(range(8))
     # the key is the full configuration: spelling out a default does not change it ...
     _, again = parse_grid({"mode": "check", "fixed": {"S": 5, "T": 60, "L": 2, "batch": 50,
-                                                      "samples": 500, "d": 4},
+                                                      "samples": 1000, "d": 4},
                            "cross": {"D": [400, 402], "bias": [0.0, -0.1], "seed": [0, 1]}})
     assert [p.key for p in again] == [p.key for p in points]
     # ... and the seed is part of it
@@ -189,8 +189,10 @@ def test_sweep_runs_unchanged_on_an_existing_scheduler(tmp_path):
 def test_existing_results_need_resume(tmp_path, capsys):
     grid = _write(tmp_path, 'mode = "check"\n[fixed]\nD = 402\n')  # fails at once: no cluster work
     out = tmp_path / "out"
-    (out / "parts").mkdir(parents=True)
-    (out / "parts" / "0123456789abcdef.parquet").write_bytes(b"")
+    with pytest.raises(SystemExit) as exc:  # every point fails: exit 2, the directory is a sweep's
+        main(["sweep", str(grid), "--out", str(out)])
+    assert exc.value.code == 2 and (out / "sweep.json").is_file()
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main(["sweep", str(grid), "--out", str(out)])
     assert exc.value.code == 2

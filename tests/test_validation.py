@@ -1,4 +1,4 @@
-"""Bad input: one table, each row an error that names the parameter and its value (STYLE 11)."""
+"""Bad input: one table, each row an error that names the parameter and its value."""
 
 from __future__ import annotations
 

@@ -5,14 +5,18 @@ from kernel.io.netfile import (
     FORMAT,
     FORMAT_VERSION,
     NetworkFileError,
+    file_sha256,
     load_network,
     network_arrays,
+    network_hash,
     package_version,
     read_network,
+    safe_write,
     save_network,
 )
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "NetworkFileError", "load_network", "network_arrays",
-    "package_version", "read_network", "save_network",
+    "FORMAT", "FORMAT_VERSION", "NetworkFileError", "file_sha256", "load_network",
+    "network_arrays", "network_hash", "package_version", "read_network", "safe_write",
+    "save_network",
 ]

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from kernel import validate
-from kernel.circuits import Circuits
+from kernel.circuits import Circuits, circuits_from_arrays
 from kernel.network import Network, NetworkConfig, assemble_network
 
 #: marker in the header metadata of every network file
@@ -95,13 +96,40 @@ def _content_hash(head: bytes | bytearray, body: memoryview) -> str:
     return h.hexdigest()
 
 
-def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
-    """Write ``net`` to ``path`` (one safetensors file); returns the path.
+#: safetensors dtype codes of the arrays we write
+_DTYPES = {"float64": "F64", "float32": "F32", "int64": "I64", "int32": "I32", "uint8": "U8",
+           "bool": "BOOL"}
 
-    The file is written to a temporary name in the same directory and renamed, so an interrupted
-    save never leaves a partial file under ``path``.
-    """
-    path = Path(path)
+
+def encode_safetensors(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """A safetensors file of ``arrays`` with string ``metadata``, in canonical form: tensors in
+    name order, header JSON with sorted keys and no spaces, padded with spaces to a multiple of 8
+    bytes. The same arrays and metadata give the same bytes in every process (the safetensors
+    library's own writer orders the header keys differently from one call to the next)."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)}
+    chunks, offset = [], 0
+    for name in sorted(arrays):
+        arr = np.asarray(arrays[name])
+        code = _DTYPES.get(arr.dtype.name)
+        if code is None:  # pragma: no cover - only the dtypes above are ever written
+            raise NetworkFileError(f"array {name!r} has dtype {arr.dtype}, which is not written")
+        data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": code, "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, as ``sha256sum`` prints it."""
+    return hashlib.sha256(read_file(path)).hexdigest()
+
+
+def network_bytes(net: Network) -> bytes:
+    """The network file of ``net`` as bytes (what ``save_network`` writes)."""
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -110,15 +138,39 @@ def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
         "family": net.circuits.family,
         HASH_KEY: _HASH_FILL,
     }
-    blob = safetensors_numpy().save(network_arrays(net), metadata=metadata)
+    blob = encode_safetensors(network_arrays(net), metadata)
     end = 8 + int.from_bytes(blob[:8], "little")
-    head = bytes(blob[:end])
-    if head.count(_hash_field(_HASH_FILL)) != 1:  # pragma: no cover - safetensors writes it once
-        raise NetworkFileError(f"{path}: could not place the content hash in the header")
+    head = blob[:end]
+    if head.count(_hash_field(_HASH_FILL)) != 1:  # pragma: no cover - written once above
+        raise NetworkFileError("could not place the content hash in the header")
     body = memoryview(blob)[end:]
-    digest = _content_hash(head, body)
-    head = head.replace(_hash_field(_HASH_FILL), _hash_field(digest))
-    return write_atomic(path, lambda fh: (fh.write(head), fh.write(body)))
+    head = head.replace(_hash_field(_HASH_FILL), _hash_field(_content_hash(head, body)))
+    return head + bytes(body)
+
+
+def network_hash(net: Network) -> str:
+    """A canonical identity of the network: SHA-256 of its arrays (name order, little-endian
+    bytes, dtype and shape) and its configuration as sorted JSON. Independent of the package
+    version and of how or where the network was stored; equal networks give equal hashes."""
+    h = hashlib.sha256(json.dumps(net.config.as_dict(), sort_keys=True).encode())
+    h.update(net.circuits.family.encode())
+    for name, arr in sorted(network_arrays(net).items()):
+        arr = np.asarray(arr)
+        h.update(f"|{name}|{arr.dtype.name}|{arr.shape}|".encode())
+        h.update(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
+    return h.hexdigest()
+
+
+def save_network(net: Network, path: str | os.PathLike[str]) -> Path:
+    """Write ``net`` to ``path`` (one safetensors file, canonical: the same network gives the same
+    bytes, so ``sha256sum`` identifies it); returns the path.
+
+    The file is written as ``safe_write`` does: to a temporary name beside ``path`` and renamed,
+    so an interrupted save never leaves a partial file; a symbolic link is refused and a device
+    or FIFO is written in place, never replaced.
+    """
+    data = network_bytes(net)
+    return safe_write(path, lambda fh: fh.write(data))
 
 
 def _new_file_mode() -> int:
@@ -128,11 +180,42 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
-    """Call ``write(fh)`` on a temporary file beside ``path`` and rename it to ``path``, so an
-    interrupted write never leaves a partial file; NetworkFileError (one line) on an OS error."""
+def _refuse(path: Path, why: str) -> None:
+    raise NetworkFileError(f"{path}: {why}")
+
+
+def safe_write(
+    path: str | os.PathLike[str],
+    write: Callable[[BinaryIO], Any],
+    *,
+    protect: tuple[str | os.PathLike[str], ...] = (),
+) -> Path:
+    """Call ``write(fh)`` to produce the file ``path``, never replacing what must not be replaced.
+
+    - a symbolic link is refused (replacing it would cut the link; writing through it would
+      surprise whoever made it): give its target instead;
+    - an existing target that is not a regular file (a device such as ``/dev/null``, a FIFO) is
+      written in place, so it stays what it is; a directory is refused;
+    - ``path`` being the same file as one of ``protect`` (the input) is refused;
+    - otherwise ``write`` goes to a temporary file beside ``path`` that is renamed over it, so an
+      interrupted write never leaves a partial file.
+
+    Raises NetworkFileError (one line naming the file) on any of these and on OS errors.
+    """
     path = Path(path)
     try:
+        if path.is_symlink():
+            _refuse(path, "is a symbolic link; refusing to replace it (write to its target)")
+        mode = path.stat().st_mode if path.exists() else None
+        for other in protect:
+            if mode is not None and Path(other).exists() and os.path.samefile(path, other):
+                _refuse(path, f"is the input file {other}; refusing to write over it")
+        if mode is not None and stat.S_ISDIR(mode):
+            _refuse(path, "is a directory")
+        if mode is not None and not stat.S_ISREG(mode):  # device, FIFO, socket: in place
+            with open(path, "wb") as fh:
+                write(fh)
+            return path
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -216,8 +299,46 @@ def _array(path: Path, arrays: dict[str, np.ndarray], key: str, shape: tuple[int
     return np.array(arr, order="C")  # an owned, writable copy
 
 
-def _network(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]) -> Network:
-    """Rebuild the Network from checked arrays (the inverse index is derived from the patterns)."""
+def _check_patterns(path: Path, design: np.ndarray, offsets: np.ndarray, n: int) -> None:
+    """What the builder guarantees of patterns: offsets in [0, n), no offset twice within a
+    pattern, and every layer's patterns a reordering of the design's rows."""
+    for name, arr in (("patterns.design", design), ("patterns.offsets", offsets)):
+        if arr.min(initial=0) < 0 or arr.max(initial=0) >= n:
+            raise NetworkFileError(f"{path}: {name} has entries outside [0, n={n})")
+        srt = np.sort(arr, axis=-1)
+        if (srt[..., 1:] == srt[..., :-1]).any():
+            raise NetworkFileError(f"{path}: {name} has a pattern with a repeated offset")
+    rows = np.unique(np.sort(design, axis=1), axis=0, return_counts=True)
+    for layer in range(offsets.shape[0]):
+        got = np.unique(np.sort(offsets[layer], axis=1), axis=0, return_counts=True)
+        if got[0].shape != rows[0].shape or any(
+            not np.array_equal(a, b) for a, b in zip(got, rows)
+        ):
+            raise NetworkFileError(
+                f"{path}: patterns.offsets at layer {layer + 1} are not the design's patterns"
+            )
+
+
+def _circuits(path: Path, arrays: dict[str, np.ndarray], shape: tuple[int, int, int],
+              family: str) -> Circuits:
+    """The circuits, with the builder's checks (finite weights, bias <= 0, inputs >= 0)."""
+    L, T, d = shape
+    w = _array(path, arrays, "circuits.weights", (L, T, d, d), np.float64)
+    b = _array(path, arrays, "circuits.bias", (L, d), np.float64)
+    x = _array(path, arrays, "circuits.inputs", (T, d), np.float64)
+    try:
+        checked = circuits_from_arrays(w.transpose(1, 0, 2, 3), b, x)
+    except validate.ConfigError as exc:
+        raise NetworkFileError(f"{path}: invalid circuits ({exc})") from None
+    return Circuits(checked.weights, checked.bias, checked.inputs, family)
+
+
+def network_from_arrays(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]
+                        ) -> Network:
+    """Rebuild the Network from checked arrays (the inverse index is derived from the patterns).
+
+    A file whose hash matches is still checked as the builder checks its arguments, so a file
+    written by other code cannot run what ``build_network`` would refuse."""
     try:
         cfg = NetworkConfig(**json.loads(meta["config"])).validated()
     except (KeyError, TypeError, ValueError) as exc:  # ConfigError is a ValueError
@@ -225,19 +346,15 @@ def _network(path: Path, meta: dict[str, str], arrays: dict[str, np.ndarray]) ->
     n, S, T, L, d = cfg.D // cfg.d, cfg.S, int(cfg.T), cfg.L, cfg.d  # type: ignore[arg-type]
     offsets = _array(path, arrays, "patterns.offsets", (L, T, S), np.int32)
     design = _array(path, arrays, "patterns.design", (T, S), np.int32)
-    if offsets.min(initial=0) < 0 or offsets.max(initial=0) >= n:
-        raise NetworkFileError(f"{path}: patterns.offsets has entries outside [0, n={n})")
+    _check_patterns(path, design, offsets, n)
     family = meta.get("family")
     if family != cfg.family:
         raise NetworkFileError(f"{path}: family {family!r} disagrees with the configuration")
-    circuits = Circuits(
-        _array(path, arrays, "circuits.weights", (L, T, d, d), np.float64),
-        _array(path, arrays, "circuits.bias", (L, d), np.float64),
-        _array(path, arrays, "circuits.inputs", (T, d), np.float64),
-        family,
-    )
-    read_c = _array(path, arrays, "readout.c", (), np.float64)
-    return assemble_network(cfg, circuits, design, offsets, float(read_c))
+    circuits = _circuits(path, arrays, (L, T, d), str(family))
+    read_c = float(_array(path, arrays, "readout.c", (), np.float64))
+    if not np.isfinite(read_c):
+        raise NetworkFileError(f"{path}: readout.c={read_c} is not finite")
+    return assemble_network(cfg, circuits, design, offsets, read_c)
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:
@@ -260,7 +377,7 @@ def read_network(path: str | os.PathLike[str]) -> tuple[Network, dict[str, str]]
         arrays = reader.load(raw)
     except Exception as exc:  # the hash matched, so this is a file we did not write
         raise NetworkFileError(f"{path}: unreadable tensors ({exc})") from None
-    return _network(path, meta, arrays), dict(meta)
+    return network_from_arrays(path, meta, arrays), dict(meta)
 
 
 def load_network(path: str | os.PathLike[str]) -> Network:

@@ -1,4 +1,4 @@
-"""Benchmark grid (STYLE item 12): the full grid when benchmarks are timed, the smallest size when
+"""Benchmark grid: the full grid when benchmarks are timed, the smallest size when
 they are smoke-run by plain ``pytest`` (``--benchmark-disable`` in addopts).
 
 Timed run, saved and compared with the last saved run (see docs/performance.md)::

@@ -61,7 +61,7 @@ def test_bench_skips_a_dense_baseline_that_cannot_be_formed(capsys):
         main(["bench", "--D", "20004", "--S", "3", "--T", "40", "--L", "2", "--z", "1",
               "--batch", "2", "--reps", "1", "--dense", "yes"])
     assert exc.value.code == 2
-    assert "too large for dense_layer" in capsys.readouterr().err
+    assert "D=20004 is too large for the dense baselines" in capsys.readouterr().err
 
 
 def test_bench_rejects_the_dense_engine(capsys):
