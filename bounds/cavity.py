@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernel.cavity import cavity_chunk, noise_activations
+from kernel.cavity import Draws, Errors, Params, Pools, cavity_chunk, noise_activations
 from kernel.patterns import offset_loads
 
 #: the recursion's own A1 boundary (the declared regime): measured within 5% up to
@@ -187,10 +187,11 @@ def cavity_recursion(
                     if pending is not None:
                         pending.result()
                     pending = worker.submit(
-                        cavity_chunk, lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth,
-                        h_act, y_act, y_in, a_new, e_act, b, 1.0 / S + read_c, float(read_c),
-                        z - is_active, n - S * z, noise_mean, y_total, eps_tot,
-                        terms["overlap"], terms["propagation"])
+                        cavity_chunk, lo, Draws(others, u, ia, ii, far),
+                        Pools(tag_h, tag_y, truth, h_act, y_act, y_in, a_new, e_act),
+                        Params(p_act, b, 1.0 / S + read_c, float(read_c), z - is_active,
+                               n - S * z, noise_mean, y_total),
+                        Errors(eps_tot, terms["overlap"], terms["propagation"]))
             if pending is not None:
                 pending.result()
             results = {}

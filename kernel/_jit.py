@@ -12,9 +12,9 @@ the d neurons of one offset, which a circuit gathers and scatters together, are 
 
 A layer l = 1..L of a chunk is three stages:
   1. read-out pass over a list of circuits, in increasing circuit order: for each circuit t
-     gather r_t = U_t^l A^l and add it to the statistics (``_read_block``) or store it
+     gather r_t = U_t^l A^l and add it to the statistics (``_read_columns``) or store it
      (``_store_flagged``, ``_add_stats``), and scatter E_t w_t^{l+1} r_t into the
-     *pre-activation* of layer l+1 (``_scatter_block``);
+     *pre-activation* of layer l+1 (``_scatter_columns``);
   2. the construction's terms that are not circuit-by-circuit (``kernel.constructions``:
      per-offset, rank-one and sparse; ``kernel._jit_constructions._add_extra_terms``), column
      by column in a fixed order, so they keep every guarantee below;
@@ -30,18 +30,13 @@ least one nonzero neuron in the chunk; a skipped circuit would have gathered exa
 (ReLU outputs are +0.0 or positive), read 0, added +-0 to its scatter rows and 0 to the
 statistics, so skipping it changes no bit (the list is the union over the chunk's columns;
 any superset of a column's touched circuits gives that column the same numbers).
-``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The twin for one
-sample with d = 4 (4-wide vector steps, ``kernel._simd``) performs the same operations in the same
-order as the generic pass, lane by lane.
+``factorised``, ``sparse`` and ``auto`` are thus bit-identical per dtype. The single-sample
+d = 4 pass uses the same helpers with 4-wide vectors: the same operations in the same order.
 
-Vectorisation. numba turns LLVM's SLP vectoriser off (miscompilations), and its loop vectoriser
-keeps a loop's accumulators in memory, so the passes use explicit vector operations
-(``kernel._simd``): the generic pass takes the columns of a chunk by 512-bit vectors (8 float64
-or 16 float32 samples; the last C mod 8 / 16 columns one at a time), the single-sample d = 4 pass
-the 4 neurons of an offset; partial sums stay in registers and no column's additions are
-reordered. The inlined helpers get raw pointers, not arrays: numba reference-counts an array at
-every call of an inlined helper, and those atomic counts took most of the pass's time (perf;
-see docs/performance.md, also for measurements against the earlier plain column loops).
+Vectorisation (docs/performance.md): explicit vector operations (``kernel._simd``), columns by
+512-bit vectors (8 float64 or 16 float32 samples; the last C mod 8 / 16 one at a time), the
+d = 4 single-sample pass the 4 neurons of an offset. The helpers get arrays; the loops are
+written so that numba's reference-count pruning leaves no count inside them.
 
 Compute dtype. The large layers, weights, bias, read-outs and scatters are in the compute dtype
 (float64 or float32); the read-out coefficients come as 1-element arrays of that dtype so no
@@ -66,7 +61,6 @@ from kernel._simd import (
     load8,
     load16,
     matvec4,
-    pointer,
     store,
     to_float64,
     vadd,
@@ -202,14 +196,15 @@ def _bias_relu(A, bias_l, cnt):
 
 
 @njit(**JIT)
-def _block_sums(A, d, bs):
-    """bs[i, s] = sum of block i of column s, offsets in increasing order (the -c 1 part of the
-    corrected read-out)."""
+def _block_sums(A, bs):
+    """bs[i, s] = 0 + the sum of block i of column s, offsets in increasing order (the -c 1 part
+    of the corrected read-out; the construction terms' bs). A (D, C), bs (d, C)."""
     D, C = A.shape
+    d = bs.shape[0]
     for i in range(d):
         for s in range(C):
-            bs[i, s] = A[i, s]
-    for k in range(1, D // d):
+            bs[i, s] = 0.0
+    for k in range(D // d):
         for i in range(d):
             row = k * d + i
             for s in range(C):
@@ -246,48 +241,75 @@ def _touched_circuits(A, indptr, inv, mark, touched):
 
 
 @njit(**INLINE)
-def _load1(a, i):
-    return load1(a, i)
+def _gather(load, A, off, t, at):
+    """U_t A for one vector, before the read-out's scaling: the sum over circuit t's S neurons
+    in pattern order of ``load(A, (off[t, q] d + i) C + b)``, at = (i, d, C, b). With a 16-, 8-
+    or 1-wide ``load``: block i of the columns of one vector from column b of a (D, C) layer;
+    with a 4-wide load, C = 1 and i = b = 0: the 4 blocks of one sample (d = 4). The one gather
+    of the forward pass, the single-sample pass and the decomposition."""
+    i, d, C, b = at
+    x = load(A, (off[t, 0] * d + i) * C + b)
+    for q in range(1, off.shape[1]):
+        x = vadd(x, load(A, (off[t, q] * d + i) * C + b))
+    return x
 
 
 @njit(**INLINE)
-def _load8(a, i):
-    return load8(a, i)
+def _correct(load, x, bs, at, k):
+    """The read-out from a gathered x: coef x - read_c (block sums at bs[i, b:]), or coef x when
+    read_c is 0; at = (i, d, C, b) as in ``_gather``, k = (C, d, S, coef, read_c)."""
+    i, d, C, b = at
+    coef, read_c = k[3], k[4]
+    if read_c != 0.0:
+        return vsub(vscale(x, coef), vscale(load(bs, i * C + b), read_c))
+    return vscale(x, coef)
 
 
 @njit(**INLINE)
-def _load16(a, i):
-    return load16(a, i)
+def _mix(load, r, w, t, at):
+    """(w_t r)_i for one vector, d-sum in index order: sum_j w[t, i, j] * load(r, j C + b),
+    at = (i, d, C, b)."""
+    i, d, C, b = at
+    y = vscale(load(r, b), w[t, i, 0])
+    for j in range(1, d):
+        y = vadd(y, vscale(load(r, j * C + b), w[t, i, j]))
+    return y
 
 
 @njit(**INLINE)
-def _read_block(load, A, r, bs, off, t, b, C, d, S, coef, read_c, record, thr2, zeros, sq_acc,
-                mx_acc, nf_acc):
-    """Read-out of circuit t for the columns of one vector starting at column b (its width is
-    that of ``load``: 16, 8 or 1): r[i, b:] = U_t A[:, b:], the S neurons of each block summed in
-    pattern order, times 1/S + c, minus c times the block sums (corrected read-out). If
-    ``record`` (an unflagged circuit), it is added to the statistics of those columns: |r|^2 to
-    the sum (components in index order), the max abs component to the max, and one false
-    activation if |r|^2 > thr2. Array arguments are flat ``pointer``s (no reference counts)."""
-    sq = load(zeros, 0)
-    mx = load(mx_acc, b)
-    for i in range(d):
-        x = load(A, (off[t * S] * d + i) * C + b)
-        for q in range(1, S):
-            x = vadd(x, load(A, (off[t * S + q] * d + i) * C + b))
-        if read_c != 0.0:
-            x = vsub(vscale(x, coef), vscale(load(bs, i * C + b), read_c))
-        else:
-            x = vscale(x, coef)
-        store(r, i * C + b, x)
+def _scatter_rows(An, off, t, at, y):
+    """An[(off[t, q] d + i) C + b ...] += y for circuit t's S neurons (E_t y), at = (i, d, C, b)
+    as in ``_gather``. The one scatter of the forward pass and the decomposition."""
+    i, d, C, b = at
+    for q in range(off.shape[1]):
+        add_into(An, (off[t, q] * d + i) * C + b, y)
+
+
+@njit(**INLINE)
+def _read_columns(load, A, r, bs, off, cols, k, st):
+    """Read-out of circuit t for the vectors of columns cols = (t, lo, hi, lanes) (``load``'s
+    width: 16, 8 or 1): r[i, b:] = U_t A[:, b:] (``_gather``, ``_correct``: the corrected
+    read-out); k = (C, d, S, coef, read_c). If ``record`` (an unflagged circuit; st = (record,
+    thr2, zeros, sq_acc, mx_acc, nf_acc)), each vector is recorded into the statistics of its
+    columns: |r|^2 (components in index order) added to the sum, the max abs component to the
+    max, one false activation if |r|^2 > thr2 (kept in registers over the d components)."""
+    t, lo, hi, lanes = cols
+    C, d = k[0], k[1]
+    record, thr2, zeros, sq_acc, mx_acc, nf_acc = st
+    for b in range(lo, hi, lanes):
+        sq = load(zeros, 0)
+        mx = load(mx_acc, b)
+        for i in range(d):
+            x = _correct(load, _gather(load, A, off, t, (i, d, C, b)), bs, (i, d, C, b), k)
+            store(r, i * C + b, x)
+            if record:
+                v = to_float64(x)
+                sq = vadd(sq, vmul(v, v))
+                mx = vmax_abs(mx, v)
         if record:
-            v = to_float64(x)
-            sq = vadd(sq, vmul(v, v))
-            mx = vmax_abs(mx, v)
-    if record:
-        add_into(sq_acc, b, sq)
-        store(mx_acc, b, mx)
-        count_above(nf_acc, b, sq, thr2)
+            add_into(sq_acc, b, sq)
+            store(mx_acc, b, mx)
+            count_above(nf_acc, b, sq, thr2)
 
 
 @njit(**INLINE)
@@ -312,10 +334,8 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
     """Read-out r[:, col] of a flagged circuit t for sample s, stored where requested (full
     read-out; active read-out if t is active in s). Returns whether t is active in s.
 
-    The passes record an unflagged circuit's read-out in ``_read_block`` (or in registers) and
-    a flagged one as ``per column, if not _store_flagged(...): _add_stats(...)``, written out in
-    each pass: wrapped in one inlined helper, the records' reference counting entered the
-    common (unflagged) path and made the passes 10x slower (measured)."""
+    The passes record an unflagged circuit's read-out in ``_read_columns`` (or in registers),
+    a flagged one as ``per column, if not _store_flagged(...): _add_stats(...)``."""
     d = r.shape[0]
     if s >= bat.active.shape[0]:  # padding column of a last chunk
         return False
@@ -334,129 +354,104 @@ def _store_flagged(t, flag, r, col, s, layer, bat, out):
 
 
 @njit(**INLINE)
-def _scatter_block(load, An, r, off, w, t, b, C, d, S):
-    """An[:, b:] += E_t w_t r[:, b:] for the columns of one vector starting at column b (width
-    of ``load``; d-sums in index order). Flat ``pointer``s; w[t, i, k] at (t d + i) d + k."""
-    for i in range(d):
-        wi = (t * d + i) * d
-        y = vscale(load(r, b), w[wi])
-        for k in range(1, d):
-            y = vadd(y, vscale(load(r, k * C + b), w[wi + k]))
-        for q in range(S):
-            add_into(An, (off[t * S + q] * d + i) * C + b, y)
+def _scatter_columns(load, An, r, off, w, t, cols, k):
+    """An[:, b:] += E_t w_t r[:, b:] for the vectors of columns cols = (lo, hi, lanes)
+    (``load``'s width; ``_mix``, ``_scatter_rows``); k = (C, d, ...)."""
+    lo, hi, lanes = cols
+    C, d = k[0], k[1]
+    for b in range(lo, hi, lanes):
+        for i in range(d):
+            _scatter_rows(An, off, t, (i, d, C, b), _mix(load, r, w, t, (i, d, C, b)))
+
+
+@njit(**INLINE)
+def _layer_arrays(net, bat, at):
+    """(read offsets, write offsets, weights, squared threshold) of the pass at at = (s0, layer,
+    scatter): the write side is the next layer's, or the read layer's if not ``scatter``."""
+    layer = at[1]
+    lw = layer + 1 if at[2] else layer
+    return net.offsets[layer], net.offsets[lw], net.weights[lw], bat.thr2[layer]
 
 
 @njit(**JIT)
-def _pass_generic(A2, An2, circ, m, s0, layer, scatter, net, bat, out, wk):
-    """Stage 1 of a layer for circuits circ[:m] and all C columns: gather, record,
-    scatter (into the next layer's pre-activation, if ``scatter``). Columns go by 512-bit vectors
+def _pass_generic(A, An, todo, at, net, bat, out, wk):
+    """Stage 1 of a layer for circuits circ[:m] (todo = (circ, m)) and all C columns of the
+    chunk at at = (s0, layer, scatter): gather, record, scatter (into the next layer's
+    pre-activation, if ``scatter``). Columns go by 512-bit vectors
     (``kernel._simd``: 8 float64 or 16 float32 samples, partial sums in registers), the last
     C mod 8 / 16 one by one; every column gets the same operations in the same order."""
     # record fields are read once here (reading them in the circuit loop costs reference
-    # counts), and the helpers get raw pointers (arrays would be reference counted per call)
-    lw = layer + 1 if scatter else layer
-    off_r = net.offsets[layer]
-    off_w = pointer(net.offsets[lw])
-    w = pointer(net.weights[lw])
-    coef = net.coef[0]
-    read_c = net.read_c[0]
-    thr2 = bat.thr2[layer]
+    # counts)
+    circ, m = todo
+    s0, layer, scatter = at
+    off, off_w, w, thr2 = _layer_arrays(net, bat, at)
     flags = wk.flags
-    d, C = wk.r.shape
-    S = off_r.shape[1]
-    A, An, r, bs = pointer(A2), pointer(An2), pointer(wk.r), pointer(wk.bs)
-    zeros, sq_acc, mx_acc, nf_acc = (pointer(wk.zeros), pointer(wk.sq), pointer(wk.absmax),
-                                     pointer(wk.nfalse))
-    off = pointer(off_r)
-    lanes = 16 if wk.r.itemsize == 4 else 8  # 512 bits either way
+    r, bs = wk.r, wk.bs
+    d, C = r.shape
+    k = (C, d, off.shape[1], net.coef[0], net.read_c[0])
+    lanes = 16 if r.itemsize == 4 else 8  # 512 bits either way
     full = C - C % lanes
     for a in range(m):
         t = circ[a]
         f = flags[t]
-        for b in range(0, full, lanes):
-            if lanes == 16:
-                _read_block(_load16, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2,
-                            zeros, sq_acc, mx_acc, nf_acc)
-            else:
-                _read_block(_load8, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2,
-                            zeros, sq_acc, mx_acc, nf_acc)
-        for b in range(full, C):
-            _read_block(_load1, A, r, bs, off, t, b, C, d, S, coef, read_c, f == 0, thr2, zeros,
-                        sq_acc, mx_acc, nf_acc)
+        st = (f == 0, thr2, wk.zeros, wk.sq, wk.absmax, wk.nfalse)
+        if lanes == 16:
+            _read_columns(load16, A, r, bs, off, (t, 0, full, 16), k, st)
+        else:
+            _read_columns(load8, A, r, bs, off, (t, 0, full, 8), k, st)
+        _read_columns(load1, A, r, bs, off, (t, full, C, 1), k, st)
         if f != 0:
             for s in range(C):
-                if not _store_flagged(t, f, wk.r, s, s0 + s, layer, bat, out):
-                    _add_stats(wk.r, s, thr2, wk.sq, wk.absmax, wk.nfalse)
+                if not _store_flagged(t, f, r, s, s0 + s, layer, bat, out):
+                    _add_stats(r, s, thr2, wk.sq, wk.absmax, wk.nfalse)
         if scatter:
-            for b in range(0, full, lanes):
-                if lanes == 16:
-                    _scatter_block(_load16, An, r, off_w, w, t, b, C, d, S)
-                else:
-                    _scatter_block(_load8, An, r, off_w, w, t, b, C, d, S)
-            for b in range(full, C):
-                _scatter_block(_load1, An, r, off_w, w, t, b, C, d, S)
+            if lanes == 16:
+                _scatter_columns(load16, An, r, off_w, w, t, (0, full, 16), k)
+            else:
+                _scatter_columns(load8, An, r, off_w, w, t, (0, full, 8), k)
+            _scatter_columns(load1, An, r, off_w, w, t, (full, C, 1), k)
 
 
 @njit(**JIT)
-def _pass_single_d4(A2, An2, circ, m, s, layer, scatter, net, bat, out, wk):
-    """``_pass_generic`` for one column (C = 1) and d = 4, written out with 4-wide vector
-    operations (``kernel._simd``): a circuit's 4 neurons at one offset are adjacent, so each
-    gather, scatter and the 4x4 product is one vector step per offset, and the statistics stay in
-    registers. Per lane the same operations in the same order as the generic pass."""
-    lw = layer + 1 if scatter else layer
-    off_r = net.offsets[layer]
-    off_w = net.offsets[lw]
-    w = pointer(net.weights[lw])
-    coef = net.coef[0]
-    read_c = net.read_c[0]
-    S = off_r.shape[1]
-    thr2 = bat.thr2[layer]
+def _pass_single_d4(A, An, todo, at, net, bat, out, wk):
+    """``_pass_generic`` for one column (C = 1) and d = 4: the same gather, read-out and scatter
+    (``_gather``, ``_correct``, ``_scatter_rows``) with a 4-wide load, since a circuit's 4
+    neurons at one offset are adjacent (one vector step per offset; the product w_t r is
+    ``matvec4``), and the statistics in registers. Per lane the same operations in the same
+    order as the generic pass."""
+    circ, m = todo
+    s, layer, scatter = at
+    off_r, off_w, w, thr2 = _layer_arrays(net, bat, at)
     r, flags = wk.r, wk.flags
-    bs = load4(pointer(wk.bs), 0)
-    A = pointer(A2)
-    An = pointer(An2)
-    sq_tot = wk.sq[0]
-    mx = wk.absmax[0]
-    nf = wk.nfalse[0]
+    sq_tot, mx, nf = wk.sq[0], wk.absmax[0], wk.nfalse[0]
+    k = (1, 4, off_r.shape[1], net.coef[0], net.read_c[0])
     for a in range(m):
         t = circ[a]
-        x = load4(A, off_r[t, 0] * 4)
-        for q in range(1, S):
-            x = vadd(x, load4(A, off_r[t, q] * 4))
-        if read_c != 0.0:
-            x = vsub(vscale(x, coef), vscale(bs, read_c))
-        else:
-            x = vscale(x, coef)
+        x = _correct(load4, _gather(load4, A, off_r, t, (0, 4, 1, 0)), wk.bs, (0, 4, 1, 0), k)
         f = flags[t]
         inactive = True
         if f != 0:
-            store(pointer(r), 0, x)
+            store(r, 0, x)
             inactive = not _store_flagged(t, f, r, 0, s, layer, bat, out)
         if inactive:  # _add_stats, written out
             v = to_float64(x)
-            v0 = lane(v, 0)
-            v1 = lane(v, 1)
-            v2 = lane(v, 2)
-            v3 = lane(v, 3)
             sq = 0.0
-            sq += v0 * v0
-            sq += v1 * v1
-            sq += v2 * v2
-            sq += v3 * v3
-            mx = max(mx, abs(v0), abs(v1), abs(v2), abs(v3))
+            for j in range(4):
+                vj = lane(v, j)
+                sq += vj * vj
+                if abs(vj) > mx:  # as vmax_abs: a NaN never replaces the max
+                    mx = abs(vj)
             sq_tot += sq
             nf += np.int64(sq > thr2)  # no branch: a false activation is a coin flip near thr
         if scatter:
-            y = matvec4(w, t * 16, x)
-            for q in range(S):
-                add_into(An, off_w[t, q] * 4, y)
+            _scatter_rows(An, off_w, t, (0, 4, 1, 0), matvec4(w, t * 16, x))
     wk.sq[0] = sq_tot
     wk.absmax[0] = mx
     wk.nfalse[0] = nf
 
 
 @njit(**JIT)
-def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
+def _readout_layer(A, An, at, sparse, net, bat, out, wk):
     """Stage 1 of layer ``layer + 1`` for the chunk: every circuit read out (statistics kept per
     column in wk), and the next layer's pre-activation An scattered if ``scatter``.
 
@@ -465,6 +460,7 @@ def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
     C = A.shape[1]
     d = wk.r.shape[0]
     T = net.all_circuits.shape[0]
+    layer = at[1]
     for s in range(C):
         wk.sq[s] = 0.0
         wk.absmax[s] = 0.0
@@ -477,11 +473,11 @@ def _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk):
         circ = net.all_circuits
         m = T
         if net.read_c[0] != 0.0:
-            _block_sums(A, d, wk.bs)
+            _block_sums(A, wk.bs)
     if C == 1 and d == 4:
-        _pass_single_d4(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
+        _pass_single_d4(A, An, (circ, m), at, net, bat, out, wk)
     else:
-        _pass_generic(A, An, circ, m, s0, layer, scatter, net, bat, out, wk)
+        _pass_generic(A, An, (circ, m), at, net, bat, out, wk)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -513,7 +509,7 @@ def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
         sparse = net.read_c[0] == 0.0 and top < sparse_below * D
         if scatter:
             An[:, :] = 0.0
-        _readout_layer(A, An, s0, layer, scatter, sparse, net, bat, out, wk)
+        _readout_layer(A, An, (s0, layer, scatter), sparse, net, bat, out, wk)
         for s in range(ncol):
             out.sq[s0 + s, layer] = wk.sq[s]
             out.absmax[s0 + s, layer] = wk.absmax[s]
@@ -522,11 +518,8 @@ def _chunk(s0, ncol, sparse_below, net, bat, out, wk):
             # An now holds the circuit-by-circuit pre-activation of layer ``layer + 2``; the
             # construction's terms shared by a whole block or applied per offset come next
             if net.ext_flags[0]:
-                lw = layer + 1
-                _block_sums(A, wk.bs.shape[0], wk.bs)
-                _add_extra_terms(A, An, wk.bs, net.ext_N[lw], net.ext_G[lw], net.ext_R[lw],
-                                 net.sp_ptr[lw], net.sp_idx, net.sp_val, net.sp_w[lw],
-                                 net.ext_flags[1] != 0, ncol, wk.rho, wk.ca)
+                _block_sums(A, wk.bs)
+                _add_extra_terms(A, An, wk.bs, net, layer + 1, ncol, wk.rho, wk.ca)
             _bias_relu(An, net.bias[layer + 1], cnt)
             for s in range(ncol):
                 out.on[s0 + s, layer + 2] = cnt[s] / D

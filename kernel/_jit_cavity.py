@@ -6,18 +6,20 @@ trajectories to ``_cavity_chunk``, which forms the S neurons of each tagged circ
 out. Every sum runs in the order the oracle's reductions take (slots j increasing, then pattern
 positions q increasing), so the same seed gives the same numbers to rounding.
 
-Contract of ``_cavity_chunk`` (tagged trajectories lo .. lo + m - 1 of the pools):
-  others (m, S) int64 number of other circuits at each of the tagged circuit's neurons;
+Contract of ``_cavity_chunk(lo, draws, pools, params, errors)`` (tagged trajectories lo .. lo + m
+- 1 of the pools; the records are ``kernel.cavity``'s named tuples):
+  draws: others (m, S) int64 number of other circuits at each of the tagged circuit's neurons;
   u (m, S, J) float64 uniforms (slot (q, j) holds an active circuit when u < p_act and
-  j < others); ia, ii (m, S, J) int64 pool indices of the active / inactive circuit in a slot;
-  far (m, F) int64 pool indices of the active circuits met elsewhere (corrected read-out only);
-  tag_h, tag_y (M, d) the tagged circuits' own signal and pushed error; truth (M, d) their truth
-  a (zeros for the inactive class); h_act, y_act, a_new, e_act (M, d) the active pool (signal,
-  pushed error, new activation, previous error); y_in (M, d) the inactive pool's pushed error;
-  b (d,) bias; S, coef = 1/S + c, read_c = c; z_other active circuits besides the tagged one;
-  rest = n - S z noise-only neurons per block, noise_mean (d,) their mean activation;
-  y_total (d,) = S (T - z) * mean(y_in), the inactive pushes' share of a block sum.
-Outputs (M, d), rows lo .. lo + m - 1 written: eps, eps_overlap, eps_propagation.
+  j < others); ia, ii (m, S, J) int pool indices of the active / inactive circuit in a slot;
+  far (m, F) int pool indices of the active circuits met elsewhere (corrected read-out only);
+  pools: tag_h, tag_y (M, d) the tagged circuits' own signal and pushed error; truth (M, d)
+  their truth a (zeros for the inactive class); h_act, y_act, a_new, e_act (M, d) the active
+  pool (signal, pushed error, new activation, previous error); y_in (M, d) the inactive pool's
+  pushed error;
+  params: p_act; b (d,) bias; coef = 1/S + c, read_c = c; z_other active circuits besides the
+  tagged one; rest = n - S z noise-only neurons per block, noise_mean (d,) their mean
+  activation; y_total (d,) = S (T - z) * mean(y_in), the inactive pushes' share of a block sum.
+Outputs, errors: eps, overlap, propagation (M, d), rows lo .. lo + m - 1 written.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from kernel._numba import JIT, njit
 
 
 @njit(**JIT)
-def _cavity_chunk(lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth, h_act, y_act, y_in,
-                  a_new, e_act, b, coef, read_c, z_other, rest, noise_mean, y_total, eps_out,
-                  ovl_out, prop_out):
+def _cavity_chunk(lo, draws, pools, params, errors):
+    others, u, ia, ii, far = draws
+    tag_h, tag_y, truth, h_act, y_act, y_in, a_new, e_act = pools
+    p_act, b, coef, read_c, z_other, rest, noise_mean, y_total = params
+    eps_out, ovl_out, prop_out = errors
     m, S, J = u.shape
     d = tag_h.shape[1]
     F = far.shape[1]

@@ -11,43 +11,28 @@ layer's input A,
 - ``has_sparse``: a sparse n x n matrix K^l in every block, neuron (i, k) gets
   ``sum_j sp_w[i, j] sum_{m in K row k} K_km A[(j, m)]``.
 
-Cost per column O(n d^2 + nnz(K) d). ``_apply_layer_cols`` is a whole layer in this layout, the
-serial reference the engines are checked against, itself tested against
-``kernel.constructions.apply_layer``.
+Cost per column O(n d^2 + nnz(K) d). The forward pass (``kernel._jit._chunk``) and the
+measured decomposition (``kernel._jit_decompose``) both add them through ``_add_extra_terms``.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from kernel._numba import JIT, njit
 
 
 @njit(**JIT)
-def _block_sums(A, bs, ncol):
-    """bs[i, s] = sum over offsets k of A[k*d + i, s], columns s < ncol (others set to 0)."""
-    D, C = A.shape
-    d = bs.shape[0]
-    n = D // d
-    for i in range(d):
-        for s in range(C):
-            bs[i, s] = 0.0
-    for k in range(n):
-        for i in range(d):
-            for s in range(ncol):
-                bs[i, s] += A[k * d + i, s]
+def _add_extra_terms(A, An, bs, net, layer, ncol, rho, ca):
+    """An += write-offset, rank-one and sparse terms of layer ``layer`` (0-based index of the
+    layer An feeds; columns s < ncol).
 
-
-@njit(**JIT)
-def _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_sparse, ncol, rho,
-                     ca):
-    """An += write-offset, rank-one and sparse terms of one layer (columns s < ncol).
-
-    A, An (D, C); bs (d, C) block sums of A; N, G (n, d, d); R, sp_w (d, d); sp_ptr (n+1,)
-    positions into sp_idx, sp_val (CSR of K); rho, ca (d, C) work buffers. Every sum is
-    accumulated in the buffers' dtype (the compute dtype), column by column, in a fixed order
-    (offsets, then block index), so a column's numbers never depend on the other columns.
+    A, An (D, C); bs (d, C) block sums of A; net the ``NetArrays`` record (its ext_* fields:
+    ``Construction.kernel_args``): N, G (n, d, d); R, sp_w (d, d); sp_ptr (n+1,) positions into
+    sp_idx, sp_val (CSR of K); rho, ca (d, C) work buffers. Every sum is accumulated in the
+    buffers' dtype (the compute dtype), column by column, in a fixed order (offsets, then block
+    index), so a column's numbers never depend on the other columns.
     """
+    N, G, R = net.ext_N[layer], net.ext_G[layer], net.ext_R[layer]
+    sp_ptr, sp_idx, sp_val, sp_w = net.sp_ptr[layer], net.sp_idx, net.sp_val, net.sp_w[layer]
     D, C = An.shape
     d = bs.shape[0]
     n = D // d
@@ -72,7 +57,7 @@ def _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_spars
                 for j in range(d):
                     ca[i, s] += N[k, i, j] * bs[j, s]
                 An[row, s] += ca[i, s]
-    if has_sparse:
+    if net.ext_flags[1] != 0:
         for k in range(n):
             if sp_ptr[k + 1] == sp_ptr[k]:
                 continue
@@ -92,35 +77,3 @@ def _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_spars
                     if w != 0.0:
                         for s in range(ncol):
                             An[row, s] += w * ca[j, s]
-
-
-@njit(**JIT)
-def _apply_layer_cols(A, An, off_r, off_w, M, read_c, N, G, R, sp_ptr, sp_idx, sp_val, sp_w,
-                      has_sparse):
-    """An = W A for one layer of a construction (An zeroed here), all C columns, serially:
-    r_t = (1/S + read_c) sum_q A[(j, off_r[t, q])] - read_c bs_j, M_t r_t scattered onto
-    off_w[t], then ``_add_extra_terms``."""
-    D, C = A.shape
-    T, S = off_r.shape
-    d = M.shape[1]
-    coef = 1.0 / S + read_c
-    bs = np.zeros((d, C), dtype=A.dtype)
-    r = np.zeros((d, C), dtype=A.dtype)
-    An[:, :] = 0.0
-    _block_sums(A, bs, C)
-    for t in range(T):
-        for j in range(d):
-            for s in range(C):
-                acc = 0.0
-                for q in range(S):
-                    acc += A[off_r[t, q] * d + j, s]
-                r[j, s] = coef * acc - read_c * bs[j, s]
-        for i in range(d):
-            for s in range(C):
-                y = 0.0
-                for j in range(d):
-                    y += M[t, i, j] * r[j, s]
-                for q in range(S):
-                    An[off_w[t, q] * d + i, s] += y
-    _add_extra_terms(A, An, bs, N, G, R, sp_ptr, sp_idx, sp_val, sp_w, has_sparse, C,
-                     np.zeros((d, C), dtype=A.dtype), np.zeros((d, C), dtype=A.dtype))

@@ -12,116 +12,158 @@ IEEE operations in the same order as the Python version: no reassociation, no fu
 multiply-add (no fast-math flags are set), so results equal scalar code's bit for bit
 (tests/test_simd.py).
 
-Arrays are 1-D and C-contiguous, or raw pointers from ``pointer`` (which inlined helpers take
-without reference counting); ``i`` is the flat index of the first element, and no bounds are
-checked (as in numba's own indexing). Vectors have 1, 4, 8 or 16 lanes of the array's dtype;
-operations on two vectors need the same length and dtype.
+Arrays are numba arrays (reference counted, so never freed while an operation can reach
+them), C-contiguous, indexed flat: ``i`` is the flat index of the first element, and a vector
+of ``lanes`` elements needs ``0 <= i`` and ``i + lanes <= a.size``. The rules are the same
+compiled and not (tests/test_simd.py runs every misuse both ways):
+
+- a store into a read-only array is refused (compiled: at typing; without the JIT: TypeError);
+- a vector's lanes are float64 or float32 and match the array's dtype; two vectors of an
+  operation have the same width and dtype, a scalar operand the vectors' dtype (compiled: a
+  typing error naming the operation; without the JIT: TypeError);
+- an index outside the array raises IndexError without the JIT, and compiled when numba's
+  bounds checking is on (``NUMBA_BOUNDSCHECK=1``: the check is emitted only then, so the
+  normal build pays nothing, as with numba's own indexing); a negative constant index is a
+  typing error. Indices never wrap around.
 """
 
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any
 
+import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, overload, register_model
 
 _I32 = ir.IntType(32)
 _FLOATS = (types.float64, types.float32)
+_NP_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 # ----------------------------------------------------------------------------- definitions
 
 
-def pointer(a):
-    """The elements of a C-contiguous array in flat order: compiled, a raw pointer to its data
-    (held in a register, without the reference counting an array costs at every call of an
-    inlined helper); not compiled, a flat view. Valid while ``a`` is alive."""
-    if not a.flags.c_contiguous:  # reshape would copy, and writes would be lost
-        raise TypeError("pointer needs a C-contiguous array (compiled code refuses others too)")
+def _flat(op, a, i, lanes, *, write=False, dtypes=_NP_FLOATS):
+    """a as a flat view after the checks the compiled ``op`` makes (see the module docstring)."""
+    if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or a.dtype not in dtypes:
+        raise TypeError(f"{op}: needs a C-contiguous array of {', '.join(map(str, dtypes))}")
+    if write and not a.flags.writeable:
+        raise TypeError(f"{op}: the array is read-only")
+    if not 0 <= i <= a.size - lanes:
+        raise IndexError(f"{op}: index {i} with {lanes} lanes is out of bounds for size {a.size}")
     return a.reshape(-1)
 
 
-def load1(a, i):
-    """(a[i],): one lane, for the columns left over after the full vectors."""
-    return (a[i],)
+def _vec(op, *xs):
+    """The common dtype of vectors xs (tuples of float64 / float32 lanes) of one width."""
+    kinds = {(len(x), np.asarray(x[0]).dtype if len(x) else None) for x in xs}
+    if len(kinds) != 1 or next(iter(kinds))[1] not in _NP_FLOATS:
+        raise TypeError(f"{op}: vectors of one width and one float dtype needed, got {kinds}")
+    return next(iter(kinds))[1]
 
 
-def load4(a, i):
-    """(a[i], ..., a[i+3])."""
-    return (a[i], a[i + 1], a[i + 2], a[i + 3])
+def _scalar(op, c, dtype):
+    if np.asarray(c).dtype != dtype:
+        raise TypeError(f"{op}: the scalar must have the vector's dtype {dtype}")
 
 
-def load8(a, i):
-    """(a[i], ..., a[i+7])."""
-    return tuple(a[i + k] for k in range(8))
+def _python_load(lanes, doc):
+    def load(a, i):
+        f = _flat(f"load{lanes}", a, i, lanes)
+        return tuple(f[i + k] for k in range(lanes))
+
+    load.__name__ = load.__qualname__ = f"load{lanes}"
+    load.__doc__ = doc
+    return load
 
 
-def load16(a, i):
-    """(a[i], ..., a[i+15])."""
-    return tuple(a[i + k] for k in range(16))
+load1 = _python_load(1, "(a[i],): one lane, for the columns left over after the full vectors.")
+load4 = _python_load(4, "(a[i], ..., a[i+3]).")
+load8 = _python_load(8, "(a[i], ..., a[i+7]).")
+load16 = _python_load(16, "(a[i], ..., a[i+15]).")
 
 
 def store(a, i, x):
     """a[i + k] = x[k] for every lane k."""
+    f = _flat("store", a, i, len(x), write=True)
+    if _vec("store", x) != a.dtype:
+        raise TypeError("store: the vector's dtype differs from the array's")
     for k in range(len(x)):
-        a[i + k] = x[k]
+        f[i + k] = x[k]
 
 
 def add_into(a, i, x):
     """a[i + k] += x[k] for every lane k."""
+    f = _flat("add_into", a, i, len(x), write=True)
+    if _vec("add_into", x) != a.dtype:
+        raise TypeError("add_into: the vector's dtype differs from the array's")
     for k in range(len(x)):
-        a[i + k] += x[k]
+        f[i + k] += x[k]
 
 
-def vadd(x, y):
-    """Lane-wise x + y."""
-    return tuple(p + q for p, q in zip(x, y))
+def _python_binary(name, op, doc):
+    def binary(x, y):
+        _vec(name, x, y)
+        return tuple(op(p, q) for p, q in zip(x, y))
+
+    binary.__name__ = binary.__qualname__ = name
+    binary.__doc__ = doc
+    return binary
 
 
-def vsub(x, y):
-    """Lane-wise x - y."""
-    return tuple(p - q for p, q in zip(x, y))
-
-
-def vmul(x, y):
-    """Lane-wise x * y."""
-    return tuple(p * q for p, q in zip(x, y))
+vadd = _python_binary("vadd", operator.add, "Lane-wise x + y.")
+vsub = _python_binary("vsub", operator.sub, "Lane-wise x - y.")
+vmul = _python_binary("vmul", operator.mul, "Lane-wise x * y.")
 
 
 def vscale(x, c):
     """Lane-wise c * x."""
+    _scalar("vscale", c, _vec("vscale", x))
     return tuple(c * p for p in x)
 
 
 def vmax_abs(m, x):
     """Lane-wise |x| if |x| > m else m (a running maximum of absolute values)."""
+    _vec("vmax_abs", m, x)
     return tuple(abs(p) if abs(p) > q else q for q, p in zip(m, x))
 
 
 def lane(x, k):
     """Lane k of x."""
+    _vec("lane", x)
+    if not 0 <= k < len(x):
+        raise IndexError(f"lane: lane {k} is out of bounds for {len(x)} lanes")
     return x[k]
 
 
 def count_above(n, i, x, c):
     """n[i + k] += 1 for every lane k with x[k] > c (n: an int64 array)."""
+    _scalar("count_above", c, _vec("count_above", x))
+    f = _flat("count_above", n, i, len(x), write=True, dtypes=(np.dtype(np.int64),))
     for k in range(len(x)):
         if x[k] > c:
-            n[i + k] += 1
+            f[i + k] += 1
 
 
 def to_float64(x):
     """The lanes converted to float64."""
-    return tuple(float(p) for p in x)
+    _vec("to_float64", x)
+    return tuple(np.float64(p) for p in x)
 
 
 def matvec4(w, i, x):
     """y with y[r] = ((w[i+4r]*x[0] + w[i+4r+1]*x[1]) + w[i+4r+2]*x[2]) + w[i+4r+3]*x[3]: the
     row-major 4x4 matrix starting at w[i] times x, each row summed in index order."""
+    f = _flat("matvec4", w, i, 16)
+    if _vec("matvec4", x) != w.dtype or len(x) != 4:
+        raise TypeError("matvec4: needs a 4-lane vector of the matrix's dtype")
     return tuple(
-        w[i + 4 * r] * x[0] + w[i + 4 * r + 1] * x[1] + w[i + 4 * r + 2] * x[2]
-        + w[i + 4 * r + 3] * x[3]
+        f[i + 4 * r] * x[0] + f[i + 4 * r + 1] * x[1] + f[i + 4 * r + 2] * x[2]
+        + f[i + 4 * r + 3] * x[3]
         for r in range(4)
     )
 
@@ -146,22 +188,27 @@ class _VectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.count))
 
 
-def _is_array(a, dtypes=_FLOATS) -> bool:
-    """A 1-D C-contiguous array or a raw pointer, of one of ``dtypes``."""
-    if isinstance(a, types.CPointer):
-        return a.dtype in dtypes
-    return isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype in dtypes
+def _refuse(op, why):
+    raise TypingError(f"kernel._simd.{op}: {why}")
 
 
-def _data(context, builder, a_type, a):
-    """Pointer to the first element of an array or raw pointer."""
-    if isinstance(a_type, types.CPointer):
-        return a
-    return context.make_array(a_type)(context, builder, a).data
+def _check_array(op, a, i, *, write=False, dtypes=_FLOATS):
+    """Typing-time checks of an array operand and its index (see the module docstring)."""
+    if not (isinstance(a, types.Array) and a.layout == "C" and a.dtype in dtypes):
+        _refuse(op, f"needs a C-contiguous array of {'/'.join(map(str, dtypes))}, got {a}")
+    if write and not a.mutable:
+        _refuse(op, f"refuses to write into a read-only array ({a})")
+    if not isinstance(i, types.Integer):
+        _refuse(op, f"the index must be an integer, got {i}")
 
 
-def _is_vector(x, dtype=None) -> bool:
-    return isinstance(x, Vector) and (dtype is None or x.dtype == dtype)
+def _check_vector(op, x, dtype=None, count=None):
+    if not isinstance(x, Vector):
+        _refuse(op, f"needs a vector (from a load), got {x}")
+    if dtype is not None and x.dtype != dtype:
+        _refuse(op, f"the vector's dtype {x.dtype} differs from {dtype}")
+    if count is not None and x.count != count:
+        _refuse(op, f"needs {count} lanes, got {x.count}")
 
 
 def _splat(builder, scalar, vt):
@@ -171,11 +218,28 @@ def _splat(builder, scalar, vt):
     return v
 
 
-def _vector_ptr(context, builder, arr_type, arr, i, count):
-    """Pointer to a[i:i+count] as one vector."""
-    data = _data(context, builder, arr_type, arr)
-    vt = ir.VectorType(context.get_value_type(arr_type.dtype), count)
-    return builder.bitcast(builder.gep(data, [i]), vt.as_pointer())
+def _check_bounds(context, builder, i, count, size, constant, op):
+    """Raise IndexError unless 0 <= i and i + count <= size: under bounds checking; for a
+    constant index, its sign always (folded away unless negative)."""
+    if not (context.enable_boundscheck or constant):
+        return
+    bad = builder.icmp_signed("<", i, ir.Constant(i.type, 0))
+    if context.enable_boundscheck:
+        end = builder.add(i, ir.Constant(i.type, count))
+        bad = builder.or_(bad, builder.icmp_signed(">", end, size))
+    with cgutils.if_unlikely(builder, bad):
+        context.call_conv.return_user_exc(
+            builder, IndexError, (f"kernel._simd.{op}: index out of bounds",))
+
+
+def _vector_ptr(context, builder, a_type, i_type, a, i, count, op, dtype=None):
+    """Pointer to a[i:i+count] as one vector; under bounds checking (``NUMBA_BOUNDSCHECK=1`` or
+    ``boundscheck=True``) first raises IndexError unless 0 <= i and i + count <= a.size."""
+    arr = context.make_array(a_type)(context, builder, a)
+    i = context.cast(builder, i, i_type, types.intp)
+    _check_bounds(context, builder, i, count, arr.nitems, isinstance(i_type, types.Literal), op)
+    element = context.get_value_type(dtype or a_type.dtype)
+    return builder.bitcast(builder.gep(arr.data, [i]), ir.VectorType(element, count).as_pointer())
 
 
 def _aligned(instr, dtype):
@@ -184,13 +248,14 @@ def _aligned(instr, dtype):
 
 
 def _load_ir(count):
-    @intrinsic
+    op = f"load{count}"
+
+    @intrinsic(prefer_literal=True)
     def _ir(typingctx, a, i):
-        if not (_is_array(a) and isinstance(i, types.Integer)):
-            return None
+        _check_array(op, a, i)
 
         def codegen(context, builder, sig, args):
-            ptr = _vector_ptr(context, builder, a, args[0], args[1], count)
+            ptr = _vector_ptr(context, builder, a, i, args[0], args[1], count, op)
             return _aligned(builder.load(ptr), a.dtype)
 
         return Vector(a.dtype, count)(a, i), codegen
@@ -205,13 +270,15 @@ _load16_ir = _load_ir(16)
 
 
 def _store_ir(accumulate):
-    @intrinsic
+    op = "add_into" if accumulate else "store"
+
+    @intrinsic(prefer_literal=True)
     def _ir(typingctx, a, i, x):
-        if not (_is_array(a) and isinstance(i, types.Integer) and _is_vector(x, a.dtype)):
-            return None
+        _check_array(op, a, i, write=True)
+        _check_vector(op, x, a.dtype)
 
         def codegen(context, builder, sig, args):
-            ptr = _vector_ptr(context, builder, a, args[0], args[1], x.count)
+            ptr = _vector_ptr(context, builder, a, i, args[0], args[1], x.count, op)
             v = args[2]
             if accumulate:
                 v = builder.fadd(_aligned(builder.load(ptr), a.dtype), v)
@@ -227,28 +294,33 @@ _store_plain_ir = _store_ir(False)
 _add_into_ir = _store_ir(True)
 
 
-def _binary_ir(op):
+def _binary_ir(op, instr):
     @intrinsic
     def _ir(typingctx, x, y):
-        if not (_is_vector(x) and y == x):
-            return None
+        _check_vector(op, x)
+        _check_vector(op, y, x.dtype, x.count)
 
         def codegen(context, builder, sig, args):
-            return getattr(builder, op)(args[0], args[1])
+            return getattr(builder, instr)(args[0], args[1])
 
         return x(x, y), codegen
 
     return _ir
 
 
-_vadd_ir = _binary_ir("fadd")
-_vsub_ir = _binary_ir("fsub")
-_vmul_ir = _binary_ir("fmul")
+_vadd_ir = _binary_ir("vadd", "fadd")
+_vsub_ir = _binary_ir("vsub", "fsub")
+_vmul_ir = _binary_ir("vmul", "fmul")
+
+
+def _check_scalar(op, c, dtype):
+    if c != dtype:
+        _refuse(op, f"the scalar must have the vector's dtype {dtype}, got {c}")
 
 
 def _vscale_typing(typingctx, x, c):
-    if not (_is_vector(x) and c == x.dtype):
-        return None
+    _check_vector("vscale", x)
+    _check_scalar("vscale", c, x.dtype)
 
     def codegen(context, builder, sig, args):
         return builder.fmul(_splat(builder, args[1], args[0].type), args[0])
@@ -260,8 +332,8 @@ _vscale_ir: Any = intrinsic(_vscale_typing)
 
 
 def _vmax_abs_typing(typingctx, m, x):
-    if not (_is_vector(m) and x == m):
-        return None
+    _check_vector("vmax_abs", m)
+    _check_vector("vmax_abs", x, m.dtype, m.count)
 
     def codegen(context, builder, sig, args):
         vt = args[0].type
@@ -276,41 +348,36 @@ def _vmax_abs_typing(typingctx, m, x):
 _vmax_abs_ir: Any = intrinsic(_vmax_abs_typing)
 
 
-def _pointer_typing(typingctx, a):
-    if not (isinstance(a, types.Array) and a.layout == "C"):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return context.make_array(a)(context, builder, args[0]).data
-
-    return types.CPointer(a.dtype)(a), codegen
-
-
-_pointer_ir: Any = intrinsic(_pointer_typing)
-
-
 def _lane_typing(typingctx, x, k):
-    if not (_is_vector(x) and isinstance(k, types.Integer)):
-        return None
+    _check_vector("lane", x)
+    if not isinstance(k, types.Integer):
+        _refuse("lane", f"the lane must be an integer, got {k}")
 
     def codegen(context, builder, sig, args):
-        return builder.extract_element(args[0], args[1])
+        at = context.cast(builder, args[1], k, types.intp)
+        lanes = ir.Constant(at.type, x.count)
+        if context.enable_boundscheck or isinstance(k, types.Literal):
+            bad = builder.or_(builder.icmp_signed("<", at, ir.Constant(at.type, 0)),
+                              builder.icmp_signed(">=", at, lanes))
+            with cgutils.if_unlikely(builder, bad):
+                context.call_conv.return_user_exc(
+                    builder, IndexError, ("kernel._simd.lane: lane out of bounds",))
+        return builder.extract_element(args[0], at)
 
     return x.dtype(x, k), codegen
 
 
-_lane_ir: Any = intrinsic(_lane_typing)
+_lane_ir: Any = intrinsic(prefer_literal=True)(_lane_typing)
 
 
 def _count_above_typing(typingctx, n, i, x, c):
-    if not (_is_array(n, (types.int64,)) and isinstance(i, types.Integer) and _is_vector(x)
-            and c == x.dtype):
-        return None
+    _check_array("count_above", n, i, write=True, dtypes=(types.int64,))
+    _check_vector("count_above", x)
+    _check_scalar("count_above", c, x.dtype)
 
     def codegen(context, builder, sig, args):
         nt = ir.VectorType(ir.IntType(64), x.count)
-        data = _data(context, builder, n, args[0])
-        ptr = builder.bitcast(builder.gep(data, [args[1]]), nt.as_pointer())
+        ptr = _vector_ptr(context, builder, n, i, args[0], args[1], x.count, "count_above")
         above = builder.fcmp_ordered(">", args[2], _splat(builder, args[3], args[2].type))
         old = _aligned(builder.load(ptr), types.int64)
         _aligned(builder.store(builder.add(old, builder.zext(above, nt)), ptr), types.int64)
@@ -319,12 +386,11 @@ def _count_above_typing(typingctx, n, i, x, c):
     return types.void(n, i, x, c), codegen
 
 
-_count_above_ir: Any = intrinsic(_count_above_typing)
+_count_above_ir: Any = intrinsic(prefer_literal=True)(_count_above_typing)
 
 
 def _to_float64_typing(typingctx, x):
-    if not _is_vector(x):
-        return None
+    _check_vector("to_float64", x)
     out = Vector(types.float64, x.count)
 
     def codegen(context, builder, sig, args):
@@ -339,18 +405,19 @@ _to_float64_ir: Any = intrinsic(_to_float64_typing)
 
 
 def _matvec4_typing(typingctx, w, i, x):
-    if not (_is_array(w) and isinstance(i, types.Integer) and _is_vector(x, w.dtype)
-            and x.count == 4):
-        return None
+    _check_array("matvec4", w, i)
+    _check_vector("matvec4", x, w.dtype, 4)
 
     def codegen(context, builder, sig, args):
-        # rows r of the matrix as 4 vectors; column k gathered by shuffles of the rows, so the
-        # product is sum_k column_k * x[k], added in k order (lane r = row r, as in matvec4)
-        rows = []
-        for r in range(4):
-            at = builder.add(args[1], ir.Constant(args[1].type, 4 * r))
-            rows.append(_aligned(builder.load(_vector_ptr(context, builder, w, args[0], at, 4)),
-                                 w.dtype))
+        # the 16 entries as one checked span, then rows r of the matrix as 4 vectors; column k
+        # gathered by shuffles of the rows, so the product is sum_k column_k * x[k], added in k
+        # order (lane r = row r, as in matvec4)
+        span = _vector_ptr(context, builder, w, i, args[0], args[1], 16, "matvec4")
+        base = builder.bitcast(span, context.get_value_type(w.dtype).as_pointer())
+        vt = ir.VectorType(context.get_value_type(w.dtype), 4)
+        rows = [_aligned(builder.load(builder.bitcast(
+                    builder.gep(base, [ir.Constant(ir.IntType(64), 4 * r)]), vt.as_pointer())),
+                    w.dtype) for r in range(4)]
 
         def mask(*lanes):
             return ir.Constant(ir.VectorType(_I32, 4), list(lanes))
@@ -372,36 +439,44 @@ def _matvec4_typing(typingctx, w, i, x):
     return x(w, i, x), codegen
 
 
-_matvec4_ir: Any = intrinsic(_matvec4_typing)
+_matvec4_ir: Any = intrinsic(prefer_literal=True)(_matvec4_typing)
 
 
 # ----------------------------------------------------------------------------- overloads
 
 
-def _jit(python_function, impl):
-    """Register ``impl`` (calling an intrinsic) as the compiled version of ``python_function``
-    (numba checks that the typing function has the implementation's parameters)."""
+def _jit(python_function, ir_function):
+    """Register a call of the intrinsic ``ir_function`` as the compiled version of
+    ``python_function`` (same parameters). A constant integer argument that is negative, or a
+    constant lane outside the vector, is passed on as that constant (a literal), so that the
+    intrinsic emits a raise of IndexError whatever the bounds checking (``_check_bounds``), as
+    the Python definition raises."""
+    params = list(inspect.signature(python_function).parameters)
+
+    def implementation(constants):
+        args = [str(constants.get(k, p)) for k, p in enumerate(params)]
+        ns = {"ir_function": ir_function}
+        exec(f"def impl({', '.join(params)}):\n    return ir_function({', '.join(args)})", ns)
+        return ns["impl"]
+
+    plain = implementation({})
 
     def typer(*args):
-        return impl
+        constants = {k: a.literal_value for k, a in enumerate(args)
+                     if isinstance(a, types.IntegerLiteral) and a.literal_value < 0}
+        if python_function is lane and isinstance(args[0], Vector):
+            k = args[1]
+            if isinstance(k, types.IntegerLiteral) and k.literal_value >= args[0].count:
+                constants[1] = k.literal_value
+        return implementation(constants) if constants else plain
 
-    typer.__signature__ = inspect.signature(impl)  # type: ignore[attr-defined]
-    overload(python_function)(typer)
+    typer.__signature__ = inspect.signature(python_function)  # type: ignore[attr-defined]
+    overload(python_function, prefer_literal=True)(typer)
 
 
-_jit(pointer, lambda a: _pointer_ir(a))
-_jit(load1, lambda a, i: _load1_ir(a, i))
-_jit(load4, lambda a, i: _load4_ir(a, i))
-_jit(load8, lambda a, i: _load8_ir(a, i))
-_jit(load16, lambda a, i: _load16_ir(a, i))
-_jit(store, lambda a, i, x: _store_plain_ir(a, i, x))
-_jit(add_into, lambda a, i, x: _add_into_ir(a, i, x))
-_jit(vadd, lambda x, y: _vadd_ir(x, y))
-_jit(vsub, lambda x, y: _vsub_ir(x, y))
-_jit(vmul, lambda x, y: _vmul_ir(x, y))
-_jit(vscale, lambda x, c: _vscale_ir(x, c))
-_jit(vmax_abs, lambda m, x: _vmax_abs_ir(m, x))
-_jit(lane, lambda x, k: _lane_ir(x, k))
-_jit(count_above, lambda n, i, x, c: _count_above_ir(n, i, x, c))
-_jit(to_float64, lambda x: _to_float64_ir(x))
-_jit(matvec4, lambda w, i, x: _matvec4_ir(w, i, x))
+for _op, _ir in [(load1, _load1_ir), (load4, _load4_ir), (load8, _load8_ir),
+                 (load16, _load16_ir), (store, _store_plain_ir), (add_into, _add_into_ir),
+                 (vadd, _vadd_ir), (vsub, _vsub_ir), (vmul, _vmul_ir), (vscale, _vscale_ir),
+                 (vmax_abs, _vmax_abs_ir), (lane, _lane_ir), (count_above, _count_above_ir),
+                 (to_float64, _to_float64_ir), (matvec4, _matvec4_ir)]:
+    _jit(_op, _ir)

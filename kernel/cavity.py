@@ -8,26 +8,28 @@ runs a chunk on a second thread while it draws the next one.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from kernel._jit_cavity import _cavity_chunk, _noise_activations
 
+#: one chunk's draws: others, u, ia, ii, far (shapes in ``kernel._jit_cavity``)
+Draws = namedtuple("Draws", ["others", "u", "ia", "ii", "far"])
+#: the tagged circuits' and the pools' vectors (M, d)
+Pools = namedtuple("Pools", ["tag_h", "tag_y", "truth", "h_act", "y_act", "y_in", "a_new",
+                             "e_act"])
+#: the layer's scalars and vectors: p_act, b, coef, read_c, z_other, rest, noise_mean, y_total
+Params = namedtuple("Params", ["p_act", "b", "coef", "read_c", "z_other", "rest", "noise_mean",
+                               "y_total"])
+#: outputs (M, d): eps and its overlap and propagation parts
+Errors = namedtuple("Errors", ["eps", "overlap", "propagation"])
 
-def cavity_chunk(lo: int, others: np.ndarray, u: np.ndarray, ia: np.ndarray, ii: np.ndarray,
-                 far: np.ndarray, p_act: float, tag_h: np.ndarray, tag_y: np.ndarray,
-                 truth: np.ndarray, h_act: np.ndarray, y_act: np.ndarray, y_in: np.ndarray,
-                 a_new: np.ndarray, e_act: np.ndarray, b: np.ndarray, coef: float, read_c: float,
-                 z_other: int, rest: int, noise_mean: np.ndarray, y_total: np.ndarray,
-                 eps_out: np.ndarray, ovl_out: np.ndarray, prop_out: np.ndarray) -> None:
-    """Form and read out the S neurons of tagged trajectories ``lo .. lo + m - 1`` (m = len(u)).
 
-    Writes rows ``lo .. lo + m - 1`` of ``eps_out``, ``ovl_out`` and ``prop_out`` (M, d): the
-    total error and its overlap and propagation parts. The arguments are described in
-    ``kernel._jit_cavity``.
-    """
-    _cavity_chunk(lo, others, u, ia, ii, far, p_act, tag_h, tag_y, truth, h_act, y_act, y_in,
-                  a_new, e_act, b, coef, read_c, z_other, rest, noise_mean, y_total, eps_out,
-                  ovl_out, prop_out)
+#: cavity_chunk(lo, draws, pools, params, errors): form and read out the S neurons of tagged
+#: trajectories lo .. lo + m - 1 (m = len(draws.u)); writes those rows of ``errors`` (M, d), the
+#: total error and its overlap and propagation parts (fields: ``kernel._jit_cavity``)
+cavity_chunk = _cavity_chunk
 
 
 def noise_activations(ld: np.ndarray, ii: np.ndarray, y_in: np.ndarray, b: np.ndarray,

@@ -132,14 +132,6 @@ class Construction:
             np.array([self.has_extra, self.has_sparse], dtype=np.int64),
         )
 
-    def cap_matrix(self, layer: int, n: int) -> np.ndarray:
-        """C^l as a dense n x n 0/1 array (small n; tests and the dense oracle)."""
-        ptr = self.cap_indptr[layer - 1]
-        C = np.zeros((n, n))
-        for k in range(n):
-            C[k, self.cap_indices[ptr[k] : ptr[k + 1]]] = 1.0
-        return C
-
 
 # ----------------------------------------------------------------------------- capped offsets
 
@@ -329,43 +321,7 @@ def build_construction(
     )
 
 
-# ----------------------------------------------------------------------------- applying (NumPy)
-
-
-def apply_layer(
-    con: Construction, offsets: np.ndarray, n: int, layer: int, A: np.ndarray
-) -> np.ndarray:
-    """W^l A for rows A (b, D) in factorised form (NumPy; no D x D matrix), 2 <= layer <= L.
-
-    The reference of what the engines compute per layer; ``kernel.decompose`` uses it for the
-    realised pre-activation of every construction.
-    """
-    b, D = A.shape
-    L, T, d, _ = con.weights.shape
-    S = offsets.shape[2]
-    li = layer - 1
-    off_r, off_w = offsets[layer - 2], offsets[layer - 1]
-    blocks = A.reshape(b, d, n)
-    bs = blocks.sum(axis=2)  # (b, d)
-    sums = blocks[:, :, off_r].sum(axis=-1).transpose(0, 2, 1)  # (b, T, d)
-    r = (1.0 / S + con.read_c) * sums - con.read_c * bs[:, None, :]
-    y = np.einsum("tij,btj->bti", con.weights[li], r)
-    rows = np.arange(d)[None, :, None] * n + off_w[:, None, :]  # (T, d, S)
-    flat = (np.arange(b)[:, None, None, None] * D + rows[None]).ravel()
-    vals = np.broadcast_to(y[..., None], (b, T, d, S)).ravel()
-    out = np.bincount(flat, weights=vals, minlength=b * D).reshape(b, d, n)
-    out += np.einsum("kij,bj->bik", con.write_offset[li], bs)
-    rho = np.einsum("mij,bjm->bi", con.read_offset[li], blocks) + bs @ con.rank_bs[li].T
-    out += rho[:, :, None]
-    if con.has_sparse:
-        ptr = con.sparse_indptr[li]
-        row_of = np.repeat(np.arange(n), np.diff(ptr))
-        cols = con.sparse_indices[ptr[0] : ptr[-1]]
-        vals = con.sparse_values[ptr[0] : ptr[-1]]
-        KA = np.zeros((n, b, d))  # (K A_j)_k, offsets first so the rows index one axis
-        np.add.at(KA, row_of, (blocks[:, :, cols] * vals).transpose(2, 0, 1))
-        out += np.einsum("ij,nbj->bin", con.sparse_weight[li], KA)
-    return out.reshape(b, D)
+# ----------------------------------------------------------------------------- dense form
 
 
 def dense_weight(con: Construction, offsets: np.ndarray, n: int, layer: int) -> np.ndarray:

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernel import validate
-from kernel._jit_decompose import _decompose_batch, _decompose_range
+from kernel._jit_decompose import Terms, Truth, _decompose_batch, _decompose_range
 from kernel._numba import n_threads
 from kernel.circuits import run_small
-from kernel.engines import Batch
+from kernel.engines import Batch, net_arrays
 from kernel.measure import active_per_sample, inactive_per_sample
 from kernel.network import Network
 
@@ -124,18 +124,17 @@ def decompose(net: Network, batch: Batch) -> Decomposition:
         "in_sum": np.zeros((B, L + 1, d)),
         "frac_on": np.zeros((B, L + 1)),
     }
-    con = net.construction
-    weights = net.weights_as(np.float64) if con.name == "cis2" else con.weights_as(np.float64)
-    args = (net.offsets, weights, np.ascontiguousarray(net.circuits.bias),
-            net.n, float(net.read_c), net.inv_indptr, net.inv_circuits, active,
-            np.ascontiguousarray(h), np.ascontiguousarray(a), con.kernel_args())
-    # one worker: the serial twin (a parallel region waits for every thread, which costs much
+    truth = Truth(active, np.ascontiguousarray(h), np.ascontiguousarray(a))
+    terms = Terms(**out)
+    # the forward pass's record in float64 (the construction's weights and extra terms)
+    rec = net_arrays(net, "float64")
+    # one worker: the serial driver (a parallel region waits for every thread, which costs much
     # more than it saves when other processes load the cores)
     n_workers = min(B, n_threads())
     if n_workers <= 1:
-        _decompose_range(0, B, *args, **out)
+        _decompose_range(0, B, rec, truth, terms)
     else:
-        _decompose_batch(*args, **out, n_workers=n_workers)
+        _decompose_batch(rec, truth, terms, n_workers)
     return Decomposition(
         h, a, out["act_total"], {k: out[f"act_{s}"] for k, s in zip(TERMS, _SHORT, strict=True)},
         out["in_sq"], {k: out[f"in_{s}"] for k, s in zip(TERMS, _SHORT, strict=True)},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -230,24 +231,6 @@ def _run_numba(
     return out
 
 
-def _run_factorised(
-    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
-) -> dict:
-    return _run_numba(net, batch, thr, ids, mode="factorised", dtype=dtype)
-
-
-def _run_sparse(
-    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
-) -> dict:
-    return _run_numba(net, batch, thr, ids, mode="sparse", dtype=dtype)
-
-
-def _run_auto(
-    net: Network, batch: Batch, thr: np.ndarray, ids: np.ndarray, dtype: str = "float64"
-) -> dict:
-    return _run_numba(net, batch, thr, ids, mode="auto", dtype=dtype)
-
-
 def _readout_dense(net: Network, A: np.ndarray, layer: int) -> np.ndarray:
     """U_t^l A for all t and all rows of A (B, D): returns (B, T, d)."""
     n, d = net.n, net.d
@@ -317,10 +300,10 @@ Runner = Callable[..., dict]
 #: engine name -> runner; ``activation-sparse`` is an alias of ``sparse``
 ENGINES: dict[str, Runner] = {
     "dense": _run_dense,
-    "factorised": _run_factorised,
-    "sparse": _run_sparse,
-    "activation-sparse": _run_sparse,
-    "auto": _run_auto,
+    "factorised": partial(_run_numba, mode="factorised"),
+    "sparse": partial(_run_numba, mode="sparse"),
+    "activation-sparse": partial(_run_numba, mode="sparse"),
+    "auto": partial(_run_numba, mode="auto"),
 }
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernel._jit import _block_sums
+from kernel._jit_constructions import _add_extra_terms
+from kernel._numba import njit
 from tests.reference import explicit_pass
 
 
@@ -132,3 +135,78 @@ def literal_forward(net, name: str, active: np.ndarray, inputs: np.ndarray) -> n
     ]
     E1 = [np.kron(np.eye(d), pattern_vectors(net.offsets[0], n)[t][:, None]) for t in range(T)]
     return explicit_pass(net, E1, W, U, active, inputs)
+
+
+def apply_layer(
+    con, offsets: np.ndarray, n: int, layer: int, A: np.ndarray
+) -> np.ndarray:
+    """W^l A for rows A (b, D) in factorised form (NumPy; no D x D matrix), 2 <= layer <= L:
+    the reference of what the engines compute per layer."""
+    b, D = A.shape
+    L, T, d, _ = con.weights.shape
+    S = offsets.shape[2]
+    li = layer - 1
+    off_r, off_w = offsets[layer - 2], offsets[layer - 1]
+    blocks = A.reshape(b, d, n)
+    bs = blocks.sum(axis=2)  # (b, d)
+    sums = blocks[:, :, off_r].sum(axis=-1).transpose(0, 2, 1)  # (b, T, d)
+    r = (1.0 / S + con.read_c) * sums - con.read_c * bs[:, None, :]
+    y = np.einsum("tij,btj->bti", con.weights[li], r)
+    rows = np.arange(d)[None, :, None] * n + off_w[:, None, :]  # (T, d, S)
+    flat = (np.arange(b)[:, None, None, None] * D + rows[None]).ravel()
+    vals = np.broadcast_to(y[..., None], (b, T, d, S)).ravel()
+    out = np.bincount(flat, weights=vals, minlength=b * D).reshape(b, d, n)
+    out += np.einsum("kij,bj->bik", con.write_offset[li], bs)
+    rho = np.einsum("mij,bjm->bi", con.read_offset[li], blocks) + bs @ con.rank_bs[li].T
+    out += rho[:, :, None]
+    if con.has_sparse:
+        ptr = con.sparse_indptr[li]
+        row_of = np.repeat(np.arange(n), np.diff(ptr))
+        cols = con.sparse_indices[ptr[0] : ptr[-1]]
+        vals = con.sparse_values[ptr[0] : ptr[-1]]
+        KA = np.zeros((n, b, d))  # (K A_j)_k, offsets first so the rows index one axis
+        np.add.at(KA, row_of, (blocks[:, :, cols] * vals).transpose(2, 0, 1))
+        out += np.einsum("ij,nbj->bin", con.sparse_weight[li], KA)
+    return out.reshape(b, D)
+
+
+@njit
+def apply_layer_cols(A, An, off_r, off_w, net, li):
+    """An = W A for layer index li (0-based, >= 1) of a construction, all C columns of the
+    offset-major A (D, C), serially, compiled: r_t = (1/S + c) sum_q A[(j, off_r[t, q])] -
+    c bs_j, M_t r_t scattered onto off_w[t], then the kernel's ``_add_extra_terms`` (net: the
+    engines' ``NetArrays`` record in float64)."""
+    D, C = A.shape
+    T, S = off_r.shape
+    M = net.weights[li]
+    d = M.shape[1]
+    read_c = net.read_c[0]
+    coef = net.coef[0]
+    bs = np.zeros((d, C))
+    r = np.zeros((d, C))
+    An[:, :] = 0.0
+    _block_sums(A, bs)
+    for t in range(T):
+        for j in range(d):
+            for s in range(C):
+                acc = 0.0
+                for q in range(S):
+                    acc += A[off_r[t, q] * d + j, s]
+                r[j, s] = coef * acc - read_c * bs[j, s]
+        for i in range(d):
+            for s in range(C):
+                y = 0.0
+                for j in range(d):
+                    y += M[t, i, j] * r[j, s]
+                for q in range(S):
+                    An[off_w[t, q] * d + i, s] += y
+    _add_extra_terms(A, An, bs, net, li, C, np.zeros((d, C)), np.zeros((d, C)))
+
+
+def cap_matrix(con, layer: int, n: int) -> np.ndarray:
+    """C^l of a construction as a dense n x n 0/1 array (small n)."""
+    ptr = con.cap_indptr[layer - 1]
+    C = np.zeros((n, n))
+    for k in range(n):
+        C[k, con.cap_indices[ptr[k] : ptr[k + 1]]] = 1.0
+    return C

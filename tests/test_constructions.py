@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from kernel import NetworkConfig, build_network, forward, make_batch, sample_batch, user_network
 from kernel.constructions import (
     CONSTRUCTIONS,
-    apply_layer,
     build_construction,
     capped_offsets,
     dense_weight,
@@ -58,7 +57,7 @@ def test_factorised_numpy_layer_equals_the_dense_matrix(params, seed):
     A = np.maximum(np.random.default_rng(seed).standard_normal((3, net.D)), 0.0)
     for layer in range(2, net.L + 1):
         np.testing.assert_allclose(
-            apply_layer(net.construction, net.offsets, net.n, layer, A),
+            ref.apply_layer(net.construction, net.offsets, net.n, layer, A),
             A @ net.dense_layer(layer).T, rtol=1e-12, atol=1e-12)
 
 
@@ -116,7 +115,7 @@ def test_capped_offsets_and_kappa_match_the_literal_definitions(params):
     con = net.construction
     n, S, T = net.n, net.S, net.T
     for layer in range(2, net.L + 1):
-        C = con.cap_matrix(layer, n)
+        C = ref.cap_matrix(con, layer, n)
         C_lit, kappa = ref.literal_capped(net.offsets[layer - 1], net.offsets[layer - 2], n, S,
                                           params["kappa_scale"])
         np.testing.assert_array_equal(C, C_lit)
@@ -166,7 +165,7 @@ def test_capped_kappa_balances_linked_and_unlinked_pairs():
                         construction="ris-capped")
     con = net.construction
     for layer in (2, 3):
-        C = con.cap_matrix(layer, net.n)
+        C = ref.cap_matrix(con, layer, net.n)
         Ct = C - con.kappa[layer - 1] * (1.0 - C)
         e_w = ref.pattern_vectors(net.offsets[layer - 1], net.n)
         e_r = ref.pattern_vectors(net.offsets[layer - 2], net.n)
@@ -213,20 +212,18 @@ def _offset_major(A: np.ndarray, d: int, n: int) -> np.ndarray:
 
 @given(small_nets(), st.integers(0, 2**16))
 def test_numba_layer_of_a_construction_equals_the_numpy_layer(params, seed):
-    from kernel._jit_constructions import _apply_layer_cols
+    from kernel.engines import net_arrays
 
     net = build_network(**params)
     con, d, n = net.construction, net.d, net.n
+    rec = net_arrays(net, "float64")
     A = np.maximum(np.random.default_rng(seed).standard_normal((3, net.D)), 0.0)
     for layer in range(2, net.L + 1):
         li = layer - 1
         An = np.zeros((net.D, 3))
-        _apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
-                          con.weights[li], con.read_c, con.write_offset[li],
-                          con.read_offset[li], con.rank_bs[li], con.sparse_indptr[li],
-                          con.sparse_indices, con.sparse_values, con.sparse_weight[li],
-                          con.has_sparse)
-        want = apply_layer(con, net.offsets, n, layer, A)
+        ref.apply_layer_cols(_offset_major(A, d, n), An, net.offsets[li - 1], net.offsets[li],
+                             rec, li)
+        want = ref.apply_layer(con, net.offsets, n, layer, A)
         np.testing.assert_allclose(An, _offset_major(want, d, n), rtol=1e-12, atol=1e-12)
 
 

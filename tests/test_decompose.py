@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel import NetworkConfig, build_network, forward, make_batch, sample_batch
-from kernel._jit_decompose import _decompose_batch, _decompose_range
+from kernel._jit_decompose import Terms, Truth, _decompose_batch, _decompose_range
 from kernel.decompose import TERMS, decompose
+from kernel.engines import net_arrays
 from properties import strategies as cst
 from tests.reference import decompose_explicit, decompose_numpy
 from tests.test_network import small_networks
@@ -134,13 +135,14 @@ def test_a_sample_does_not_depend_on_its_batch_or_the_number_of_workers():
         np.testing.assert_array_equal(alone.inactive_terms_sq[k][0], whole.inactive_terms_sq[k][4])
     # the serial twin and the parallel driver with 1, 2, 3 workers write the same numbers
     runs = []
+    rec = net_arrays(net, "float64")
+    truth = Truth(np.ascontiguousarray(batch.active, dtype=np.int64), whole.h, whole.a)
     for n_workers in (0, 1, 2, 3):
         out = _kernel_outputs(net, batch)
-        args = _kernel_args(net, batch, whole)
         if n_workers == 0:
-            _decompose_range(0, batch.size, *args, *out)
+            _decompose_range(0, batch.size, rec, truth, out)
         else:
-            _decompose_batch(*args, *out, n_workers)
+            _decompose_batch(rec, truth, out, n_workers)
         runs.append(out)
     for out in runs[1:]:
         for x, y in zip(out, runs[0], strict=True):
@@ -148,15 +150,8 @@ def test_a_sample_does_not_depend_on_its_batch_or_the_number_of_workers():
     np.testing.assert_array_equal(runs[0][0], whole.active_total)
 
 
-def _kernel_args(net, batch, dec):
-    return (net.offsets, net.weights_as(np.float64), np.ascontiguousarray(net.circuits.bias),
-            net.n, float(net.read_c), net.inv_indptr, net.inv_circuits,
-            np.ascontiguousarray(batch.active, dtype=np.int64), dec.h, dec.a,
-            net.construction.kernel_args())
-
-
 def _kernel_outputs(net, batch):
     B, L, z, d = batch.size, net.L, batch.z, net.d
-    return ([np.zeros((B, L + 1, z, d)) for _ in range(4)]
-            + [np.zeros((B, L + 1)) for _ in range(5)]
-            + [np.zeros((B, L + 1, d)), np.zeros((B, L + 1))])
+    return Terms(*([np.zeros((B, L + 1, z, d)) for _ in range(4)]
+                   + [np.zeros((B, L + 1)) for _ in range(5)]
+                   + [np.zeros((B, L + 1, d)), np.zeros((B, L + 1))]))

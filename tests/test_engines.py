@@ -344,3 +344,24 @@ def test_the_on_disk_cache_can_be_turned_off(tmp_path):
     assert found["0"] == ("False", [])
     assert found[None][0] == "True"
     assert any(name.endswith(".nbi") for name in found[None][1]), found[None][1]
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_read_out_exactly_at_the_threshold_is_not_a_false_activation(size):
+    # the single-sample d = 4 pass (size 1) and the chunked pass count |r|^2 > thr^2 strictly:
+    # thr is set so that thr^2 equals one inactive circuit's |r|^2 bit for bit
+    from kernel.engines import _readout_ids, _run_numba
+
+    net = build_network(D=200, d=4, S=3, T=60, L=2, seed=7)
+    batch = sample_batch(net, size, 2, seed=1)
+    ids = _readout_ids(net, "all")
+    thr = np.zeros(net.L)
+    r = _run_numba(net, batch, thr, ids, mode="factorised")["out_readout"][0, 0]  # (T, d)
+    sq = np.zeros(net.T)
+    for i in range(net.d):  # as the kernels sum: components in index order, float64
+        sq += r[:, i] * r[:, i]
+    inactive = np.setdiff1d(np.arange(net.T), batch.active[0])
+    tie = next(t for t in inactive if sq[t] > 0 and np.sqrt(sq[t]) ** 2 == sq[t])
+    thr[0] = np.sqrt(sq[tie])
+    got = _run_numba(net, batch, thr, np.zeros(0, dtype=np.int64), mode="factorised")
+    assert got["out_false"][0, 0] == np.count_nonzero(sq[inactive] > sq[tie])
