@@ -17,6 +17,7 @@ import numpy as np
 
 from bounds import cavity, leading, refined, worst_case
 from bounds.moments import CircuitMoments, circuit_moments, small_forward
+from kernel import validate
 from kernel.measure import Z95
 
 #: A1 as the posts use it: z S^2 d / D <= 0.3 (the post's formulas and the sketch)
@@ -100,6 +101,9 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
     Every model here describes the ``cis2`` weights: with another construction (the follow-up's,
     ``kernel.constructions``) only layer 1 (W^1 = I, the same network) is in regime.
     """
+    z = validate.integer("z", z, low=1, high=net.T)
+    samples = validate.integer("samples", samples, low=1)
+    seed = validate.seed(seed)
     c = net.circuits
     D, d, S, T, L, n = net.D, net.d, net.S, net.T, net.L, net.n
     variant = net.config.variant

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from bounds.assumptions import check_assumptions
+from bounds.predict import predict
 from cis.cli import main
 from cis.compare import compare
 from cis.experiment import parse_grid
@@ -261,6 +262,9 @@ API = [
     ("run-batch-zero", lambda: run(**NET, batch=0), r"batch=0 must be >= 1"),
     ("run-engine", lambda: run(**NET, engine="gpu"), r"engine='gpu' is not one of"),
     ("run-huge-batch", lambda: run(**NET, batch=10**12), r"batch=1000000000000.*" + SIZE),
+    ("predict-z-zero", lambda: predict(net(), 0), r"z=0 must be >= 1"),
+    ("predict-z-above-T", lambda: predict(net(), 21), r"z=21 must be <= 20"),
+    ("predict-samples-zero", lambda: predict(net(), 2, samples=0), r"samples=0 must be >= 1"),
     ("sample-batch-zero", lambda: sample_batch(net(), 0, 2), r"batch=0 must be >= 1"),
     ("sample-z-above-T", lambda: sample_batch(net(), 3, 21), r"z=21 must be <= 20"),
     ("sample-huge-batch", lambda: sample_batch(net(), 10**12, 2), r"batch=1000000000000"),
