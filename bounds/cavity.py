@@ -301,9 +301,12 @@ def distinct_slots(rng: np.random.Generator, idx: np.ndarray, used: np.ndarray, 
     use = used.reshape(m, -1)
     if use.sum(axis=1).max(initial=0) > M:
         raise ValueError(f"a tagged circuit has more sharers than the pool holds (M={M})")
-    rows = np.arange(m)
     # unused slots get keys >= M that never collide
     spare = M + np.arange(flat.shape[1], dtype=np.int64)
+    # most rows hold no repeat: find those that do with a plain sort (much cheaper than the
+    # stable argsort below, which only they need; the redraws and their order are unchanged)
+    srt = np.sort(np.where(use, flat, spare), axis=1)
+    rows = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
     while rows.size:
         key = np.where(use[rows], flat[rows], spare)
         order = np.argsort(key, axis=1, kind="stable")
