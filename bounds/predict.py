@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from bounds import cavity, leading, refined, worst_case
+from bounds import cavity, cavity_constructions, leading, refined, worst_case
 from bounds.moments import CircuitMoments, circuit_moments, small_forward
 from kernel import validate
 from kernel.measure import Z95
@@ -73,11 +73,10 @@ class ClassPrediction:
     tail_assumptions: tuple[str, ...] = ()  # as for Estimate, of the log-T tail estimate
 
     def main(self) -> Estimate | None:
-        """The refined estimate (the cavity recursion), the one ``cis check --json`` reports."""
-        for e in self.estimates:
-            if e.model == "cavity":
-                return e
-        return None
+        """The refined estimate, the one ``cis check --json`` reports: the recursion of the
+        network's construction (``cavity-ris`` for the follow-up's, else ``cavity``)."""
+        by_model = {e.model: e for e in self.estimates}
+        return by_model.get("cavity-ris", by_model.get("cavity"))
 
 
 def _a4_ratio(weights: np.ndarray) -> np.ndarray:
@@ -115,6 +114,9 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
     cv = norms.std(axis=1) / np.maximum(norms.mean(axis=1), 1e-300)
     cav = cavity.cavity_recursion(c.weights, c.bias, c.inputs, net.design, n, z,
                                   read_c=net.read_c, samples=samples, seed=seed)
+    ris = (cavity_constructions.memoized(net, z, min(samples, cavity_constructions.SAMPLES),
+                                         seed)
+           if net.config.construction != "cis2" else None)
     m1, m2 = refined.realised_overlap_moments(net.design, n)
     a1 = z * S * S * d / D
     a1_ok = a1 <= A1_LIMIT
@@ -219,6 +221,15 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
                                          0.2 if layer <= 2 else 0.3, not cw,
                                          f"z S^2 d/D <= {A1_LIMIT_CAVITY}, overlaps <= 1"
                                          + _why(cw), ("A1",)))
+            # --- the recursion of the follow-up's constructions (their fields and caps)
+            if ris is not None:
+                r = ris[layer]
+                rw = cavity_constructions.outside(net, z)
+                cp.estimates.append(Estimate(
+                    "cavity-ris", r.active if cls == "active" else r.inactive,
+                    dict.fromkeys(cavity.TERMS), r.active_se if cls == "active" else r.inactive_se,
+                    cavity_constructions.TOL, not rw, cavity_constructions.REGIME + _why(rw),
+                    ("A1",)))
             # --- worst case
             o_max = S if variant == "random" else 1
             if layer == 1:

@@ -81,16 +81,17 @@ def check_tables(out: dict[str, Any], terms: bool = False) -> list[Any]:
     if terms:
         tables.append(report.table("error terms: predicted vs measured mean square",
                                    ["layer", "class", "model", "term", "pred", "meas"], trows))
-    xrows = [[lay["layer"], cls, est["model"], est["mse"], est["measured"], est["ratio"],
+    xrows = [[lay["layer"], cls, q, est["model"], est["mse"], est["measured"], est["ratio"],
               _verdict(est)]
              for lay in out["layers"] if lay.get("task")
              for cls in ("active", "inactive")
-             for est in lay["task"][cls].get("x_estimates", [])]
+             for q in ("x", "on")
+             for est in lay["task"][cls].get(f"{q}_estimates", [])]
     if xrows:
         tables.append(report.table(
-            "task: the follow-up's formulas vs measured x metric (active E|x - x_hat|^2, "
-            "inactive E|x_hat|^2)",
-            ["layer", "class", "model", "pred", "meas", "ratio", "verdict"], xrows, _note(xrows)))
+            "task: predicted vs measured task metrics q (active E|q - q_hat|^2, inactive "
+            "E|q_hat|^2)", ["layer", "class", "q", "model", "pred", "meas", "ratio", "verdict"],
+            xrows, _note(xrows)))
     return tables
 
 

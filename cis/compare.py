@@ -59,15 +59,19 @@ def monte_carlo_replicas(predict_with: Any, seed: int) -> Any:
                 if est.se <= 0:
                     continue
                 reps = [run[layer][cls].estimates[i] for run in runs]
-                values = np.array([r.mse for r in reps])
-                spread = float(values.std(ddof=1))
-                se = max(spread, max(r.se for r in reps))
+                mse, se = combine_replicas([r.mse for r in reps], [r.se for r in reps])
                 terms = {k: (None if v is None else float(np.mean([r.terms[k] for r in reps])))
                          for k, v in est.terms.items()}
-                cp.estimates[i] = dataclasses.replace(
-                    est, mse=float(values.mean()), terms=terms,
-                    se=se / np.sqrt(len(reps)) * _T95_OVER_Z95)
+                cp.estimates[i] = dataclasses.replace(est, mse=mse, terms=terms, se=se)
     return runs[0]
+
+
+def combine_replicas(values: list[float], ses: list[float]) -> tuple[float, float]:
+    """The mean of R replicas of a Monte Carlo estimate and its std error: ``max(spread, largest
+    own se) / sqrt(R)``, widened to Student's t with R - 1 degrees of freedom."""
+    v = np.asarray(values, dtype=np.float64)
+    se = max(float(v.std(ddof=1)), max(ses))
+    return float(v.mean()), se / np.sqrt(v.size) * _T95_OVER_Z95
 
 
 def compare(params: dict[str, Any], *, samples: int = 40000,
@@ -179,7 +183,7 @@ def compare(params: dict[str, Any], *, samples: int = 40000,
                 "tail_estimate": {"value": tail, "verdict": tv,
                                   **marks(cp.tail_assumptions if layer >= 1 else ())},
             })
-    task_ok = _judge_task(out, net, z, counts, report)
+    task_ok = _judge_task(out, net, z, counts, report, samples)
     all_ok = all_ok and task_ok
     out["check"]["verdicts"] = counts
     out["check"]["pass"] = all_ok
@@ -187,36 +191,74 @@ def compare(params: dict[str, Any], *, samples: int = 40000,
 
 
 def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int],
-                report: list[Any]) -> bool:
-    """Judge the task-metric estimates (``bounds.rotation``: the follow-up's formulas for the x
-    metric of rotation circuits) against the measured task metrics of ``out``; adds
-    ``task_estimates`` per layer and class (marked with the violated assumptions of ``report``
-    as in ``compare``), counts verdicts into ``counts``; False if any FAILs."""
+                report: list[Any], samples: int) -> bool:
+    """Judge the task-metric estimates against the measured task metrics of ``out``: the
+    follow-up's formulas for the x metric of rotation circuits (``bounds.rotation``) and, for
+    the follow-up's constructions, the recursion of ``bounds.cavity_constructions`` for every
+    task quantity (replicated like the cavity's lines; its predicted fraction of neurons on is
+    added as ``frac_on_predicted``). Adds ``<q>_estimates`` per layer, class and quantity
+    (marked with the violated assumptions of ``report`` as in ``compare``), counts verdicts into
+    ``counts``; False if any FAILs."""
     from bounds import predict as _predict
     from bounds.assumptions import violated_among
     from bounds.rotation import rotation_estimates
 
+    ris = _ris_task_estimates(net, z, samples)
     ok = True
     for lay, est_layer in zip(out["layers"], rotation_estimates(net, z), strict=True):
         task = lay.get("task")
         if not task:
             continue
+        layer = lay["layer"]
+        if ris is not None:
+            lay["frac_on_predicted"] = ris["frac_on"][layer]
         for cls in ("active", "inactive"):
-            meas = task[cls].get("x")
-            if meas is None or not est_layer[cls]:
-                continue
-            half = meas["mse_ci"][1] - meas["mse"]  # the lower end is clipped at 0
-            lines = []
-            for est in est_layer[cls]:
-                verdict, ratio, rel = _predict.judge(est, meas["mse"], half)
-                counts[verdict] = counts.get(verdict, 0) + 1
-                ok = ok and verdict != "FAIL"
-                lines.append({"model": est.model, "quantity": "x", "mse": est.mse,
-                              "measured": meas["mse"], "tolerance": est.tol, "ratio": ratio,
-                              "ratio_uncertainty": rel, "verdict": verdict,
-                              "regime": est.regime, "assumptions": list(est.assumptions),
-                              "assumptions_violated": violated_among(est.assumptions, report)})
-            task[cls]["x_estimates"] = lines
+            for q in list(task[cls]):
+                meas = task[cls][q]
+                ests = list(est_layer[cls]) if q == "x" else []
+                if ris is not None and layer >= 1:
+                    ests.append(ris[cls][q][layer])
+                if not ests:
+                    continue
+                half = meas["mse_ci"][1] - meas["mse"]  # the lower end is clipped at 0
+                lines = []
+                for est in ests:
+                    verdict, ratio, rel = _predict.judge(est, meas["mse"], half)
+                    counts[verdict] = counts.get(verdict, 0) + 1
+                    ok = ok and verdict != "FAIL"
+                    lines.append({"model": est.model, "quantity": q, "mse": est.mse,
+                                  "measured": meas["mse"], "tolerance": est.tol, "ratio": ratio,
+                                  "ratio_uncertainty": rel, "verdict": verdict,
+                                  "regime": est.regime, "assumptions": list(est.assumptions),
+                                  "assumptions_violated": violated_among(est.assumptions,
+                                                                         report)})
+                task[cls][f"{q}_estimates"] = lines
     return ok
 
 
+def _ris_task_estimates(net: Any, z: int, samples: int) -> dict[str, Any] | None:
+    """The construction recursion's task metrics per class, quantity and layer as ``Estimate``
+    lines (the mean over ``REPLICAS`` seeds, as ``monte_carlo_replicas``), and its fraction of
+    neurons on per layer; None for ``cis2`` or a family without a task."""
+    from bounds import cavity_constructions as cc
+    from bounds.predict import Estimate
+
+    if net.config.construction == "cis2":
+        return None
+    runs = [cc.memoized(net, z, min(samples, cc.SAMPLES), s)
+            for s in replica_seeds(net.config.seed)]
+    why = cc.outside(net, z)
+    regime = cc.REGIME + ("" if not why else " -- outside: " + "; ".join(why))
+    out: dict[str, Any] = {"frac_on": [float(np.mean([r[k].frac_on for r in runs]))
+                                       for k in range(net.L + 1)]}
+    for cls in ("active", "inactive"):
+        out[cls] = {}
+        for q in runs[0][1].task[cls]:
+            lines = []
+            for k in range(net.L + 1):
+                mse, se = combine_replicas([r[k].task[cls][q] for r in runs],
+                                           [r[k].task_se[cls][q] for r in runs])
+                lines.append(Estimate("cavity-ris", mse, {}, se, cc.TOL, not why, regime,
+                                      ("A1",)))
+            out[cls][q] = lines
+    return out

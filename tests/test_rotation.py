@@ -209,11 +209,21 @@ def test_cis_check_judges_the_follow_up_formulas_beside_ours():
     out, _ = compare(dict(D=240, d=4, S=4, T=60, L=3, z=2, batch=200, family="rotation",
                           construction="ris-capped", engine="dense"), samples=1000)
     lines = out["layers"][1]["task"]["active"]["x_estimates"]
-    assert {ln["model"] for ln in lines} == {"ris-post", "ris-code", "ours-layer1"}
+    assert {ln["model"] for ln in lines} == {"ris-post", "ris-code", "ours-layer1", "cavity-ris"}
     assert all(ln["verdict"] in VERDICTS for ln in lines)
     assert out["layers"][1]["active"]["bound"]["verdict"] == "PASS"  # rigorous, batch's max h
-    # our cis2 models beyond layer 1 do not describe this construction
-    assert all(e["verdict"] == "OUT-OF-REGIME" for e in out["layers"][2]["active"]["estimates"])
+    # our cis2 models beyond layer 1 do not describe this construction; the recursion of the
+    # follow-up's constructions does, for the raw error and for every task quantity
+    ests = out["layers"][2]["active"]["estimates"]
+    assert all(e["verdict"] == "OUT-OF-REGIME" for e in ests if e["model"] != "cavity-ris")
+    assert [e["verdict"] != "OUT-OF-REGIME" for e in ests if e["model"] == "cavity-ris"] == [True]
+    for layer in (1, 2, 3):
+        for cls in ("active", "inactive"):
+            for q in ("x", "on"):
+                got = [ln for ln in out["layers"][layer]["task"][cls][f"{q}_estimates"]
+                       if ln["model"] == "cavity-ris"]
+                assert len(got) == 1 and got[0]["verdict"] != "OUT-OF-REGIME", (layer, cls, q)
+    assert 0 < out["layers"][3]["frac_on_predicted"] < 1
 
 
 @pytest.mark.parametrize("construction, d, z", [("ris-capped", 4, 3), ("ris-uncapped", 4, 3),
