@@ -147,9 +147,11 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
     Raises ConfigError with one line naming the offending key: an unknown key, a value of the
     wrong type, an empty list, a parameter both fixed and crossed, or a mode other than
     ``check`` / ``capacity``; non-finite numbers, Monte Carlo samples and batches below what the
-    CLI accepts, ``grow <= 1`` and grids too large to hold. Other values are checked against what
-    a network allows only when the point runs (a bad point is then recorded as a failure, not
-    fatal to the sweep).
+    CLI accepts, ``grow <= 1``, a ``construction`` or ``metric`` that does not exist, a negative
+    ``kappa_scale`` or ``rot_bias``, ``metric = "mse_x"`` for a family without that task, the
+    cavity asked for with ``mse_x`` or another construction than ``cis2`` (it predicts neither)
+    and grids too large to hold. Other values are checked against what a network allows only
+    when the point runs (a bad point is then recorded as a failure, not fatal to the sweep).
     """
     if not isinstance(grid, dict):
         raise ConfigError(f"grid={type(grid).__name__} must be a table (a parsed TOML file)")

@@ -1,0 +1,132 @@
+"""Which construction holds the most circuits: the tables of the construction-capacity sweep.
+
+Usage: python experiments/construction_capacity.py [RESULTS.csv] [--reps 4000]
+
+RESULTS.csv (default experiments/results/construction_capacity.csv) is the table of
+``cis sweep experiments/construction_capacity.toml``. Prints, per construction and D:
+
+* T* (mean over seeds, [min, max]), the design's T_max, the MSE_x measured at T* (range over
+  seeds), T* over that of ``cis2`` at the same D and seed (mean of the per-seed ratios, [min,
+  max]: the same seed draws the same circuits and patterns for every construction), the
+  follow-up's formula's T (``T_post``) and the cavity's T* (``T_cavity``: "-" until the sweep
+  records it, i.e. until the cavity recursion predicts MSE_x for these constructions);
+* the exponent alpha of T* ~ D^alpha over the whole range, least squares on log-log axes with a
+  95% bootstrap interval over seeds (``cis.plot.fit_exponent``, what ``cis plot --kind capacity``
+  prints), and the local slopes between neighbouring D with 95% intervals that resample the
+  seeds and draw each threshold within its measured interval (the MSE_x's confidence interval
+  at T* through the local d log MSE / d log T, joined with the bisection bracket;
+  ``capacity_slopes.bootstrap_slopes``).
+
+Points capped by the design (T* = T_max) are left out of the exponents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from capacity_slopes import bootstrap_slopes, threshold_interval  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "construction_capacity.csv"
+
+#: constructions in the order the tables list them (others after them, by name)
+ORDER = ("ris-capped", "ris-split", "ris-uncapped", "cis2")
+
+
+def load(path: Path) -> dict[str, dict[int, list[dict[str, str]]]]:
+    """construction -> D -> the sweep's rows (one per seed), seeds in order."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict[str, dict[int, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(rows, key=lambda r: int(r["seed"])):
+        out[r["construction"]][int(r["D"])].append(r)
+    return out
+
+
+def _ordered(names: list[str]) -> list[str]:
+    return [c for c in ORDER if c in names] + sorted(c for c in names if c not in ORDER)
+
+
+def _cavity(rows: list[dict[str, str]]) -> str:
+    vals = [float(r["T_cavity"]) for r in rows if r.get("T_cavity") not in (None, "")]
+    return f"{np.mean(vals):.0f}" if vals else "-"
+
+
+def capacity_table(data: dict[str, dict[int, list[dict[str, str]]]]) -> list[str]:
+    """The lines of the table of T* per construction and D."""
+    ref = data.get("cis2", {})
+    lines = [f"{'construction':<13}{'D':>6}{'T_max':>7}{'T* mean':>9}{'[min, max]':>15}"
+             f"{'MSE_x at T*':>16}{'x cis2':>6}{'[min, max]':>13}{'T_post':>7}"
+             f"{'T_cav':>6}"]
+    for c in _ordered(list(data)):
+        for D, rows in sorted(data[c].items()):
+            T = [int(r["T_star"]) for r in rows]
+            mse = [float(r["ratio"]) for r in rows]
+            base = {r["seed"]: int(r["T_star"]) for r in ref.get(D, [])}
+            ratios = [int(r["T_star"]) / base[r["seed"]] for r in rows if base.get(r["seed"])]
+            vs = (f"{np.mean(ratios):>6.2f}{f'[{min(ratios):.2f}, {max(ratios):.2f}]':>13}"
+                  if ratios else f"{'-':>6}{'':>13}")
+            lines.append(
+                f"{c:<13}{D:>6}{rows[0]['T_max']:>7}{np.mean(T):>9.0f}"
+                f"{f'[{min(T)}, {max(T)}]':>15}{f'{min(mse):.3f}-{max(mse):.3f}':>16}{vs}"
+                f"{rows[0]['T_post']:>7}{_cavity(rows):>6}")
+    return lines
+
+
+def exponent_lines(data: dict[str, dict[int, list[dict[str, str]]]], reps: int) -> list[str]:
+    """alpha over the whole range and the local slopes, per construction."""
+    import pandas as pd
+
+    from cis.plot import fit_exponent
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for c in _ordered(list(data)):
+        free = {D: [r for r in rows if r["T_star"] != r["T_max"]]
+                for D, rows in data[c].items()}
+        free = {D: rows for D, rows in free.items() if rows}
+        frame = pd.DataFrame([{"D": D, "T_star": int(r["T_star"]), "seed": int(r["seed"])}
+                              for D, rows in free.items() for r in rows])
+        fit = fit_exponent(frame, "D", "T_star")
+        slopes = bootstrap_slopes({D: [threshold_interval(r) for r in rows]
+                                   for D, rows in free.items()}, reps, rng)
+        lines.append(f"{c}: alpha = {fit['alpha']:.2f} [{fit['lo']:.2f}, {fit['hi']:.2f}] "
+                     f"({fit['n']} points)")
+        lines += [f"    {D1 // 1000}-{D2 // 1000}k: {m:.2f} [{lo:.2f}, {hi:.2f}]"
+                  for D1, D2, m, lo, hi in slopes]
+    return lines
+
+
+def evaluations_summary(data: dict[str, dict[int, list[dict[str, str]]]]) -> str:
+    """How many networks a point evaluated (the bisection's cost, in networks)."""
+    counts = [len(json.loads(r["evaluated"])) for byD in data.values() for rows in byD.values()
+              for r in rows]
+    return f"networks evaluated per point: {min(counts)}-{max(counts)}, mean {np.mean(counts):.1f}"
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default=str(RESULTS))
+    ap.add_argument("--reps", type=int, default=4000)
+    args = ap.parse_args(argv)
+    if args.reps < 100:
+        ap.error(f"--reps={args.reps} must be >= 100")
+    data = load(Path(args.results))
+    budget = {r["budget"] for byD in data.values() for rows in byD.values() for r in rows}
+    L = {r["L"] for byD in data.values() for rows in byD.values() for r in rows}
+    print(f"T* within MSE_x <= {', '.join(sorted(budget))} at layer {', '.join(sorted(L))}")
+    print("\n".join(capacity_table(data)))
+    print(evaluations_summary(data))
+    print("T* ~ D^alpha [95% bootstrap over seeds]; local slopes [95%: seeds, MSE_x CI, bracket]")
+    print("\n".join(exponent_lines(data, args.reps)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
