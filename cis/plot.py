@@ -265,6 +265,13 @@ def capacity_fits(frame: Any, x: str = "D") -> Any:
     return pd.DataFrame(rows)
 
 
+def _fixed_title(frame: Any) -> str:
+    """The budget's setting of a capacity sweep that varies none of it (depth, budget,
+    metric)."""
+    return ", ".join(f"{k}={frame[k].iloc[0]}" for k in ("L", "budget", "fa_limit", "metric")
+                     if k in frame and not (k == "fa_limit" and frame[k].iloc[0] >= 1.0))
+
+
 def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
     """T* against ``x`` (default D) on log-log axes: measured points (mean over seeds, bars: the
     range over seeds) with the fitted power law, the cavity's (dashed) and the post's (dotted)
@@ -318,13 +325,17 @@ def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
         tmax = pframe.groupby(x)["T_max"].first()
         ax.plot(tmax.index, tmax.to_numpy(), "k-", lw=0.8, alpha=0.5, label="T_max (design)")
         for col in series[1:]:
-            ax.plot([], [], "k" + CAPACITY_SERIES[col][1], label=CAPACITY_SERIES[col][0])
+            name = CAPACITY_SERIES[col][0]
+            if col == "T_post" and "metric" in pframe and (pframe["metric"] == "mse_x").all():
+                name = "post (the follow-up's MSE_x formula)"
+            ax.plot([], [], "k" + CAPACITY_SERIES[col][1], label=name)
         if logx:
             ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(x)
         ax.set_ylabel("largest T within budget")
-        ax.set_title(_label(panel_keys, pvalue), fontsize=9)
+        ax.set_title(_label(panel_keys, pvalue) if panel_keys else _fixed_title(frame),
+                     fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:

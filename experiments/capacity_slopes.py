@@ -70,6 +70,15 @@ def measured_points(L: int) -> dict[float, dict[int, list[tuple[float, float]]]]
     return out
 
 
+def mean_log_threshold(iv: np.ndarray, pick: np.ndarray, rng: np.random.Generator
+                       ) -> np.ndarray:
+    """Per bootstrap replicate (a row of ``pick``: the seeds drawn, indices into ``iv``), the
+    mean over those seeds of a log threshold drawn uniformly in each one's interval ``iv``
+    ((seeds, 2): log lo, log hi)."""
+    u = rng.random(pick.shape)
+    return (iv[pick, 0] + u * (iv[pick, 1] - iv[pick, 0])).mean(axis=1)
+
+
 def bootstrap_slopes(byD: dict[int, list[tuple[float, float]]], reps: int,
                      rng: np.random.Generator) -> list[tuple[int, int, float, float, float]]:
     """[(D1, D2, median, 2.5%, 97.5%)] of the local slopes between neighbouring D: each
@@ -80,9 +89,7 @@ def bootstrap_slopes(byD: dict[int, list[tuple[float, float]]], reps: int,
     for j, D in enumerate(Ds):
         iv = np.array(byD[D])
         pick = rng.integers(0, len(iv), (reps, len(iv)))  # seeds resampled
-        u = rng.random((reps, len(iv)))
-        draws = iv[pick, 0] + u * (iv[pick, 1] - iv[pick, 0])
-        logT[:, j] = draws.mean(axis=1)
+        logT[:, j] = mean_log_threshold(iv, pick, rng)
     rows = []
     for j in range(len(Ds) - 1):
         s = (logT[:, j + 1] - logT[:, j]) / math.log(Ds[j + 1] / Ds[j])

@@ -32,7 +32,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from capacity_slopes import bootstrap_slopes, threshold_interval  # noqa: E402
+from capacity_slopes import (  # noqa: E402
+    bootstrap_slopes,
+    mean_log_threshold,
+    threshold_interval,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "construction_capacity.csv"
 
@@ -59,25 +63,71 @@ def _cavity(rows: list[dict[str, str]]) -> str:
     return f"{np.mean(vals):.0f}" if vals else "-"
 
 
+def paired_ratios(rows: list[dict[str, str]], ref: list[dict[str, str]]) -> list[float]:
+    """T* of ``rows`` over T* of ``ref`` for every seed both hold (same D)."""
+    base = {r["seed"]: int(r["T_star"]) for r in ref}
+    return [int(r["T_star"]) / base[r["seed"]] for r in rows if base.get(r["seed"])]
+
+
+def ratio_interval(rows: list[dict[str, str]], ref: list[dict[str, str]], reps: int,
+                   rng: np.random.Generator) -> tuple[float, float]:
+    """95% interval of T*(rows) / T*(ref), the geometric means over the seeds both hold: the
+    seeds resampled in pairs, each threshold drawn within its measured interval."""
+    a = {r["seed"]: threshold_interval(r) for r in rows}
+    b = {r["seed"]: threshold_interval(r) for r in ref}
+    seeds = sorted(set(a) & set(b))
+    ia, ib = np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
+    pick = rng.integers(0, len(seeds), (reps, len(seeds)))  # the same seeds for both
+    ratio = np.exp(mean_log_threshold(ia, pick, rng) - mean_log_threshold(ib, pick, rng))
+    lo, hi = np.percentile(ratio, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def ratio_lines(data: dict[str, dict[int, list[dict[str, str]]]], top: str, reps: int
+                ) -> list[str]:
+    """T* of construction ``top`` over each other's, per D: the mean of the per-seed ratios
+    and its 95% interval (``ratio_interval``); one row per D, one column per other
+    construction."""
+    rng = np.random.default_rng(1)
+    others = _ordered([c for c in data if c != top])
+    lines = [f"{top}'s T* over that of (same D and seed) [95%: seeds, MSE_x CI, bracket]",
+             f"{'D':>6}" + "".join(f"{c:>20}" for c in others)]
+    for D in sorted(data[top]):
+        cells = []
+        for c in others:
+            r = paired_ratios(data[top][D], data[c].get(D, []))
+            if r:
+                lo, hi = ratio_interval(data[top][D], data[c][D], reps, rng)
+                cells.append(f"{np.mean(r):.2f} [{lo:.2f}, {hi:.2f}]")
+            else:
+                cells.append("-")
+        lines.append(f"{D:>6}" + "".join(f"{cell:>20}" for cell in cells))
+    return lines
+
+
 def capacity_table(data: dict[str, dict[int, list[dict[str, str]]]]) -> list[str]:
-    """The lines of the table of T* per construction and D."""
+    """The lines of the table of T* per construction and D (T* over cis2's: mean of the
+    per-seed ratios)."""
     ref = data.get("cis2", {})
-    lines = [f"{'construction':<13}{'D':>6}{'T_max':>7}{'T* mean':>9}{'[min, max]':>15}"
-             f"{'MSE_x at T*':>16}{'x cis2':>6}{'[min, max]':>13}{'T_post':>7}"
-             f"{'T_cav':>6}"]
+    lines = [f"{'construction':<13}{'D':>6}{'T* mean':>8}{'[min, max]':>16}"
+             f"{'MSE_x at T*':>13}{'x cis2':>7}{'T_post':>7}{'T_cav':>6}"]
     for c in _ordered(list(data)):
         for D, rows in sorted(data[c].items()):
             T = [int(r["T_star"]) for r in rows]
             mse = [float(r["ratio"]) for r in rows]
-            base = {r["seed"]: int(r["T_star"]) for r in ref.get(D, [])}
-            ratios = [int(r["T_star"]) / base[r["seed"]] for r in rows if base.get(r["seed"])]
-            vs = (f"{np.mean(ratios):>6.2f}{f'[{min(ratios):.2f}, {max(ratios):.2f}]':>13}"
-                  if ratios else f"{'-':>6}{'':>13}")
+            ratios = paired_ratios(rows, ref.get(D, []))
+            vs = f"{np.mean(ratios):.2f}" if ratios else "-"
             lines.append(
-                f"{c:<13}{D:>6}{rows[0]['T_max']:>7}{np.mean(T):>9.0f}"
-                f"{f'[{min(T)}, {max(T)}]':>15}{f'{min(mse):.3f}-{max(mse):.3f}':>16}{vs}"
-                f"{rows[0]['T_post']:>7}{_cavity(rows):>6}")
+                f"{c:<13}{D:>6}{np.mean(T):>8.0f}{f'[{min(T)}, {max(T)}]':>16}"
+                f"{f'{min(mse):.3f}-{max(mse):.3f}':>13}{vs:>7}{rows[0]['T_post']:>7}"
+                f"{_cavity(rows):>6}")
     return lines
+
+
+def design_line(data: dict[str, dict[int, list[dict[str, str]]]]) -> str:
+    """T_max of the design per D (the same for every construction)."""
+    tmax = {D: rows[0]["T_max"] for byD in data.values() for D, rows in byD.items()}
+    return "T_max: " + ", ".join(f"{D} -> {t}" for D, t in sorted(tmax.items()))
 
 
 def exponent_lines(data: dict[str, dict[int, list[dict[str, str]]]], reps: int) -> list[str]:
@@ -122,9 +172,12 @@ def main(argv: list[str]) -> None:
     budget = {r["budget"] for byD in data.values() for rows in byD.values() for r in rows}
     L = {r["L"] for byD in data.values() for rows in byD.values() for r in rows}
     print(f"T* within MSE_x <= {', '.join(sorted(budget))} at layer {', '.join(sorted(L))}")
+    print(design_line(data))
     print("\n".join(capacity_table(data)))
     print(evaluations_summary(data))
-    print("T* ~ D^alpha [95% bootstrap over seeds]; local slopes [95%: seeds, MSE_x CI, bracket]")
+    print("\n".join(ratio_lines(data, _ordered(list(data))[0], args.reps)))
+    print("T* ~ D^alpha [95% bootstrap over seeds]")
+    print("local slopes d log T* / d log D [95%: seeds, MSE_x CI, bracket]")
     print("\n".join(exponent_lines(data, args.reps)))
 
 
