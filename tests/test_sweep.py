@@ -439,7 +439,7 @@ def test_capacity_point_on_the_task_metric_brackets_the_budget():
             _mse_x(row["T_fail"], p), rel=1e-9), default
 
 
-def test_task_metric_points_record_metric_and_construction(tmp_path):
+def test_task_metric_points_record_metric_and_construction():
     from cis.experiment import run_point
 
     _, (point,) = parse_grid({"mode": "capacity", "fixed": {
