@@ -24,7 +24,9 @@ nothing about scheduling or storage; ``cis.sweep`` runs the points on Dask and s
 * ``capacity`` mode: the largest T whose measured active MSE at layer L is <= budget x mean
   |a^L|^2 (and, optionally, whose false-activation rate at layer L is <= ``fa_limit``), found by
   bisection over T on networks run by the engine (``kernel.measure.run``); the cavity's and the
-  post's answers (``bounds.capacity``) are recorded beside it. One row per point.
+  post's answers (``bounds.capacity``) are recorded beside it. With ``metric = "mse_x"`` the
+  budget is on the rotation task's active MSE_x at layer L instead (absolute; |x|^2 = 1), for
+  any ``construction``. One row per point.
 """
 
 from __future__ import annotations
@@ -69,14 +71,32 @@ PARAMS: dict[str, dict[str, tuple[type, Any]]] = {
         "grow": (float, 1.5),        # bracketing step (factor on T) from the cavity's T*
         "cavity": (bool, True),      # also compute the cavity's T* (and start from it)
         "cavity_samples": (int, 4000),
+        "construction": (str, "cis2"),  # how W^l is formed (kernel.constructions)
+        "kappa_scale": (float, 1.0),    # factor on kappa of ris-capped
+        "rot_bias": (float, 1.0),       # bias size b of the rotation family
+        "metric": (str, "mse"),         # what the budget holds: raw |eps|^2 or the task's MSE_x
     },
 }
+
+#: what ``metric`` may be: "mse" the raw active |eps|^2 relative to mean |a^L|^2, "mse_x" the
+#: rotation task's active MSE_x = E|x - x_hat|^2 (absolute; |x|^2 = 1 so also relative)
+METRICS = ("mse", "mse_x")
+
+#: parameters added after grids were first keyed, with the default under which every older grid
+#: ran: a point hashes them only when it sets another value, so the points of older grids keep
+#: their keys (and their stored results still resume and match)
+_KEYED_ONLY_IF_SET: dict[str, Any] = {"construction": "cis2", "kappa_scale": 1.0,
+                                      "rot_bias": 1.0, "metric": "mse"}
 
 _TOP_KEYS = ("mode", "description", "fixed", "cross")
 
 #: what ``budget`` means in capacity sweeps and ``cis capacity`` alike (reported in their output)
 BUDGET_NORMALISATION = ("relative: active MSE at layer L <= budget x a2_population, the mean "
                         "|a^L|^2 of the circuits on their own inputs")
+
+#: what ``budget`` means with ``metric = "mse_x"``
+BUDGET_NORMALISATION_X = ("absolute: active MSE_x = E|x - x_hat|^2 of the rotation task at "
+                          "layer L <= budget (|x|^2 = 1, so also relative)")
 
 #: the least value of a parameter that the CLI accepts too (checked when the grid is read, not
 #: left to fail in every point): Monte Carlo trajectories as ``cis check --samples`` and
@@ -97,9 +117,16 @@ class Point:
 def point_key(mode: str, params: dict[str, Any]) -> str:
     """Hash (16 hex digits) of the full configuration: mode and every parameter, seed included.
 
+    Parameters of ``_KEYED_ONLY_IF_SET`` at their default are left out, so a configuration
+    keeps the key it had before they existed:
+
     >>> point_key("check", {"D": 400, "seed": 0}) == point_key("check", {"seed": 0, "D": 400})
     True
+    >>> point_key("capacity", {"D": 400, "metric": "mse"}) == point_key("capacity", {"D": 400})
+    True
     """
+    params = {k: v for k, v in params.items()
+              if not (k in _KEYED_ONLY_IF_SET and v == _KEYED_ONLY_IF_SET[k])}
     blob = json.dumps({"mode": mode, "params": params}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -120,9 +147,11 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
     Raises ConfigError with one line naming the offending key: an unknown key, a value of the
     wrong type, an empty list, a parameter both fixed and crossed, or a mode other than
     ``check`` / ``capacity``; non-finite numbers, Monte Carlo samples and batches below what the
-    CLI accepts, ``grow <= 1`` and grids too large to hold. Other values are checked against what
-    a network allows only when the point runs (a bad point is then recorded as a failure, not
-    fatal to the sweep).
+    CLI accepts, ``grow <= 1``, a ``construction`` or ``metric`` that does not exist, a negative
+    ``kappa_scale`` or ``rot_bias``, ``metric = "mse_x"`` for a family without that task, the
+    cavity asked for with ``mse_x`` or another construction than ``cis2`` (it predicts neither)
+    and grids too large to hold. Other values are checked against what a network allows only
+    when the point runs (a bad point is then recorded as a failure, not fatal to the sweep).
     """
     if not isinstance(grid, dict):
         raise ConfigError(f"grid={type(grid).__name__} must be a table (a parsed TOML file)")
@@ -166,6 +195,7 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
         if value is not None and "grow" in schema and value <= 1.0:
             where = "cross" if "grow" in lists else "fixed"
             raise ConfigError(f"{where}.grow={value} must be > 1 (the bracketing step on T)")
+    _check_choices(params, lists, schema)
     from kernel import limits
 
     count = math.prod(len(v) for v in lists.values())
@@ -174,8 +204,51 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
     points = []
     for index, combo in enumerate(itertools.product(*lists.values())):
         p = {**params, **dict(zip(lists, combo))}
+        _check_combination(p, lists, set(fixed))
         points.append(Point(index, point_key(mode, p), mode, p))
     return mode, points
+
+
+def _where(key: str, lists: dict[str, list[Any]]) -> str:
+    return f"cross.{key}" if key in lists else f"fixed.{key}"
+
+
+def _check_choices(params: dict[str, Any], lists: dict[str, list[Any]],
+                   schema: dict[str, tuple[type, Any]]) -> None:
+    """Every value of the parameters with a fixed set of choices or a sign (capacity mode's
+    construction, metric, kappa_scale and rot_bias) is one a network accepts."""
+    from kernel.constructions import CONSTRUCTIONS
+
+    choices = {"construction": tuple(CONSTRUCTIONS), "metric": METRICS}
+    for key in schema:
+        for value in lists.get(key, [params.get(key)]):
+            if key in choices and value not in choices[key]:
+                raise ConfigError(f"{_where(key, lists)}={value!r} must be one of "
+                                  f"{', '.join(choices[key])}")
+            if key in ("kappa_scale", "rot_bias") and value < 0:
+                raise ConfigError(f"{_where(key, lists)}={value!r} must be >= 0")
+
+
+def _check_combination(p: dict[str, Any], lists: dict[str, list[Any]], fixed: set[str]
+                       ) -> None:
+    """A point's parameters fit together: the task metric needs a family that defines the task,
+    and the cavity recursion (which describes the raw error of ``cis2`` weights) is asked only
+    for what it predicts."""
+    from kernel.circuits import FAMILIES
+
+    metric, construction = p.get("metric", "mse"), p.get("construction", "cis2")
+    if metric == "mse_x":
+        fam = FAMILIES.get(p["family"])
+        if fam is None or fam.task is None:
+            with_task = ", ".join(k for k, f in FAMILIES.items() if f.task is not None)
+            raise ConfigError(f"{_where('metric', lists)}='mse_x' needs a family with that "
+                              f"task ({with_task}), not {_where('family', lists)}={p['family']!r}")
+    if p.get("cavity") and (metric != "mse" or construction != "cis2"):
+        what = (f"metric={metric!r}" if metric != "mse" else f"construction={construction!r}")
+        given = "cavity" in lists or "cavity" in fixed
+        where = _where("cavity", lists) + "=true" if given else "cavity=true (the default)"
+        raise ConfigError(f"{where}: the cavity recursion predicts the raw error of cis2 weights "
+                          f"only, not {what}; set cavity = false")
 
 
 def load_grid(path: str | Path) -> tuple[str, list[Point]]:
@@ -250,8 +323,9 @@ def check_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One measured network at T: active MSE at layer L relative to mean |a^L|^2, its 95% CI,
-    and the false-activation rate at layer L."""
+    """One measured network at T: the budgeted error at layer L relative to its reference ``a2``
+    (active |eps|^2 over mean |a^L|^2; with metric "mse_x" the task's MSE_x over |x|^2 = 1), its
+    95% CI, and the false-activation rate at layer L."""
 
     T: int
     ratio: float
@@ -266,12 +340,18 @@ def measure_at(p: dict[str, Any], T: int) -> Evaluation:
     """Run the network of configuration ``p`` with T circuits and judge it against the budget."""
     from kernel.measure import run
 
-    names = tuple(_RUN_PARAMS) + ("batch",)
+    names = tuple(_RUN_PARAMS) + ("batch", "construction", "kappa_scale", "rot_bias")
     res = run(T=T, **_network_params(p, names))
     L = p["L"]
-    a2 = float((res.forward.a[:, L] ** 2).sum(-1).mean())
     stats = res.layers[L]
     fa = stats.false_activation_rate
+    if p.get("metric", "mse") == "mse_x":
+        if stats.task is None:
+            raise ConfigError(f"metric='mse_x': family={p['family']!r} defines no task")
+        x = stats.task["active"]["x"]  # |x|^2 = 1 (a unit vector, rotated): the budget's scale
+        return Evaluation(T, x.mse, x.mse_ci[0], x.mse_ci[1], 1.0, fa,
+                          bool(x.mse <= p["budget"] and fa <= p["fa_limit"]))
+    a2 = float((res.forward.a[:, L] ** 2).sum(-1).mean())
     if a2 <= 0:  # the circuits' own output is 0 at layer L: no relative budget can be met
         return Evaluation(T, math.inf, math.inf, math.inf, a2, fa, False)
     ratio = stats.active.mse / a2
@@ -285,7 +365,8 @@ def signal_power(p: dict[str, Any], circuits: int = 4096) -> float:
     the scale of the budget handed to the cavity, which predicts absolute MSE."""
     from kernel.circuits import make_circuits, run_small
 
-    c = make_circuits(p["family"], circuits, p["L"], p["d"], bias=p["bias"], seed=p["seed"])
+    c = make_circuits(p["family"], circuits, p["L"], p["d"], bias=p["bias"], seed=p["seed"],
+                      rot_bias=p.get("rot_bias", 1.0))
     active = np.arange(circuits)[:, None]
     _, a = run_small(c, active, c.inputs[active])
     return float((a[:, p["L"]] ** 2).sum(-1).mean())
@@ -322,36 +403,22 @@ def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
 
     One row: ``T_star`` (largest evaluated T within budget), ``T_fail`` (smallest evaluated T
     over it; 0 if T_max passes), ``capped`` (T* = T_max of the design), the measurement at T*
-    (``ratio``: active MSE / mean |a^L|^2, its CI, ``fa_rate``), ``T_cavity`` (the cavity
-    recursion's largest T for the same budget on the active MSE; no false-activation limit),
-    ``T_post`` (the post's closed form capped by T_max) and ``T_post_uncapped``, the number of
-    networks run and every evaluation as JSON text. The measured T* is bracketed from the
-    cavity's (the closest guess available), or from the post's without the cavity.
+    (``ratio``: the budgeted error over its reference, its CI, ``fa_rate``), the number of
+    networks run and every evaluation as JSON text, beside the models' answers: with metric
+    "mse" (``_raw_models``) ``T_cavity`` (the cavity recursion's largest T for the same budget on
+    the active MSE; no false-activation limit), ``T_post`` (the post's closed form capped by
+    T_max) and ``T_post_uncapped``; with metric "mse_x" (``_task_models``) ``T_post``, the
+    follow-up's formula for MSE_x. The measured T* is bracketed from the cavity's T* (the
+    closest guess available), else from the post's (metric "mse") or from T_max / 8 ("mse_x").
     """
-    from bounds.capacity import largest_T, t_max
+    from bounds.capacity import t_max
 
-    D, d, S, L, z = p["D"], p["d"], p["S"], p["L"], p["z"]
+    D, d, S, z = p["D"], p["d"], p["S"], p["z"]
     if D % d:
         raise ConfigError(f"D={D} must be divisible by d={d} (D = d*n)")
     cap = t_max(D // d, S)
-    a2_pop = signal_power(p)
-    # the post's leading order with |a|^2 = |w a|^2 = a2_pop: scale-free, so its T does not see
-    # the bias (which the formula leaves out) except through the budget's reference |a^L|^2
-    post = largest_T(p["budget"] * a2_pop, D, d, z, L, a2=a2_pop, wa2=a2_pop)
-    row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap, "a2_population": a2_pop,
-                           "budget_normalisation": BUDGET_NORMALISATION,
-                           "budget_absolute": p["budget"] * a2_pop,
-                           "T_post_uncapped": post, "T_post": min(post, cap)}
-    start = row["T_post"]
-    if p["cavity"] and p["variant"] != "random":  # the cavity needs overlaps <= 1
-        t0 = time.perf_counter()
-        # bracketed from below (T_max / 8 unless the post asks for less): networks of many
-        # circuits cost the most, and the post's T overshoots the cavity's up to 15x at beta = 0
-        T_cav, mse_cav = _cavity_capacity(p, p["budget"] * a2_pop, min(start, cap // 8), cap)
-        row.update({"T_cavity": T_cav, "cavity_mse": mse_cav,
-                    "cavity_in_regime": z * S * S * d / D <= 1.2,  # bounds.cavity's regime
-                    "seconds_cavity": time.perf_counter() - t0})
-        start = max(T_cav, z)
+    models = _task_models if p.get("metric", "mse") == "mse_x" else _raw_models
+    row, start = models(p, cap)
     evals: dict[int, Evaluation] = {}
 
     def ok(T: int) -> bool:
@@ -371,6 +438,57 @@ def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
                                  for e in sorted(evals.values(), key=lambda e: e.T)]),
     })
     return [row]
+
+
+def _raw_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
+    """The row's model columns for a budget on the raw active MSE (relative to mean |a^L|^2),
+    and the T to bracket the measurement from."""
+    from bounds.capacity import largest_T
+
+    D, d, S, L, z = p["D"], p["d"], p["S"], p["L"], p["z"]
+    a2_pop = signal_power(p)
+    # the post's leading order with |a|^2 = |w a|^2 = a2_pop: scale-free, so its T does not see
+    # the bias (which the formula leaves out) except through the budget's reference |a^L|^2
+    post = largest_T(p["budget"] * a2_pop, D, d, z, L, a2=a2_pop, wa2=a2_pop)
+    row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap, "a2_population": a2_pop,
+                           "budget_normalisation": BUDGET_NORMALISATION,
+                           "budget_absolute": p["budget"] * a2_pop,
+                           "T_post_uncapped": post, "T_post": min(post, cap)}
+    start = row["T_post"]
+    if p["cavity"] and p["variant"] != "random":  # the cavity needs overlaps <= 1
+        t0 = time.perf_counter()
+        # bracketed from below (T_max / 8 unless the post asks for less): networks of many
+        # circuits cost the most, and the post's T overshoots the cavity's up to 15x at beta = 0
+        T_cav, mse_cav = _cavity_capacity(p, p["budget"] * a2_pop, min(start, cap // 8), cap)
+        row.update({"T_cavity": T_cav, "cavity_mse": mse_cav,
+                    "cavity_in_regime": z * S * S * d / D <= 1.2,  # bounds.cavity's regime
+                    "seconds_cavity": time.perf_counter() - t0})
+        start = max(T_cav, z)
+    return row, start
+
+
+def _task_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
+    """The row's model columns for a budget on the rotation task's active MSE_x at layer L,
+    and the T to bracket the measurement from: T_max / 8 (no model is near enough to start
+    from: the follow-up's formula holds to layer 2 of ris-capped only, and networks of many
+    circuits cost the most).
+
+    ``T_post`` is the largest T <= T_max at which the follow-up's formula for MSE_x
+    (``bounds.rotation.post_active_x`` with eps = d/D - 1/(S T)) is within budget; it does not
+    see the construction. The cavity has no MSE_x prediction yet (refused by ``parse_grid``).
+    """
+    from bounds.rotation import finite_eps, post_active_x
+
+    D, d, S, L, z = p["D"], p["d"], p["S"], p["L"], p["z"]
+
+    def post_ok(T: int) -> bool:
+        return post_active_x(L, z, T, finite_eps(d, D, S, T)) <= p["budget"]
+
+    post, _ = largest_passing(post_ok, cap // 8, 1, cap, rtol=0.0, grow=p["grow"])
+    row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap,
+                           "budget_normalisation": BUDGET_NORMALISATION_X,
+                           "budget_absolute": p["budget"], "T_post": post}
+    return row, max(cap // 8, z)
 
 
 POINT_FUNCTIONS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {

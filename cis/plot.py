@@ -265,17 +265,27 @@ def capacity_fits(frame: Any, x: str = "D") -> Any:
     return pd.DataFrame(rows)
 
 
+def _fixed_title(frame: Any) -> str:
+    """The budget's setting of a capacity sweep that varies none of it (depth, budget,
+    metric)."""
+    return ", ".join(f"{k}={frame[k].iloc[0]}" for k in ("L", "budget", "fa_limit", "metric")
+                     if k in frame and not (k == "fa_limit" and frame[k].iloc[0] >= 1.0))
+
+
 def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
     """T* against ``x`` (default D) on log-log axes: measured points (mean over seeds, bars: the
     range over seeds) with the fitted power law, the cavity's (dashed) and the post's (dotted)
-    answers. One panel per (L, budget), one colour per other swept parameter."""
+    answers where the sweep recorded them. One panel per (L, budget, fa_limit, metric), one
+    colour per other swept parameter (e.g. the construction)."""
     _need(frame, "capacity", "capacity")
     if x not in frame:
         raise ConfigError(f"x={x!r} is not a column of the results")
     import numpy as np
 
     plt = _pyplot()
-    panel_keys: list[str] = [k for k in ("L", "budget", "fa_limit") if k in _varying(frame, (x,))]
+    panel_keys: list[str] = [k for k in ("L", "budget", "fa_limit", "metric")
+                             if k in _varying(frame, (x,))]
+    series = [c for c in CAPACITY_SERIES if c in frame]  # T_cavity only if the cavity ran
     keys = [k for k in _varying(frame, (x,)) if k not in panel_keys]
     panels = list(_groups(frame, panel_keys))
     fits = capacity_fits(frame, x)
@@ -286,7 +296,7 @@ def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
     for ax, (pvalue, pframe) in zip(axes.flat, panels):
         for i, (value, g) in enumerate(_groups(pframe, keys)):
             colour = f"C{i % 10}"
-            stats = g.groupby(x)[["T_star", "T_cavity", "T_post"]].agg(["mean", "min", "max"])
+            stats = g.groupby(x)[series].agg(["mean", "min", "max"])
             xs = stats.index.to_numpy(float)
             m = stats[("T_star", "mean")]
             ax.errorbar(xs, m, yerr=[m - stats[("T_star", "min")], stats[("T_star", "max")] - m],
@@ -308,20 +318,24 @@ def capacity_figure(frame: Any, path: str | Path, x: str = "D") -> Path:
             elif g["capped"].astype(bool).all():
                 label += ": T* = T_max (capped) everywhere"
             ax.plot([], [], "o-", color=colour, label=label)
-            for col in ("T_cavity", "T_post"):
+            for col in series[1:]:
                 if stats[(col, "mean")].notna().any():
                     ax.plot(xs, stats[(col, "mean")], CAPACITY_SERIES[col][1], color=colour,
                             alpha=0.8)
         tmax = pframe.groupby(x)["T_max"].first()
         ax.plot(tmax.index, tmax.to_numpy(), "k-", lw=0.8, alpha=0.5, label="T_max (design)")
-        ax.plot([], [], "k--", label="cavity")
-        ax.plot([], [], "k:", label="post")
+        for col in series[1:]:
+            name = CAPACITY_SERIES[col][0]
+            if col == "T_post" and "metric" in pframe and (pframe["metric"] == "mse_x").all():
+                name = "post (the follow-up's MSE_x formula)"
+            ax.plot([], [], "k" + CAPACITY_SERIES[col][1], label=name)
         if logx:
             ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(x)
         ax.set_ylabel("largest T within budget")
-        ax.set_title(_label(panel_keys, pvalue), fontsize=9)
+        ax.set_title(_label(panel_keys, pvalue) if panel_keys else _fixed_title(frame),
+                     fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:

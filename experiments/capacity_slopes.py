@@ -49,6 +49,16 @@ def cavity_spread() -> float:
     return float(math.sqrt(np.mean(var)))
 
 
+def threshold_interval(r: dict[str, str]) -> tuple[float, float]:
+    """(log lo, log hi): where a measured threshold (a sweep's capacity row) may lie, from the
+    95% interval of its MSE ratio at T* (through gamma) joined with the bracket [T*, T_fail]."""
+    T, b = int(r["T_star"]), float(r["budget"])
+    g = gamma(r)
+    lo = min(T, T * (b / float(r["ratio_hi"])) ** (1 / g))
+    hi = max(int(r["T_fail"]), T * (b / float(r["ratio_lo"])) ** (1 / g))
+    return math.log(lo), math.log(hi)
+
+
 def measured_points(L: int) -> dict[float, dict[int, list[tuple[float, float]]]]:
     """beta -> D -> [(log lo, log hi)] per seed: the interval of each measured threshold."""
     table = "capacity_l2.csv" if L == 2 else "capacity.csv"
@@ -56,33 +66,41 @@ def measured_points(L: int) -> dict[float, dict[int, list[tuple[float, float]]]]
     for r in _rows(table):
         if int(r["L"]) != L or r["T_star"] == r["T_max"]:
             continue
-        T, b = int(r["T_star"]), float(r["budget"])
-        g = gamma(r)
-        lo = min(T, T * (b / float(r["ratio_hi"])) ** (1 / g))
-        hi = max(int(r["T_fail"]), T * (b / float(r["ratio_lo"])) ** (1 / g))
-        out[float(r["bias"])][int(r["D"])].append((math.log(lo), math.log(hi)))
+        out[float(r["bias"])][int(r["D"])].append(threshold_interval(r))
     return out
+
+
+def mean_log_threshold(iv: np.ndarray, pick: np.ndarray, rng: np.random.Generator
+                       ) -> np.ndarray:
+    """Per bootstrap replicate (a row of ``pick``: the seeds drawn, indices into ``iv``), the
+    mean over those seeds of a log threshold drawn uniformly in each one's interval ``iv``
+    ((seeds, 2): log lo, log hi)."""
+    u = rng.random(pick.shape)
+    return (iv[pick, 0] + u * (iv[pick, 1] - iv[pick, 0])).mean(axis=1)
+
+
+def bootstrap_slopes(byD: dict[int, list[tuple[float, float]]], reps: int,
+                     rng: np.random.Generator) -> list[tuple[int, int, float, float, float]]:
+    """[(D1, D2, median, 2.5%, 97.5%)] of the local slopes between neighbouring D: each
+    replicate resamples the seeds at every D and draws each seed's log threshold uniformly in
+    its interval (``threshold_interval``)."""
+    Ds = sorted(byD)
+    logT = np.empty((reps, len(Ds)))
+    for j, D in enumerate(Ds):
+        iv = np.array(byD[D])
+        pick = rng.integers(0, len(iv), (reps, len(iv)))  # seeds resampled
+        logT[:, j] = mean_log_threshold(iv, pick, rng)
+    rows = []
+    for j in range(len(Ds) - 1):
+        s = (logT[:, j + 1] - logT[:, j]) / math.log(Ds[j + 1] / Ds[j])
+        rows.append((Ds[j], Ds[j + 1], *np.percentile(s, [50, 2.5, 97.5])))
+    return rows
 
 
 def measured_slopes(L: int, reps: int, rng: np.random.Generator
                     ) -> dict[float, list[tuple[int, int, float, float, float]]]:
     """beta -> [(D1, D2, median, 2.5%, 97.5%)] of the bootstrap local slopes."""
-    out = {}
-    for beta, byD in measured_points(L).items():
-        Ds = sorted(byD)
-        logT = np.empty((reps, len(Ds)))
-        for j, D in enumerate(Ds):
-            iv = np.array(byD[D])
-            pick = rng.integers(0, len(iv), (reps, len(iv)))  # seeds resampled
-            u = rng.random((reps, len(iv)))
-            draws = iv[pick, 0] + u * (iv[pick, 1] - iv[pick, 0])
-            logT[:, j] = draws.mean(axis=1)
-        rows = []
-        for j in range(len(Ds) - 1):
-            s = (logT[:, j + 1] - logT[:, j]) / math.log(Ds[j + 1] / Ds[j])
-            rows.append((Ds[j], Ds[j + 1], *np.percentile(s, [50, 2.5, 97.5])))
-        out[beta] = rows
-    return out
+    return {beta: bootstrap_slopes(byD, reps, rng) for beta, byD in measured_points(L).items()}
 
 
 def cavity_slopes(reps: int, rng: np.random.Generator, spread: float, window: int = 8

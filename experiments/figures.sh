@@ -17,5 +17,6 @@ cis plot "$R/design" --kind layers --out "$F/design.png"
 cis plot "$R/readout" --kind layers --out "$F/readout.png"
 cis plot "$R/readout" --kind terms --out "$F/readout_terms.png"
 cis plot "$R/choice_of_s" --kind capacity --x S --out "$F/choice_of_s.png"
+cis plot "$R/construction_capacity" --kind capacity --out "$F/construction_capacity.png"
 # local capacity exponents: reads the committed tables in experiments/results (not RESULTS_ROOT)
 python experiments/capacity_slopes.py --plot "$F/capacity_slopes.png"

@@ -172,13 +172,16 @@ def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
 
 
 def linked_pairs_below(
-    off_w: np.ndarray, off_r: np.ndarray, n: int, indptr: np.ndarray, indices: np.ndarray
+    off_w: np.ndarray, off_r: np.ndarray, n: int, indptr: np.ndarray, indices: np.ndarray,
+    chunk: int = 1 << 21,
 ) -> int:
     """X = sum_{t<u} (e_t^w)^T C e_u^r: pairs (neuron of t at the writing layer, neuron of u at the
     reading layer), t < u by circuit index, that C links.
 
     Counted as sum over u, m in e_u^r, k with C_km = 1 of #{t < u : k in e_t^w}, by binary search
     in the sorted (offset, circuit) list: O(T S^2 load log T), no loop over pairs of circuits.
+    The (u, m, k) triples number about T^2 S^3 / n (10^9 at T = 134000, n = 4000), so they are
+    expanded ``chunk`` at a time (a few of their int64 arrays at once); the count is the same.
     """
     T, S = off_w.shape
     # columns of C: CSC from the CSR (rows k per column m)
@@ -191,14 +194,20 @@ def linked_pairs_below(
     u = np.repeat(np.arange(T, dtype=np.int64), S)
     m = off_r.ravel().astype(np.int64)
     per = col_ptr[m + 1] - col_ptr[m]
-    u_rep = np.repeat(u, per)
-    start = np.repeat(col_ptr[m], per)
-    within = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
-    k = col_rows[start + within]
     # #{t < u : k in e_t^w} from the sorted keys k*T + t
     keys = np.sort((off_w.astype(np.int64) * T + np.arange(T)[:, None]).ravel())
-    below = np.searchsorted(keys, k * T + u_rep) - np.searchsorted(keys, k * T)
-    return int(below.sum())
+    ends = np.cumsum(per)
+    cuts = np.searchsorted(ends, np.arange(chunk, ends[-1] if ends.size else 0, chunk),
+                           side="right")
+    total = 0
+    for lo, hi in zip([0, *cuts], [*cuts, per.size]):
+        p = per[lo:hi]
+        u_rep = np.repeat(u[lo:hi], p)
+        start = np.repeat(col_ptr[m[lo:hi]], p)
+        within = np.arange(p.sum()) - np.repeat(np.cumsum(p) - p, p)
+        k = col_rows[start + within]
+        total += int((np.searchsorted(keys, k * T + u_rep) - np.searchsorted(keys, k * T)).sum())
+    return total
 
 
 def kappa_of(X: int, T: int, S: int) -> float:

@@ -133,8 +133,8 @@ def test_capped_offsets_and_kappa_match_the_literal_definitions(params):
         np.testing.assert_allclose(con.kappa[layer - 1], kappa, rtol=1e-12, atol=0)
 
 
-@given(st.integers(2, 40), st.integers(2, 4), st.integers(0, 2**16))
-def test_linked_pairs_below_counts_the_literal_pair_sum(T, S, seed):
+@given(st.integers(2, 40), st.integers(2, 4), st.integers(0, 2**16), st.integers(1, 64))
+def test_linked_pairs_below_counts_the_literal_pair_sum(T, S, seed, chunk):
     rng = np.random.default_rng(seed)
     n = 12
     off_w = np.sort(np.stack([rng.choice(n, S, replace=False) for _ in range(T)]), axis=1)
@@ -144,6 +144,28 @@ def test_linked_pairs_below_counts_the_literal_pair_sum(T, S, seed):
     C = np.minimum(1.0, e_w.T @ e_r)
     want = sum(e_w[t] @ C @ e_r[u] for t in range(T) for u in range(t + 1, T))
     assert linked_pairs_below(off_w, off_r, n, ptr, idx) == int(round(want))
+    # expanded a few triples at a time (down to one circuit-offset per chunk): the same count
+    assert linked_pairs_below(off_w, off_r, n, ptr, idx, chunk=chunk) == int(round(want))
+
+
+def test_linked_pairs_below_holds_a_bounded_expansion():
+    """The (u, m, k) triples (~T^2 S^3 / n: 5 10^7 here, 10^9 at D = 16000 and T_max) are
+    expanded in chunks: unchunked this count held ~720 MB at its peak (the sweep of
+    experiments/construction_capacity.toml needs T up to 134000 at n = 4000)."""
+    import tracemalloc
+
+    T, n = 8000, 1000
+    net = build_network(D=4 * n, T=T, L=2, seed=0)
+    off_w, off_r = net.offsets[1], net.offsets[0]
+    ptr, idx = capped_offsets(off_w, off_r, n)
+    tracemalloc.start()
+    try:
+        X = linked_pairs_below(off_w, off_r, n, ptr, idx)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200e6, peak
+    assert X == linked_pairs_below(off_w, off_r, n, ptr, idx, chunk=1 << 24)
 
 
 @given(small_nets())

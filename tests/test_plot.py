@@ -72,6 +72,29 @@ def test_capacity_kind_writes_a_png_and_prints_the_fits(capacity_dir, tmp_path, 
         assert series in printed
 
 
+@pytest.fixture(scope="module")
+def construction_dir(tmp_path_factory):
+    return _results(tmp_path_factory, "construction", {
+        "mode": "capacity",
+        "fixed": {"L": 2, "batch": 100, "budget": 0.1, "rtol": 0.2, "family": "rotation",
+                  "metric": "mse_x", "cavity": False},
+        "cross": {"D": [400, 800], "construction": ["ris-capped", "cis2"], "seed": [0]}})
+
+
+def test_capacity_kind_groups_by_construction_without_a_cavity(construction_dir, tmp_path,
+                                                               capsys):
+    path = tmp_path / "construction.png"
+    with pytest.raises(SystemExit) as exc:
+        main(["plot", construction_dir, "--kind", "capacity", "--out", str(path)])
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert path.read_bytes()[:8] == PNG and path.stat().st_size > 10_000
+    from cis.plot import capacity_fits, load_results
+
+    fits = capacity_fits(load_results(construction_dir))
+    assert sorted(set(fits["construction"])) == ["cis2", "ris-capped"]
+    assert set(fits["series"]) == {"measured", "post"}  # no cavity column: no cavity fit
+
+
 def test_capacity_fits_match_a_direct_least_squares_fit(capacity_dir):
     import numpy as np
 

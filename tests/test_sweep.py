@@ -74,6 +74,26 @@ def test_grid_expands_to_the_product_with_distinct_stable_keys(tmp_path):
     assert points[0].params["d"] == PARAMS["check"]["d"][1]
 
 
+def test_points_of_the_committed_capacity_grids_keep_their_keys():
+    """The parameters added later (construction, kappa_scale, rot_bias, metric) are hashed only
+    when set to another value: the committed results still belong to their grids' points."""
+    for name in ("capacity", "capacity_l2", "noise_capacity", "choice_of_s"):
+        _, points = load_grid(ROOT / "experiments" / f"{name}.toml")
+        stored = pd.read_csv(ROOT / "experiments" / "results" / f"{name}.csv")
+        assert [p.key for p in points] == list(stored["key"]), name
+    _, (plain,) = parse_grid({"mode": "capacity", "fixed": {"D": 800}})
+    _, (spelled,) = parse_grid({"mode": "capacity", "fixed": {
+        "D": 800, "construction": "cis2", "kappa_scale": 1, "rot_bias": 1.0, "metric": "mse"}})
+    assert spelled.key == plain.key and plain.params["construction"] == "cis2"
+    for change in ({"construction": "ris-capped"}, {"kappa_scale": 1.15}, {"rot_bias": 0.5},
+                   {"metric": "mse_x", "family": "rotation"}):
+        _, (other,) = parse_grid({"mode": "capacity",
+                                  "fixed": {"D": 800, "cavity": False, **change}})
+        _, (base,) = parse_grid({"mode": "capacity", "fixed": {
+            "D": 800, "cavity": False, **({"family": "rotation"} if "family" in change else {})}})
+        assert other.key != base.key, change
+
+
 @pytest.mark.parametrize("text, key", [
     ('mode = "check"\nbogus = 1\n', "bogus"),
     ('mode = "fast"\n', "mode"),
@@ -88,6 +108,16 @@ def test_grid_expands_to_the_product_with_distinct_stable_keys(tmp_path):
     ('mode = "check"\n[cross]\nbudget = [0.1]\n', "cross.budget"),  # capacity-only parameter
     ('mode = "check"\n[fixed]\nD = 400\n[cross]\nD = [400]\n', "cross.D"),
     ('mode = "check"\n[fixed\n', "not valid TOML"),
+    ('mode = "check"\n[fixed]\nconstruction = "ris-capped"\n', "fixed.construction"),  # capacity
+    ('mode = "capacity"\n[fixed]\nconstruction = "ris"\ncavity = false\n', "fixed.construction"),
+    ('mode = "capacity"\n[cross]\nmetric = ["mse", "mae"]\n', "cross.metric"),
+    ('mode = "capacity"\n[fixed]\nkappa_scale = -0.5\n', "fixed.kappa_scale"),
+    ('mode = "capacity"\n[cross]\nrot_bias = [1.0, -1]\n', "cross.rot_bias"),
+    ('mode = "capacity"\n[fixed]\nmetric = "mse_x"\ncavity = false\n', "fixed.metric"),  # signed
+    ('mode = "capacity"\n[fixed]\nmetric = "mse_x"\ncavity = false\n[cross]\n'
+     'family = ["rotation", "gaussian"]\n', "cross.family='gaussian'"),
+    ('mode = "capacity"\n[fixed]\nmetric = "mse_x"\nfamily = "rotation"\n', "cavity=true"),
+    ('mode = "capacity"\n[fixed]\nconstruction = "ris-split"\ncavity = true\n', "fixed.cavity"),
 ])
 def test_malformed_grid_is_one_line_naming_the_key_exit_2(tmp_path, capsys, text, key):
     grid = _write(tmp_path, text)
@@ -375,6 +405,49 @@ def test_capacity_false_activation_limit_lowers_T_star():
     assert limited["T_star"] < free["T_star"]
     assert limited["fa_rate"] <= 0.05
     assert "T_cavity" not in free
+
+
+def _mse_x(T, p):
+    """Active MSE_x of the rotation task at layer L, from the forward pass itself: the true and
+    read-out x of the active circuits (kernel.circuits.rotation_task), not the task statistics
+    the sweep reads."""
+    from kernel.circuits import rotation_task
+    from kernel.measure import run
+
+    r = run(T=T, **{k: p[k] for k in ("D", "S", "L", "z", "batch", "seed", "family",
+                                      "construction", "kappa_scale", "rot_bias")})
+    L = p["L"]
+    x = rotation_task(r.forward.a[:, L])["x"]
+    x_hat = rotation_task(r.forward.active_readout[:, L])["x"]
+    return float(((x - x_hat) ** 2).sum(-1).mean())
+
+
+def test_capacity_point_on_the_task_metric_brackets_the_budget():
+    p = {k: v for k, (_, v) in PARAMS["capacity"].items() if v is not None}
+    p.update(D=400, L=2, batch=300, budget=0.1, rtol=0.1, family="rotation", metric="mse_x",
+             cavity=False, construction="ris-capped", kappa_scale=1.15, rot_bias=1.2)
+    row = capacity_rows(p)[0]
+    assert 2 < row["T_star"] < row["T_fail"] <= row["T_max"]
+    assert row["T_fail"] <= max(row["T_star"] * 1.1, row["T_star"] + 1)
+    assert _mse_x(row["T_star"], p) <= 0.1 < _mse_x(row["T_fail"], p)
+    assert row["ratio"] == pytest.approx(_mse_x(row["T_star"], p), rel=1e-12)
+    assert row["budget_absolute"] == 0.1 and "T_cavity" not in row
+    assert 0 < row["T_post"] <= row["T_max"]
+    # the construction and its parameters reach the network: without them the error differs
+    for default in ({"construction": "cis2"}, {"kappa_scale": 1.0}, {"rot_bias": 1.0}):
+        assert _mse_x(row["T_fail"], {**p, **default}) != pytest.approx(
+            _mse_x(row["T_fail"], p), rel=1e-9), default
+
+
+def test_task_metric_points_record_metric_and_construction():
+    from cis.experiment import run_point
+
+    _, (point,) = parse_grid({"mode": "capacity", "fixed": {
+        "D": 400, "L": 2, "batch": 100, "rtol": 0.3, "family": "rotation", "metric": "mse_x",
+        "cavity": False, "construction": "ris-split", "kappa_scale": 1.15}})
+    row = run_point(point)[0]
+    assert (row["metric"], row["construction"], row["kappa_scale"]) == ("mse_x", "ris-split", 1.15)
+    assert row["budget_normalisation"].startswith("absolute: active MSE_x")
 
 
 def test_bad_capacity_point_raises_config_error():
