@@ -162,6 +162,24 @@ def cavity_active_mse(T: int, D: int, d: int, z: int, L: int, S: int, *, bias: f
     return pred[L].active["mse"], pred[L].active_se
 
 
+def cavity_task_mse(T: int, D: int, d: int, z: int, L: int, S: int, *, construction: str,
+                    kappa_scale: float = 1.0, rot_bias: float = 1.0, seed: int = 0,
+                    samples: int = CAVITY_SAMPLES, cavity_seed: int = 0,
+                    quantity: str = "x") -> tuple[float, float]:
+    """The active task error E|q - q_hat|^2 at layer L of rotation circuits under
+    ``construction`` predicted by ``bounds.cavity_constructions`` (any construction, ``cis2``
+    included), and its Monte Carlo std error, for T circuits. The network's small circuits,
+    design and construction constants are built as ``cis run`` with the same ``seed`` would
+    (the large network is never run)."""
+    from bounds.cavity_constructions import construction_cavity
+    from kernel.network import build_network
+
+    net = build_network(D=D, d=d, S=S, T=T, L=L, family="rotation", construction=construction,
+                        kappa_scale=kappa_scale, rot_bias=rot_bias, seed=seed)
+    pred = construction_cavity(net, z, samples=samples, seed=cavity_seed)[L]
+    return pred.task["active"][quantity], pred.task_se["active"][quantity]
+
+
 def _check_cavity_regime(D: int, d: int, z: int, S: int, variant: str) -> None:
     if D % d:
         raise ConfigError(f"D={D} must be divisible by d={d} (D = d*n)")

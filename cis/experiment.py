@@ -232,8 +232,8 @@ def _check_choices(params: dict[str, Any], lists: dict[str, list[Any]],
 def _check_combination(p: dict[str, Any], lists: dict[str, list[Any]], fixed: set[str]
                        ) -> None:
     """A point's parameters fit together: the task metric needs a family that defines the task,
-    and the cavity recursion (which describes the raw error of ``cis2`` weights) is asked only
-    for what it predicts."""
+    and a cavity is asked only for what it predicts (the raw error of ``cis2`` weights; the task
+    metric under any construction, ``bounds.cavity_constructions``)."""
     from kernel.circuits import FAMILIES
 
     metric, construction = p.get("metric", "mse"), p.get("construction", "cis2")
@@ -243,12 +243,12 @@ def _check_combination(p: dict[str, Any], lists: dict[str, list[Any]], fixed: se
             with_task = ", ".join(k for k, f in FAMILIES.items() if f.task is not None)
             raise ConfigError(f"{_where('metric', lists)}='mse_x' needs a family with that "
                               f"task ({with_task}), not {_where('family', lists)}={p['family']!r}")
-    if p.get("cavity") and (metric != "mse" or construction != "cis2"):
-        what = (f"metric={metric!r}" if metric != "mse" else f"construction={construction!r}")
+    if p.get("cavity") and metric == "mse" and construction != "cis2":
         given = "cavity" in lists or "cavity" in fixed
         where = _where("cavity", lists) + "=true" if given else "cavity=true (the default)"
-        raise ConfigError(f"{where}: the cavity recursion predicts the raw error of cis2 weights "
-                          f"only, not {what}; set cavity = false")
+        raise ConfigError(f"{where}: the capacity search's cavity predicts the raw error of cis2 "
+                          f"weights, not construction={construction!r} (metric 'mse_x' has "
+                          "the construction recursion); set cavity = false")
 
 
 def load_grid(path: str | Path) -> tuple[str, list[Point]]:
@@ -475,7 +475,9 @@ def _task_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
 
     ``T_post`` is the largest T <= T_max at which the follow-up's formula for MSE_x
     (``bounds.rotation.post_active_x`` with eps = d/D - 1/(S T)) is within budget; it does not
-    see the construction. The cavity has no MSE_x prediction yet (refused by ``parse_grid``).
+    see the construction. With ``cavity`` the recursion of ``bounds.cavity_constructions``
+    gives ``T_cavity`` (searched to rtol / 2 like the raw error's) and the measurement is
+    bracketed from it.
     """
     from bounds.rotation import finite_eps, post_active_x
 
@@ -488,7 +490,27 @@ def _task_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
     row: dict[str, Any] = {"layer": L, "class": "active", "T_max": cap,
                            "budget_normalisation": BUDGET_NORMALISATION_X,
                            "budget_absolute": p["budget"], "T_post": post}
-    return row, max(cap // 8, z)
+    start = max(cap // 8, z)
+    if p["cavity"]:
+        from bounds.capacity import cavity_task_mse
+
+        t0 = time.perf_counter()
+        preds: dict[int, float] = {}
+
+        def ok(T: int) -> bool:
+            if T not in preds:
+                preds[T] = cavity_task_mse(T, D, d, z, L, S, construction=p["construction"],
+                                           kappa_scale=p["kappa_scale"],
+                                           rot_bias=p["rot_bias"], seed=p["seed"],
+                                           samples=p["cavity_samples"])[0]
+            return preds[T] <= p["budget"]
+
+        T_cav, _ = largest_passing(ok, start, z, cap, rtol=p["rtol"] / 2, grow=p["grow"])
+        row.update({"T_cavity": T_cav, "cavity_mse": preds.get(T_cav),
+                    "cavity_in_regime": z * S * S * d / D <= 1.2,
+                    "seconds_cavity": time.perf_counter() - t0})
+        start = max(T_cav, z)
+    return row, start
 
 
 POINT_FUNCTIONS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {

@@ -4,6 +4,7 @@
     python docs/rotations_table.py --engine dense  # the NumPy oracle instead of the numba engine
     python docs/rotations_table.py --more-suppression  # also ris-capped with kappa x 1.15
     python docs/rotations_table.py --diagnose      # what happens after layer 2 (dense NumPy)
+    python docs/rotations_table.py --cavity        # the construction recursion vs measured
 
 The follow-up's main network: D = 1000, d = 4, S = 6, T = 557, L = 5, b = 1, 3000 samples,
 seed 0. Predictions come from ``bounds.rotation`` (the small circuits' sizes only), measurements
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -71,7 +74,6 @@ def diagnose(batch: int = 600) -> str:
     neurons on in each block, the fraction on although no active circuit uses them, inactive
     circuits whose on-indicator reads above the step's 0.25, and active circuits whose
     on-indicator reads below 0.75 (dense NumPy forward of the main network, W^l formed)."""
-    import numpy as np
 
     from kernel import build_network, sample_batch
     from kernel.circuits import rotation_task
@@ -112,6 +114,49 @@ def diagnose(batch: int = 600) -> str:
     return "\n".join(out)
 
 
+#: the second size of the recursion's table: n = 500, S = 5, the main network's load T S / n
+SECOND = dict(D=2000, d=4, S=5, T=1337, L=5, seed=0, family="rotation")
+
+
+def cavity_tables(batch: int = 20000) -> str:
+    """``bounds.cavity_constructions`` (mean of ``cis check``'s three replicas, 8000 trajectories
+    each) over the measured task metrics (``batch`` samples), per construction, z and layer:
+    MSE_x as predicted / measured, and the fraction of neurons on, for the main network and the
+    second size."""
+    from bounds.cavity_constructions import SAMPLES, construction_cavity
+    from cis.compare import replica_seeds
+    from kernel import build_network
+
+    out = []
+    for label, cfg in (("main network: D = 1000, S = 6, T = 557", MAIN),
+                       ("second size: D = 2000, S = 5, T = 1337", SECOND)):
+        cfg = {**cfg, "batch": batch}
+        net_cfg = {k: v for k, v in cfg.items() if k != "batch"}
+        out.append(f"\n#### {label}\n")
+        out.append("| construction | z | MSE_x, layers 1-5: predicted / measured | "
+                   "measured MSE_x | frac on: predicted / measured |")
+        out.append("|---|---|---|---|---|")
+        for con, kap in (("ris-uncapped", 1.0), ("ris-split", 1.0), ("ris-capped", 1.0),
+                         ("ris-capped", 1.15)):
+            name = con if kap == 1.0 else f"{con}, kappa x {kap:g}"
+            net = build_network(**net_cfg, construction=con, kappa_scale=kap)
+            for z in (1, 2, 3):
+                runs = [construction_cavity(net, z, samples=SAMPLES, seed=s)
+                        for s in replica_seeds(net_cfg["seed"])]
+                res = run(**cfg, z=z, construction=con, kappa_scale=kap)
+                ratios, meas, fon = [], [], []
+                for s in res.layers[1:]:
+                    pred = float(np.mean([r[s.layer].task["active"]["x"] for r in runs]))
+                    m = s.task["active"]["x"].mse
+                    ratios.append("-" if m < 1e-12 else f"{pred / m:.2f}")
+                    meas.append(_f(m))
+                    fon.append(f"{np.mean([r[s.layer].frac_on for r in runs]):.2f}/"
+                               f"{s.frac_on:.2f}")
+                out.append(f"| {name} | {z} | {', '.join(ratios)} | {', '.join(meas)} | "
+                           f"{fon[0]}, {fon[-1]} (layers 1, 5) |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="auto")
@@ -119,7 +164,12 @@ def main() -> None:
                     help="also ris-capped with kappa x 1.15")
     ap.add_argument("--diagnose", action="store_true",
                     help="only the diagnostics of the departure after layer 2")
+    ap.add_argument("--cavity", action="store_true",
+                    help="only the construction recursion against the measurement")
     args = ap.parse_args()
+    if args.cavity:
+        print(cavity_tables())
+        return
     if args.diagnose:
         print(diagnose())
         return

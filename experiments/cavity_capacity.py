@@ -18,18 +18,33 @@ import argparse
 import csv
 import sys
 
-from bounds.capacity import cavity_active_mse
+from bounds.capacity import cavity_active_mse, cavity_task_mse
 from bounds.search import largest_passing
 
 KEYS = ("D", "d", "S", "L", "z", "family", "bias", "variant", "seed", "budget", "T_max",
         "a2_population", "T_post", "T_star", "T_fail")
+#: the columns of a task-metric sweep (``metric = "mse_x"``), which has no a2_population
+TASK_KEYS = ("D", "d", "S", "L", "z", "family", "construction", "kappa_scale", "rot_bias",
+             "metric", "seed", "budget", "T_max", "T_post", "T_star", "T_fail")
 
 
 def cavity_t_star(row: dict[str, str], samples: int, cavity_seed: int) -> tuple[int, int]:
     """The cavity's (T*, T_fail) for one row of a capacity table, searched as the sweep does."""
     D, d, S, L, z = (int(row[k]) for k in ("D", "d", "S", "L", "z"))
-    budget = float(row["budget"]) * float(row["a2_population"])
     cap = int(row["T_max"])
+    if row.get("metric") == "mse_x":  # absolute budget on the rotation task's MSE_x
+        budget = float(row["budget"])
+
+        def ok(T: int) -> bool:
+            mse, _ = cavity_task_mse(T, D, d, z, L, S, construction=row["construction"],
+                                     kappa_scale=float(row["kappa_scale"]),
+                                     rot_bias=float(row["rot_bias"]), seed=int(row["seed"]),
+                                     samples=samples, cavity_seed=cavity_seed)
+            return mse <= budget
+        start = max(cap // 8, z)  # as the sweep brackets these points
+        return largest_passing(ok, start, z, cap, rtol=float(row["rtol"]) / 2,
+                               grow=float(row["grow"]))
+    budget = float(row["budget"]) * float(row["a2_population"])
 
     def ok(T: int) -> bool:
         mse, _ = cavity_active_mse(T, D, d, z, L, S, bias=float(row["bias"]),
@@ -57,15 +72,16 @@ def main(argv: list[str]) -> None:
         rows = [r for r in rows if float(r[k]) == float(v)]
     with open(args.out, "w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow([*KEYS, "cavity_seed", "T_cavity", "T_cavity_fail", "ratio"])
+        keys = TASK_KEYS if rows and rows[0].get("metric") == "mse_x" else KEYS
+        out.writerow([*keys, "cavity_seed", "T_cavity", "T_cavity_fail", "ratio"])
         for r in rows:
             t_cav, t_fail = cavity_t_star(r, args.samples, args.cavity_seed)
             ratio = t_cav / int(r["T_star"]) if int(r["T_star"]) else float("nan")
-            out.writerow([*(r[k] for k in KEYS), args.cavity_seed, t_cav, t_fail,
+            out.writerow([*(r[k] for k in keys), args.cavity_seed, t_cav, t_fail,
                           f"{ratio:.4f}"])
             fh.flush()
-            print(r["D"], r["L"], r["bias"], r["seed"], r["T_star"], t_cav, f"{ratio:.3f}",
-                  flush=True)
+            print(r["D"], r["L"], r.get("construction", r["bias"]), r["seed"], r["T_star"], t_cav,
+                  f"{ratio:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Which construction holds the most circuits: the tables of the construction-capacity sweep.
 
-Usage: python experiments/construction_capacity.py [RESULTS.csv] [--reps 4000]
+Usage: python experiments/construction_capacity.py [RESULTS.csv] [--reps 4000] [--cavity CSV]
 
 RESULTS.csv (default experiments/results/construction_capacity.csv) is the table of
 ``cis sweep experiments/construction_capacity.toml``. Prints, per construction and D:
@@ -8,8 +8,9 @@ RESULTS.csv (default experiments/results/construction_capacity.csv) is the table
 * T* (mean over seeds, [min, max]), the design's T_max, the MSE_x measured at T* (range over
   seeds), T* over that of ``cis2`` at the same D and seed (mean of the per-seed ratios, [min,
   max]: the same seed draws the same circuits and patterns for every construction), the
-  follow-up's formula's T (``T_post``) and the cavity's T* (``T_cavity``: "-" until the sweep
-  records it, i.e. until the cavity recursion predicts MSE_x for these constructions);
+  follow-up's formula's T (``T_post``) and the cavity's T* (``T_cav``, from the table of
+  ``experiments/cavity_capacity.py`` on RESULTS.csv: ``bounds.cavity_constructions``' MSE_x,
+  searched as the sweep searches; mean over seeds) with T_cav / T* per seed ([min, max]);
 * the exponent alpha of T* ~ D^alpha over the whole range, least squares on log-log axes with a
   95% bootstrap interval over seeds (``cis.plot.fit_exponent``, what ``cis plot --kind capacity``
   prints), and the local slopes between neighbouring D with 95% intervals that resample the
@@ -39,15 +40,23 @@ from capacity_slopes import (  # noqa: E402
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "construction_capacity.csv"
+CAVITY = Path(__file__).resolve().parent / "results" / "construction_capacity_cavity.csv"
 
 #: constructions in the order the tables list them (others after them, by name)
 ORDER = ("ris-capped", "ris-split", "ris-uncapped", "cis2")
 
 
-def load(path: Path) -> dict[str, dict[int, list[dict[str, str]]]]:
-    """construction -> D -> the sweep's rows (one per seed), seeds in order."""
+def load(path: Path, cavity: Path | None = None) -> dict[str, dict[int, list[dict[str, str]]]]:
+    """construction -> D -> the sweep's rows (one per seed), seeds in order; with ``cavity``
+    (``experiments/cavity_capacity.py``'s table) each row gets its ``T_cavity``."""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
+    if cavity is not None and cavity.exists():
+        with open(cavity, newline="") as fh:
+            cav = {(r["construction"], r["D"], r["seed"]): r["T_cavity"]
+                   for r in csv.DictReader(fh)}
+        for r in rows:
+            r["T_cavity"] = cav.get((r["construction"], r["D"], r["seed"]), "")
     out: dict[str, dict[int, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(rows, key=lambda r: int(r["seed"])):
         out[r["construction"]][int(r["D"])].append(r)
@@ -59,8 +68,12 @@ def _ordered(names: list[str]) -> list[str]:
 
 
 def _cavity(rows: list[dict[str, str]]) -> str:
-    vals = [float(r["T_cavity"]) for r in rows if r.get("T_cavity") not in (None, "")]
-    return f"{np.mean(vals):.0f}" if vals else "-"
+    """The cavity's T* (mean over seeds) and T_cavity / T* per seed, [min-max]."""
+    have = [r for r in rows if r.get("T_cavity") not in (None, "")]
+    if not have:
+        return "-"
+    ratio = [int(r["T_cavity"]) / int(r["T_star"]) for r in have]
+    return f"{np.mean([int(r['T_cavity']) for r in have]):.0f} {min(ratio):.2f}-{max(ratio):.2f}"
 
 
 def paired_ratios(rows: list[dict[str, str]], ref: list[dict[str, str]]) -> list[float]:
@@ -110,7 +123,7 @@ def capacity_table(data: dict[str, dict[int, list[dict[str, str]]]]) -> list[str
     per-seed ratios)."""
     ref = data.get("cis2", {})
     lines = [f"{'construction':<13}{'D':>6}{'T* mean':>8}{'[min, max]':>16}"
-             f"{'MSE_x at T*':>13}{'x cis2':>7}{'T_post':>7}{'T_cav':>6}"]
+             f"{'MSE_x at T*':>13}{'x cis2':>7}{'T_post':>7}  {'T_cav, T_cav/T*'}"]
     for c in _ordered(list(data)):
         for D, rows in sorted(data[c].items()):
             T = [int(r["T_star"]) for r in rows]
@@ -120,7 +133,7 @@ def capacity_table(data: dict[str, dict[int, list[dict[str, str]]]]) -> list[str
             lines.append(
                 f"{c:<13}{D:>6}{np.mean(T):>8.0f}{f'[{min(T)}, {max(T)}]':>16}"
                 f"{f'{min(mse):.3f}-{max(mse):.3f}':>13}{vs:>7}{rows[0]['T_post']:>7}"
-                f"{_cavity(rows):>6}")
+                f"  {_cavity(rows)}")
     return lines
 
 
@@ -165,10 +178,12 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", default=str(RESULTS))
     ap.add_argument("--reps", type=int, default=4000)
+    ap.add_argument("--cavity", default=str(CAVITY),
+                    help="the cavity's T* per point (experiments/cavity_capacity.py's table)")
     args = ap.parse_args(argv)
     if args.reps < 100:
         ap.error(f"--reps={args.reps} must be >= 100")
-    data = load(Path(args.results))
+    data = load(Path(args.results), Path(args.cavity))
     budget = {r["budget"] for byD in data.values() for rows in byD.values() for r in rows}
     L = {r["L"] for byD in data.values() for rows in byD.values() for r in rows}
     print(f"T* within MSE_x <= {', '.join(sorted(budget))} at layer {', '.join(sorted(L))}")

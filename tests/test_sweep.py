@@ -116,7 +116,6 @@ def test_points_of_the_committed_capacity_grids_keep_their_keys():
     ('mode = "capacity"\n[fixed]\nmetric = "mse_x"\ncavity = false\n', "fixed.metric"),  # signed
     ('mode = "capacity"\n[fixed]\nmetric = "mse_x"\ncavity = false\n[cross]\n'
      'family = ["rotation", "gaussian"]\n', "cross.family='gaussian'"),
-    ('mode = "capacity"\n[fixed]\nmetric = "mse_x"\nfamily = "rotation"\n', "cavity=true"),
     ('mode = "capacity"\n[fixed]\nconstruction = "ris-split"\ncavity = true\n', "fixed.cavity"),
 ])
 def test_malformed_grid_is_one_line_naming_the_key_exit_2(tmp_path, capsys, text, key):
@@ -437,6 +436,21 @@ def test_capacity_point_on_the_task_metric_brackets_the_budget():
     for default in ({"construction": "cis2"}, {"kappa_scale": 1.0}, {"rot_bias": 1.0}):
         assert _mse_x(row["T_fail"], {**p, **default}) != pytest.approx(
             _mse_x(row["T_fail"], p), rel=1e-9), default
+
+
+def test_task_metric_capacity_with_the_construction_recursion():
+    """With cavity = true a task-metric point records the construction recursion's T* (and its
+    prediction there within budget), and the measured T* is bracketed from it."""
+    from bounds.capacity import cavity_task_mse
+
+    p = {k: v for k, (_, v) in PARAMS["capacity"].items() if v is not None}
+    p.update(D=800, L=3, batch=400, budget=0.1, rtol=0.1, family="rotation", metric="mse_x",
+             cavity=True, cavity_samples=2000, construction="ris-split")
+    row = capacity_rows(p)[0]
+    assert row["cavity_mse"] <= 0.1
+    assert cavity_task_mse(row["T_cavity"], 800, 4, 2, 3, 6, construction="ris-split",
+                           samples=2000)[0] == pytest.approx(row["cavity_mse"], rel=1e-12)
+    assert 0.8 <= row["T_cavity"] / row["T_star"] <= 1.25, (row["T_cavity"], row["T_star"])
 
 
 def test_task_metric_points_record_metric_and_construction():
