@@ -17,16 +17,18 @@ do past layer 1, because their circuits share a mean weight ``w_bar``:
    ``c load_m w_bar`` or ``(kappa / S) w_bar``. F removes the mean cross-talk that w_bar would
    otherwise add up over circuits.
 2. **Who shares the previous layer.** A circuit u that shares neuron k with the tagged circuit t
-   also shares one of t's neurons at layer l-1 with probability p (the realised mean pair
-   overlap), and one of each other active circuit's. Then B_u carries *that* neuron's value, and
-   F's part from t's own neurons cancels it on average. These events are drawn explicitly per
-   sharer (the pools of inactive circuits keep only circuits that met no active one), with the
-   value of a neuron drawn from the circuit's own S neurons, which the pools keep.
+   may also share one of t's neurons at layer l-1 (and one of each other active circuit's).
+   Then B_u carries *that* neuron's value, and F's part from t's own neurons cancels it on
+   average, but only if the two are drawn together. The pools of inactive circuits keep only
+   circuits that met no active one, and the meetings are drawn explicitly: of the K inactive
+   sharers, hypergeometrically many met v (v met O_v circuits, its design row, the same O_v as
+   in v's part of F), each holding one of v's neuron values (the pools keep a circuit's S
+   neuron values) in place of one of its own.
 3. **The cap.** ``ris-capped`` counts each previous-layer neuron at most once per row of C: a
    neuron of t (or of an active sharer of k) reached again through another sharer, a neuron of
-   another active circuit reached twice, and a background neuron shared by two sharers (pairs of
-   sharers overlap with probability p) each lose the ``w_bar`` part of one copy. The uncapped
-   constructions keep both copies, which then carry the same value.
+   another active circuit reached twice, and a background neuron shared by two sharers (their
+   number counted on design rows drawn for the sharers) each lose the ``w_bar`` part of one
+   copy. The uncapped constructions keep both copies, which then carry the same value.
 
 Active sharers are at most the z - 1 (z) other active circuits, in distinct slots: the plain
 recursion draws every slot independently, which on rotation circuits (whose signal has a nonzero
@@ -39,9 +41,9 @@ it, so the prediction covers MSE_x, MSE_on, the inactive E|x_hat|^2 and E on_hat
 
 Regime (``REGIME``): overlaps <= 1 (not the ``random`` variant), z S^2 d/D <= ``A1_LIMIT``. The
 sample-level fluctuation of F (one value per block and sample, shared by all neurons) is replaced
-by its mean over the noise neurons, and a neuron of a sharer that met another circuit is the
-neuron's own value drawn from the pool, not the one it had beside that circuit. Measured
-accuracy: docs/rotations.md.
+by its mean and an independent Gaussian per neuron, and the value of a neuron two sharers share
+is one sharer's drawn neuron, not one of the (hotter) neurons of high load such repeats fall on.
+Measured accuracy: docs/rotations.md.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import numpy as np
 
 from bounds.cavity import A1_LIMIT
 from kernel.circuits import family_of, sample_inputs
-from kernel.patterns import offset_loads, realised_pair_overlap_mean
+from kernel.patterns import offset_loads
 
 REGIME = f"overlaps <= 1, z S^2 d/D <= {A1_LIMIT}"
 #: the tolerance its lines claim in that regime (measured: docs/rotations.md)
@@ -167,7 +169,6 @@ def construction_cavity(net: Any, z: int, *, samples: int = SAMPLES, seed: int =
     S, n, M = net.S, net.n, int(samples)
     design = net.design
     loads = offset_loads(design, n)
-    p_ov = realised_pair_overlap_mean(design, n)
     fam = family_of(c)
     ids = rng.integers(0, T, M)
     a0 = sample_inputs(c, ids[:, None], rng)[:, 0]
@@ -184,7 +185,7 @@ def construction_cavity(net: Any, z: int, *, samples: int = SAMPLES, seed: int =
         b = c.bias[layer - 1]
         a_new = np.maximum(np.einsum("mij,mj->mi", c.weights[layer - 1][act.ids], act.truth)
                            + b, 0.0)
-        ctx = _Context(rng, terms, b, act, ina, background, noise, S, n, z, T, p_ov, loads,
+        ctx = _Context(rng, terms, b, act, ina, background, noise, S, n, z, T, loads,
                        design, net.read_c, a_new)
         noise_on, noise_new = ctx.noise_neurons(noise_samples)
         act_new, act_nact = ctx.tagged(True, a_new, noise_new[0])
@@ -232,11 +233,11 @@ class _Context:
 
     def __init__(self, rng: np.random.Generator, terms: _Layer, b: np.ndarray, act: _Pool,
                  ina: _Pool, background: np.ndarray, noise: tuple[np.ndarray, ...],
-                 S: int, n: int, z: int, T: int, p_ov: float, loads: np.ndarray,
+                 S: int, n: int, z: int, T: int, loads: np.ndarray,
                  design: np.ndarray, read_c: float, a_new: np.ndarray) -> None:
         self.rng, self.t, self.b = rng, terms, b
         self.act, self.ina, self.bg = act, ina, background
-        self.S, self.n, self.z, self.T, self.p_ov = S, n, z, T, p_ov
+        self.S, self.n, self.z, self.T = S, n, z, T
         self.loads, self.design, self.read_c = loads, design, read_c
         self.M = act.ids.size
         self.y_act = np.einsum("mij,mj->mi", terms.B[act.ids], act.plain)
@@ -342,10 +343,13 @@ class _Context:
         rows = np.arange(m)[:, None, None, None]
         vval = v_neurons[rows, np.arange(V)[None, None, None, :], which]  # (m, S, J, V, d)
         delta = (hit[..., None] * (vval - own_val[:, :, :, None, :])).sum(axis=3)
-        # two sharers of the same neuron that overlap at l-1: the second holds the first's
-        # neuron (pairs among the inactive sharers, each with probability p)
+        # two sharers of the same neuron that share a neuron at l-1: the second holds the
+        # first's value. Their number is counted on design rows drawn for the sharers (the
+        # repeats among their S offsets), not drawn as Binomial(pairs, p): three circuits on
+        # one neuron are 2 repeats, not 3 pairs, and the cap is that sensitive (with 20% more
+        # pairs removed, the layer-5 prediction of ris-capped halves)
+        n_pairs = self._repeats(inactive)
         k_in = inactive.sum(axis=2)
-        n_pairs = rng.binomial(k_in * (k_in - 1) // 2, self.p_ov)
         P = max(int(n_pairs.max(initial=0)), 1)
         j1 = (rng.random((m, Q, P)) * np.maximum(k_in, 1)[..., None]).astype(np.int64)
         step = 1 + (rng.random((m, Q, P)) * np.maximum(k_in - 1, 1)[..., None]).astype(np.int64)
@@ -374,6 +378,15 @@ class _Context:
             removed += (live[..., None] * first_val).sum(axis=2)
             change -= removed @ t.cap.T
         return change
+
+    def _repeats(self, inactive: np.ndarray) -> np.ndarray:
+        """(m, Q): offsets repeated among the design rows at l-1 of the ``inactive`` sharers
+        of each neuron (routes minus distinct offsets), rows drawn uniformly."""
+        m, Q, J = inactive.shape
+        offsets = self.design[self.rng.integers(0, self.T, (m, Q, J))]  # (m, Q, J, S)
+        unused = -1 - np.arange(J * self.S).reshape(J, self.S)  # distinct, never repeated
+        flat = np.sort(np.where(inactive[..., None], offsets, unused).reshape(m, Q, -1), axis=2)
+        return ((flat[..., 1:] == flat[..., :-1]) & (flat[..., 1:] >= 0)).sum(axis=2)
 
     # ------------------------------------------------------------------ neurons
 

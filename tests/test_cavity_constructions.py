@@ -32,6 +32,7 @@ def _ratios(cfg: dict, construction: str, z: int, kappa_scale: float = 1.0,
 @pytest.mark.parametrize("cfg, construction, z, kappa_scale", [
     (MAIN, "ris-uncapped", 2, 1.0),
     (MAIN, "ris-split", 3, 1.0),
+    (MAIN, "ris-capped", 2, 1.0),
     (MAIN, "ris-capped", 3, 1.15),
     (SECOND, "ris-capped", 2, 1.0),
     (SECOND, "ris-uncapped", 1, 1.0),
@@ -45,13 +46,12 @@ def test_mse_x_within_the_claimed_tolerance_at_every_layer(cfg, construction, z,
 
 
 def test_capped_main_network_residual_is_pinned():
-    """The documented residual: ``ris-capped`` (kappa x 1) on the main network with z = 2 is
-    predicted 0.61-0.75 of the measured MSE_x at layer 5 (0.86-0.89 at layer 4) over three
-    Monte Carlo seeds; if this test fails, the recursion changed and docs/rotations.md must say
-    what it predicts now."""
-    r = _ratios(MAIN, "ris-capped", 2)
+    """The documented residual: ``ris-capped`` (kappa x 1) on the main network with z = 3 is
+    predicted 0.68-0.82 of the measured MSE_x at layers 4-5 (docs/rotations.md); if this test
+    fails, the recursion changed and the docs must say what it predicts now."""
+    r = _ratios(MAIN, "ris-capped", 3)
     assert np.abs(r[:3] - 1).max() <= TOL, r
-    assert 0.5 <= r[4] <= 0.9, r
+    assert 0.5 <= r[4] <= 0.8, r
 
 
 def test_layer1_agrees_with_the_closed_form_estimate():
