@@ -239,7 +239,7 @@ def _judge_task(out: dict[str, Any], net: Any, z: int, counts: dict[str, int],
 def _ris_task_estimates(net: Any, z: int, samples: int) -> dict[str, Any] | None:
     """The construction recursion's task metrics per class, quantity and layer as ``Estimate``
     lines (the mean over ``REPLICAS`` seeds, as ``monte_carlo_replicas``), and its fraction of
-    neurons on per layer; None for ``cis2`` or a family without a task."""
+    neurons on per layer (empty per class for a family without a task); None for ``cis2``."""
     from bounds import cavity_constructions as cc
     from bounds.predict import Estimate
 
