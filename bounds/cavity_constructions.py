@@ -41,9 +41,8 @@ it, so the prediction covers MSE_x, MSE_on, the inactive E|x_hat|^2 and E on_hat
 
 Regime (``REGIME``): overlaps <= 1 (not the ``random`` variant), z S^2 d/D <= ``A1_LIMIT``. The
 sample-level fluctuation of F (one value per block and sample, shared by all neurons) is replaced
-by its mean and an independent Gaussian per neuron, and the value of a neuron two sharers share
-is one sharer's drawn neuron, not one of the (hotter) neurons of high load such repeats fall on.
-Measured accuracy: docs/rotations.md.
+by its mean and an independent Gaussian per neuron. Measured accuracy, and the one residual
+(``ris-capped`` on the main network, z = 3, layer 5): docs/rotations.md, docs/cavity.md.
 """
 
 from __future__ import annotations
