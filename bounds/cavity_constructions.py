@@ -27,8 +27,9 @@ do past layer 1, because their circuits share a mean weight ``w_bar``:
 3. **The cap.** ``ris-capped`` counts each previous-layer neuron at most once per row of C: a
    neuron of t (or of an active sharer of k) reached again through another sharer, a neuron of
    another active circuit reached twice, and a background neuron shared by two sharers (their
-   number counted on design rows drawn for the sharers) each lose the ``w_bar`` part of one
-   copy. The uncapped constructions keep both copies, which then carry the same value.
+   number counted on design rows drawn for the sharers, less those on active circuits'
+   offsets, which are the double meetings above) each lose the ``w_bar`` part of one copy. The
+   uncapped constructions keep both copies, which then carry the same value.
 
 Active sharers are at most the z - 1 (z) other active circuits, in distinct slots: the plain
 recursion draws every slot independently, which on rotation circuits (whose signal has a nonzero
@@ -41,8 +42,7 @@ it, so the prediction covers MSE_x, MSE_on, the inactive E|x_hat|^2 and E on_hat
 
 Regime (``REGIME``): overlaps <= 1 (not the ``random`` variant), z S^2 d/D <= ``A1_LIMIT``. The
 sample-level fluctuation of F (one value per block and sample, shared by all neurons) is replaced
-by its mean and an independent Gaussian per neuron. Measured accuracy, and the one residual
-(``ris-capped`` on the main network, z = 3, layer 5): docs/rotations.md, docs/cavity.md.
+by its mean and an independent Gaussian per neuron. Measured accuracy: docs/rotations.md.
 """
 
 from __future__ import annotations
@@ -348,6 +348,10 @@ class _Context:
         # one neuron are 2 repeats, not 3 pairs, and the cap is that sensitive (with 20% more
         # pairs removed, the layer-5 prediction of ris-capped halves)
         n_pairs = self._repeats(inactive)
+        # repeats on an active circuit's offsets are the double meetings already counted above
+        # (``hit``): keep those on the other offsets only
+        free = np.maximum(1.0 - S * v_valid.sum(axis=1) / self.n, 0.0)
+        n_pairs = rng.binomial(n_pairs, free[:, None])
         k_in = inactive.sum(axis=2)
         P = max(int(n_pairs.max(initial=0)), 1)
         j1 = (rng.random((m, Q, P)) * np.maximum(k_in, 1)[..., None]).astype(np.int64)

@@ -33,6 +33,8 @@ def _ratios(cfg: dict, construction: str, z: int, kappa_scale: float = 1.0,
     (MAIN, "ris-uncapped", 2, 1.0),
     (MAIN, "ris-split", 3, 1.0),
     (MAIN, "ris-capped", 2, 1.0),
+    # the hardest: half of the neurons on by layer 5 (the prediction 0.88 of the measurement)
+    (MAIN, "ris-capped", 3, 1.0),
     (MAIN, "ris-capped", 3, 1.15),
     (SECOND, "ris-capped", 2, 1.0),
     (SECOND, "ris-uncapped", 1, 1.0),
@@ -43,15 +45,6 @@ def test_mse_x_within_the_claimed_tolerance_at_every_layer(cfg, construction, z,
     r = _ratios(cfg, construction, z, kappa_scale)
     ok = np.isnan(r) | (np.abs(r - 1) <= TOL)
     assert ok.all(), r
-
-
-def test_capped_main_network_residual_is_pinned():
-    """The documented residual: ``ris-capped`` (kappa x 1) on the main network with z = 3 is
-    predicted 0.83 and 0.66 of the measured MSE_x at layers 4 and 5 (docs/rotations.md); if this
-    test fails, the recursion changed and the docs must say what it predicts now."""
-    r = _ratios(MAIN, "ris-capped", 3)
-    assert np.abs(r[:3] - 1).max() <= TOL, r
-    assert 0.5 <= r[4] <= 0.8, r
 
 
 def test_layer1_agrees_with_the_closed_form_estimate():
