@@ -326,10 +326,9 @@ class _Context:
         B_u = t.B[self.ina.ids[ii]]  # (m, S, J, d, d)
         own = rng.integers(0, S, inactive.shape)  # the sharer's neuron that is replaced
         own_val = self.ina.neurons[ii, own]  # (m, S, J, d)
-        # v met met_v[v] circuits at layer l-1 (its row of the design); the K inactive sharers are
-        # a random K of the T - 1 others, so H_v of them met v: hypergeometric, in distinct
-        # sharers (independent Bernoulli(p) draws give the per-tagged sums 1/(1 - p) x the
-        # variance: +14% on MSE_x at layer 2 of the main network)
+        # v met met_v[v] circuits at layer l-1 (its design row: the same number sets v's part of
+        # F, so that the two cancel as they do in the network); the K inactive sharers are a
+        # random K of the T - 1 others, so H_v of them met v (hypergeometric), distinct sharers
         K = inactive.sum(axis=(1, 2))
         H = rng.hypergeometric(np.maximum(met_v, 0), np.maximum(self.T - 1 - met_v, 0),
                                np.broadcast_to(np.minimum(K, self.T - 1)[:, None], (m, V)))
