@@ -265,8 +265,8 @@ class _Context:
 
     def _noise_field_mean(self) -> np.ndarray:
         """F's mean part from one noise neuron (d,), from the background pool, the one the
-        sharers come from (estimated apart, the two means cancel only to a few per cent, and
-        the remainder is what drives the noise from layer 3 on). The circuits that met no
+        sharers come from (estimated apart, the two large means do not cancel as they do in the
+        network, and the remainder drives the noise from layer 3 on). The circuits that met no
         active one stand for T - z - z O/S circuits (O the mean circuits met)."""
         t, S, ina, bg = self.t, self.S, self.ina, self.bg
         if not t.overlaps:
