@@ -137,9 +137,10 @@ def _layer_terms(con: Any, weights: np.ndarray, layer: int, S: int) -> _Layer:
 
 
 def outside(net: Any, z: int) -> list[str]:
-    """Why ``net`` with z active circuits is outside ``REGIME`` (empty: inside)."""
+    """Why ``net`` with z active circuits is outside ``REGIME`` (empty: inside); the same
+    regime as ``bounds.cavity``'s recursion."""
     why = []
-    a1 = z * net.S**2 * net.d / net.D
+    a1 = z * net.S * net.S * net.d / net.D  # as bounds.predict computes it
     if a1 > A1_LIMIT:
         why.append(f"A1: z S^2 d/D = {a1:.3g} > {A1_LIMIT}")
     if net.config.variant == "random":
@@ -147,11 +148,19 @@ def outside(net: Any, z: int) -> list[str]:
     return why
 
 
+def regime(net: Any, z: int) -> tuple[bool, str]:
+    """(in regime, the stated regime and why it fails) of the lines ``cis check`` judges."""
+    why = outside(net, z)
+    return not why, REGIME + ("" if not why else " -- outside: " + "; ".join(why))
+
+
 def memoized(net: Any, z: int, samples: int, seed: int) -> list[ConstructionLayer]:
-    """``construction_cavity(net, z, samples=samples, seed=seed)``, computed once per network
-    object (``bounds.predict`` and the task lines of ``cis.compare`` both read it)."""
-    return net.memo(("construction_cavity", z, samples, seed),
-                    lambda: construction_cavity(net, z, samples=samples, seed=seed))
+    """``construction_cavity`` with at most ``SAMPLES`` trajectories (``samples`` is the
+    ``cis check`` cavity's, which runs to 40000), computed once per network object and seed:
+    ``bounds.predict`` (the raw lines) and ``cis.compare`` (the task lines) both read it."""
+    m = min(samples, SAMPLES)
+    return net.memo(("construction_cavity", z, m, seed),
+                    lambda: construction_cavity(net, z, samples=m, seed=seed))
 
 
 def construction_cavity(net: Any, z: int, *, samples: int = SAMPLES, seed: int = 0,

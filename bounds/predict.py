@@ -114,8 +114,7 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
     cv = norms.std(axis=1) / np.maximum(norms.mean(axis=1), 1e-300)
     cav = cavity.cavity_recursion(c.weights, c.bias, c.inputs, net.design, n, z,
                                   read_c=net.read_c, samples=samples, seed=seed)
-    ris = (cavity_constructions.memoized(net, z, min(samples, cavity_constructions.SAMPLES),
-                                         seed)
+    ris = (cavity_constructions.memoized(net, z, samples, seed)
            if net.config.construction != "cis2" else None)
     m1, m2 = refined.realised_overlap_moments(net.design, n)
     a1 = z * S * S * d / D
@@ -209,13 +208,8 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
             pred = cav[layer]
             vals = pred.active if cls == "active" else pred.inactive
             se = pred.active_se if cls == "active" else pred.inactive_se
-            cw = []
-            if other_w:
-                cw.append(f"construction {net.config.construction!r} (models assume cis2)")
-            if a1 > A1_LIMIT_CAVITY:
-                cw.append(f"A1: z S^2 d/D = {a1:.3g} > {A1_LIMIT_CAVITY}")
-            if not ovl_ok:
-                cw.append("variant 'random' has overlaps > 1")
+            cw = ([f"construction {net.config.construction!r} (models assume cis2)"]
+                  if other_w else []) + cavity_constructions.outside(net, z)
             cp.estimates.append(Estimate("cavity", vals["mse"],
                                          {k: vals[k] for k in cavity.TERMS}, se,
                                          0.2 if layer <= 2 else 0.3, not cw,
@@ -224,12 +218,10 @@ def predict(net: Any, z: int, *, samples: int = 40000, seed: int = 0,
             # --- the recursion of the follow-up's constructions (their fields and caps)
             if ris is not None:
                 r = ris[layer]
-                rw = cavity_constructions.outside(net, z)
                 cp.estimates.append(Estimate(
                     "cavity-ris", r.active if cls == "active" else r.inactive,
                     dict.fromkeys(cavity.TERMS), r.active_se if cls == "active" else r.inactive_se,
-                    cavity_constructions.TOL, not rw, cavity_constructions.REGIME + _why(rw),
-                    ("A1",)))
+                    cavity_constructions.TOL, *cavity_constructions.regime(net, z), ("A1",)))
             # --- worst case
             o_max = S if variant == "random" else 1
             if layer == 1:

@@ -245,10 +245,8 @@ def _ris_task_estimates(net: Any, z: int, samples: int) -> dict[str, Any] | None
 
     if net.config.construction == "cis2":
         return None
-    runs = [cc.memoized(net, z, min(samples, cc.SAMPLES), s)
-            for s in replica_seeds(net.config.seed)]
-    why = cc.outside(net, z)
-    regime = cc.REGIME + ("" if not why else " -- outside: " + "; ".join(why))
+    runs = [cc.memoized(net, z, samples, s) for s in replica_seeds(net.config.seed)]
+    in_regime, regime = cc.regime(net, z)
     out: dict[str, Any] = {"frac_on": [float(np.mean([r[k].frac_on for r in runs]))
                                        for k in range(net.L + 1)]}
     for cls in ("active", "inactive"):
@@ -258,7 +256,7 @@ def _ris_task_estimates(net: Any, z: int, samples: int) -> dict[str, Any] | None
             for k in range(net.L + 1):
                 mse, se = combine_replicas([r[k].task[cls][q] for r in runs],
                                            [r[k].task_se[cls][q] for r in runs])
-                lines.append(Estimate("cavity-ris", mse, {}, se, cc.TOL, not why, regime,
+                lines.append(Estimate("cavity-ris", mse, {}, se, cc.TOL, in_regime, regime,
                                       ("A1",)))
             out[cls][q] = lines
     return out

@@ -149,9 +149,10 @@ def parse_grid(grid: dict[str, Any]) -> tuple[str, list[Point]]:
     ``check`` / ``capacity``; non-finite numbers, Monte Carlo samples and batches below what the
     CLI accepts, ``grow <= 1``, a ``construction`` or ``metric`` that does not exist, a negative
     ``kappa_scale`` or ``rot_bias``, ``metric = "mse_x"`` for a family without that task, the
-    cavity asked for with ``mse_x`` or another construction than ``cis2`` (it predicts neither)
-    and grids too large to hold. Other values are checked against what a network allows only
-    when the point runs (a bad point is then recorded as a failure, not fatal to the sweep).
+    raw-error cavity asked for with another construction than ``cis2`` (it predicts the ``cis2``
+    weights; ``mse_x`` has the construction recursion) and grids too large to hold. Other
+    values are checked against what a network allows only when the point runs (a bad point is
+    then recorded as a failure, not fatal to the sweep).
     """
     if not isinstance(grid, dict):
         raise ConfigError(f"grid={type(grid).__name__} must be a table (a parsed TOML file)")
@@ -372,30 +373,33 @@ def signal_power(p: dict[str, Any], circuits: int = 4096) -> float:
     return float((a[:, p["L"]] ** 2).sum(-1).mean())
 
 
-def _cavity_capacity(p: dict[str, Any], budget: float, start: int, cap: int
-                     ) -> tuple[int, float | None]:
-    """The cavity's largest T within ``budget`` (absolute active MSE at layer L), bracketed
-    from ``start`` to a relative tolerance rtol / 2 (``largest_passing``).
+def _cavity_columns(p: dict[str, Any], predict: Callable[[int], float], budget: float,
+                    start: int, cap: int) -> tuple[dict[str, Any], int]:
+    """A cavity's largest T whose prediction ``predict(T)`` is within ``budget``, bracketed
+    from ``start`` to a relative tolerance rtol / 2 (``largest_passing``), as the row's columns
+    (``T_cavity``, ``cavity_mse``, ``cavity_in_regime``, ``seconds_cavity``), and the T to bracket
+    the measurement from.
 
     ``bounds.capacity.cavity_largest_T`` finds the same threshold to the integer, but it first
     evaluates T_max and then bisects the whole range (21 recursions at D = 32000, the first on
     a network of T_max circuits); a sweep needs T* only to a tolerance, which takes fewer
     recursions and builds the largest network only when the answer is near it.
     """
-    from bounds.capacity import cavity_active_mse
+    from bounds.cavity import A1_LIMIT
 
+    t0 = time.perf_counter()
     preds: dict[int, float] = {}
 
     def ok(T: int) -> bool:
         if T not in preds:
-            preds[T] = cavity_active_mse(T, p["D"], p["d"], p["z"], p["L"], p["S"],
-                                         bias=p["bias"], family=p["family"],
-                                         variant=p["variant"], seed=p["seed"],
-                                         samples=p["cavity_samples"])[0]
+            preds[T] = predict(T)
         return preds[T] <= budget
 
-    T_cav, _ = largest_passing(ok, start, p["z"], cap, rtol=p["rtol"] / 2, grow=p["grow"])
-    return T_cav, preds.get(T_cav)
+    z = p["z"]
+    T_cav, _ = largest_passing(ok, start, z, cap, rtol=p["rtol"] / 2, grow=p["grow"])
+    return ({"T_cavity": T_cav, "cavity_mse": preds.get(T_cav),
+             "cavity_in_regime": z * p["S"] * p["S"] * p["d"] / p["D"] <= A1_LIMIT,
+             "seconds_cavity": time.perf_counter() - t0}, max(T_cav, z))
 
 
 def capacity_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -456,22 +460,25 @@ def _raw_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
                            "T_post_uncapped": post, "T_post": min(post, cap)}
     start = row["T_post"]
     if p["cavity"] and p["variant"] != "random":  # the cavity needs overlaps <= 1
-        t0 = time.perf_counter()
+        from bounds.capacity import cavity_active_mse
+
+        def predict(T: int) -> float:
+            return cavity_active_mse(T, D, d, z, L, S, bias=p["bias"], family=p["family"],
+                                     variant=p["variant"], seed=p["seed"],
+                                     samples=p["cavity_samples"])[0]
+
         # bracketed from below (T_max / 8 unless the post asks for less): networks of many
         # circuits cost the most, and the post's T overshoots the cavity's up to 15x at beta = 0
-        T_cav, mse_cav = _cavity_capacity(p, p["budget"] * a2_pop, min(start, cap // 8), cap)
-        row.update({"T_cavity": T_cav, "cavity_mse": mse_cav,
-                    "cavity_in_regime": z * S * S * d / D <= 1.2,  # bounds.cavity's regime
-                    "seconds_cavity": time.perf_counter() - t0})
-        start = max(T_cav, z)
+        cols, start = _cavity_columns(p, predict, p["budget"] * a2_pop, min(start, cap // 8),
+                                      cap)
+        row.update(cols)
     return row, start
 
 
 def _task_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
     """The row's model columns for a budget on the rotation task's active MSE_x at layer L,
-    and the T to bracket the measurement from: T_max / 8 (no model is near enough to start
-    from: the follow-up's formula holds to layer 2 of ris-capped only, and networks of many
-    circuits cost the most).
+    and the T to bracket the measurement from: the cavity's T*, else T_max / 8 (the follow-up's
+    formula holds to layer 2 of ris-capped only, and networks of many circuits cost the most).
 
     ``T_post`` is the largest T <= T_max at which the follow-up's formula for MSE_x
     (``bounds.rotation.post_active_x`` with eps = d/D - 1/(S T)) is within budget; it does not
@@ -494,22 +501,13 @@ def _task_models(p: dict[str, Any], cap: int) -> tuple[dict[str, Any], int]:
     if p["cavity"]:
         from bounds.capacity import cavity_task_mse
 
-        t0 = time.perf_counter()
-        preds: dict[int, float] = {}
+        def predict(T: int) -> float:
+            return cavity_task_mse(T, D, d, z, L, S, construction=p["construction"],
+                                   kappa_scale=p["kappa_scale"], rot_bias=p["rot_bias"],
+                                   seed=p["seed"], samples=p["cavity_samples"])[0]
 
-        def ok(T: int) -> bool:
-            if T not in preds:
-                preds[T] = cavity_task_mse(T, D, d, z, L, S, construction=p["construction"],
-                                           kappa_scale=p["kappa_scale"],
-                                           rot_bias=p["rot_bias"], seed=p["seed"],
-                                           samples=p["cavity_samples"])[0]
-            return preds[T] <= p["budget"]
-
-        T_cav, _ = largest_passing(ok, start, z, cap, rtol=p["rtol"] / 2, grow=p["grow"])
-        row.update({"T_cavity": T_cav, "cavity_mse": preds.get(T_cav),
-                    "cavity_in_regime": z * S * S * d / D <= 1.2,
-                    "seconds_cavity": time.perf_counter() - t0})
-        start = max(T_cav, z)
+        cols, start = _cavity_columns(p, predict, p["budget"], start, cap)
+        row.update(cols)
     return row, start
 
 
